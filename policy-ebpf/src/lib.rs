@@ -1,0 +1,2 @@
+//! Empty on purpose: see the `[lib]` comment in Cargo.toml.
+#![no_std]

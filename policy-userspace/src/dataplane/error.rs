@@ -1,0 +1,50 @@
+use aya::{EbpfError, maps::MapError, programs::ProgramError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error(
+        "this policyd was built with AYA_BUILD_SKIP=1 and carries no eBPF programs; \
+         rebuild it without AYA_BUILD_SKIP (cargo xtask build)"
+    )]
+    NoObject,
+    #[error("loading the eBPF object failed (are you root, with CAP_BPF and CAP_NET_ADMIN?)")]
+    Load(#[source] EbpfError),
+    #[error(
+        "the eBPF object has no program `{0}`: policyd and its kernel programs are out of step"
+    )]
+    MissingProgram(&'static str),
+    #[error("the eBPF object has no map `{0}`: policyd and its kernel programs are out of step")]
+    MissingMap(&'static str),
+    #[error("the kernel refused program `{program}` (see the verifier log below)")]
+    Verify {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("map `{map}`: {what}")]
+    Map {
+        map: &'static str,
+        what: String,
+        #[source]
+        source: MapError,
+    },
+    #[error("cannot attach to interface `{iface}` (does it exist in this network namespace?)")]
+    Attach {
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("cannot detach from interface `{iface}`")]
+    Detach {
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+}
+
+impl DataplaneError {
+    pub(crate) fn map(map: &'static str, what: impl Into<String>) -> impl FnOnce(MapError) -> Self {
+        let what = what.into();
+        move |source| Self::Map { map, what, source }
+    }
+}

@@ -1,0 +1,36 @@
+//! The policy language: TOML files -> validated [`Policy`] -> [`CompiledPolicy`]
+//! tables in the contract's types.
+//!
+//! Pure: no kernel, no I/O beyond reading the files, so all of it is unit
+//! tested. Each stage has its own file: `file` is the on-disk schema,
+//! `validate` turns it into the typed model, `compile` lays out map contents.
+
+mod compile;
+mod error;
+mod file;
+mod validate;
+
+use std::path::Path;
+
+pub use compile::{CompiledPolicy, CompiledUser};
+pub use error::PolicyError;
+pub use validate::{Action, Policy, UNIDENTIFIED, User};
+
+/// Reads, parses and validates one policy file.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &source)
+}
+
+/// Parses and validates policy text; `path` is only used in messages.
+pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
+    let raw: file::PolicyFile =
+        toml::from_str(source).map_err(|e| PolicyError::syntax(path, source, &e))?;
+    validate::validate(path, source, raw)
+}
+
+#[cfg(test)]
+mod tests;

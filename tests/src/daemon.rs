@@ -1,0 +1,111 @@
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{NetNs, http_get};
+
+/// A `policyd run` inside a namespace. Dropping it stops the daemon (SIGTERM,
+/// then SIGKILL after 5 s).
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    pub metrics: SocketAddr,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `policyd run --iface ... --policy ... --metrics-addr ...` in
+    /// `ns`, with its stderr going to `log`, and waits (at most 20 s) until
+    /// `/readyz` answers, which it does only once every program is attached.
+    pub fn start(
+        ns: &NetNs,
+        policyd: &Path,
+        ifaces: &[&str],
+        policy: &Path,
+        metrics: SocketAddr,
+        log: &Path,
+    ) -> io::Result<Self> {
+        let mut cmd = ns.command(&policyd.display().to_string());
+        cmd.arg("run").arg("--policy").arg(policy);
+        for iface in ifaces {
+            cmd.args(["--iface", iface]);
+        }
+        cmd.arg("--metrics-addr").arg(metrics.to_string());
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()?;
+        let mut daemon = Self {
+            child,
+            metrics,
+            log: log.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = daemon.child.try_wait()? {
+                return Err(io::Error::other(format!(
+                    "policyd exited early ({status}):\n{}",
+                    daemon.log_text()
+                )));
+            }
+            if ns.run(move || http_get(metrics, "/readyz"))?.is_ok() {
+                return Ok(daemon);
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "policyd not ready after 20 s:\n{}",
+                    daemon.log_text()
+                )));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` and waits up to `timeout` for the daemon to exit.
+    pub fn stop_with(
+        &mut self,
+        signal: i32,
+        timeout: Duration,
+    ) -> io::Result<std::process::ExitStatus> {
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(pid, signal) };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("policyd did not exit in time"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None))
+            && self
+                .stop_with(libc::SIGTERM, Duration::from_secs(5))
+                .is_err()
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! A small kit for building throwaway networks out of namespaces, shared by
+//! the privileged tests and `cargo xtask lab`.
+//!
+//! Every [`NetNs`] gets a unique name and is deleted in `Drop` (also when a
+//! test panics); veth pairs are created directly inside namespaces, so the
+//! host's own interfaces are never touched and deleting the namespaces
+//! removes the links.
+
+mod daemon;
+mod metrics;
+mod netns;
+pub mod packet;
+
+pub use daemon::Daemon;
+pub use metrics::{http_get, metric_value};
+pub use netns::{NetNs, veth_pair};

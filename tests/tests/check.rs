@@ -1,0 +1,83 @@
+//! `policyd check` as a user runs it: exit codes and messages. Unprivileged.
+
+use std::{path::PathBuf, process::Command};
+
+fn policyd_bin() -> PathBuf {
+    std::env::var_os("POLICYD_BIN").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("own path");
+            exe.parent()
+                .and_then(|d| d.parent())
+                .expect("target dir")
+                .join("policyd")
+        },
+        PathBuf::from,
+    )
+}
+
+fn check(contents: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, contents).unwrap();
+    let out = Command::new(policyd_bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "DIR"),
+    )
+}
+
+#[test]
+fn valid_policy_passes_with_a_summary() {
+    let (ok, stdout, _) =
+        check("[[user]]\nname = \"a\"\nips = [\"10.0.0.1\"]\naction = \"deny\"\n");
+    assert!(ok);
+    assert!(
+        stdout.contains("ok: 1 users (1 denied), unidentified: allow"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_toml_fails() {
+    let (ok, _, stderr) = check("[[user]\nname = \"a\"\n");
+    assert!(!ok);
+    assert!(stderr.contains("DIR/policy.toml:1:"), "{stderr}");
+}
+
+#[test]
+fn unknown_field_fails() {
+    let (ok, _, stderr) = check("[[user]]\nname = \"a\"\nips = [\"10.0.0.1\"]\nrate = 5\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("DIR/policy.toml:4:1: unknown field `rate`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_address_fails() {
+    let (ok, _, stderr) = check("[[user]]\nname = \"a\"\nips = [\"10.0.0.1/40\"]\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("DIR/policy.toml:3:8: user[0].ips[0]: `10.0.0.1/40` is not a valid CIDR"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_file_fails() {
+    let out = Command::new(policyd_bin())
+        .args(["check", "/nonexistent/policy.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/nonexistent/policy.toml: cannot read policy file")
+    );
+}
