@@ -1,0 +1,158 @@
+//! `cargo xtask test`: every check CI runs, in order, stopping at the first
+//! failure: fmt, clippy on the host crates, clippy on the kernel crate,
+//! building policyd, then all tests (the end-to-end ones load eBPF, so this
+//! needs root).
+
+mod steps;
+mod tally;
+
+use std::{env, process::Command};
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    bootstrap::{self, bpf_linker},
+    build_cmd::{self, cargo, target_dir},
+    cmd, paths, privileges,
+};
+use steps::Steps;
+use tally::Tally;
+
+/// The host crates; the kernel crate is linted in its own pass.
+const HOST_PACKAGES: [&str; 4] = [
+    "policy-common",
+    "policy-userspace",
+    "policyd-tests",
+    "xtask",
+];
+
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// Passed to the test binaries, e.g. `cargo xtask test -- --nocapture`.
+    #[arg(last = true)]
+    pub test_args: Vec<String>,
+}
+
+pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+    if env::var_os("CI").is_some() {
+        print_versions();
+    }
+    privileges::require("test")?;
+    let mut steps = Steps::default();
+    let mut tally = None;
+    let result = run_steps(&mut steps, &mut tally, args);
+    steps.print_timings();
+    if let Some(tally) = tally {
+        println!("{tally}");
+    }
+    result
+}
+
+fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> anyhow::Result<()> {
+    steps.run("bootstrap", bootstrap::run)?;
+    steps.run("fmt", || {
+        cmd::run(cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    steps.run("clippy (host crates)", || {
+        let mut clippy = cargo();
+        clippy.arg("clippy");
+        for package in HOST_PACKAGES {
+            clippy.args(["-p", package]);
+        }
+        cmd::run(clippy.args(["--all-targets", "--", "-D", "warnings"]))
+    })?;
+    steps.run("clippy (kernel crate)", || cmd::run(&mut kernel_clippy()))?;
+    steps.run("build policyd", || {
+        cmd::run(&mut build_cmd::build_policyd(false))
+    })?;
+    steps.run("tests", || {
+        let (result, counted) = run_tests(args);
+        *tally = Some(counted);
+        result?;
+        if counted.failed > 0 || counted.failed_binaries > 0 {
+            bail!("{} tests failed", counted.failed);
+        }
+        if counted.passed == 0 {
+            bail!("no test passed: were they all filtered out or ignored?");
+        }
+        Ok(())
+    })
+}
+
+/// Lints the kernel crate as aya-build compiles it: nightly, the BPF target,
+/// `core` built from source, and the `bpf_target_arch` cfg aya-ebpf reads.
+/// Its own target directory keeps these artifacts from evicting the host ones.
+fn kernel_clippy() -> Command {
+    let target = if cfg!(target_endian = "big") {
+        "bpfeb-unknown-none"
+    } else {
+        "bpfel-unknown-none"
+    };
+    let mut clippy = Command::new("cargo");
+    clippy
+        .current_dir(paths::workspace_root().join("policy-ebpf"))
+        // Whatever toolchain xtask runs under must not leak into `+nightly`.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--cfg=bpf_target_arch=\"{}\"", env::consts::ARCH),
+        )
+        .args([
+            "+nightly",
+            "clippy",
+            "--package",
+            "policy-ebpf",
+            "--release",
+        ])
+        .args(["--target", target, "-Z", "build-std=core", "--target-dir"])
+        .arg(target_dir().join("ebpf-clippy"))
+        .args(["--", "-D", "warnings"]);
+    clippy
+}
+
+/// Runs the tests, streaming their output while counting results. Returns
+/// the count even when cargo fails, so the closing line is still printed.
+fn run_tests(args: &TestArgs) -> (anyhow::Result<()>, Tally) {
+    let mut tally = Tally::default();
+    let policyd = target_dir().join("debug").join("policyd");
+    if !policyd.is_file() {
+        let err = anyhow::anyhow!("{} is missing after the build", policyd.display());
+        return (Err(err), tally);
+    }
+    let mut test = cargo();
+    test.env("POLICYD_BIN", &policyd).arg("test");
+    for package in HOST_PACKAGES {
+        test.args(["-p", package]);
+    }
+    // Every test binary runs even after one fails, so the totals are whole.
+    test.arg("--no-fail-fast");
+    if !args.test_args.is_empty() {
+        test.arg("--").args(&args.test_args);
+    }
+    let result = cmd::run_streaming(&mut test, |line| tally.add_line(line))
+        .context("some tests failed or did not build: see the output above");
+    (result, tally)
+}
+
+fn print_versions() {
+    let version = |cmd: &mut Command| cmd::probe(cmd).unwrap_or_else(|| "not installed".into());
+    eprintln!("rustc: {}", version(Command::new("rustc").arg("--version")));
+    eprintln!(
+        "nightly rustc: {}",
+        version(Command::new("rustc").args(["+nightly", "--version"]))
+    );
+    let linker = bpf_linker::installed_version().map_or_else(
+        || "not installed".into(),
+        |(path, v)| {
+            let place = if path.is_absolute() {
+                path.display().to_string()
+            } else {
+                "in PATH".to_owned()
+            };
+            format!("{v} ({place})")
+        },
+    );
+    eprintln!("bpf-linker: {linker}");
+}
