@@ -1,27 +1,77 @@
 //! Map names and default sizes, shared by `#[map(name = ...)]` in the kernel
 //! crate and by the loader. Names are at most 15 bytes (BPF_OBJ_NAME_LEN - 1).
+//! The loader may raise any size at load time (`Capacity` in userspace).
 
-/// Exact IPv4 source address (`[u8; 4]`, network order) -> [`crate::UserId`].
-pub const MAP_USERS_V4: &str = "USERS_V4";
-/// Exact IPv6 source address (`[u8; 16]`) -> [`crate::UserId`].
-pub const MAP_USERS_V6: &str = "USERS_V6";
-/// IPv4 CIDR (LPM key: `u32` prefix length + `[u8; 4]`) -> [`crate::UserId`];
-/// the longest matching prefix wins.
-pub const MAP_USER_CIDRS_V4: &str = "USER_CIDRS_V4";
-/// IPv6 CIDR (LPM key: `u32` prefix length + `[u8; 16]`) -> [`crate::UserId`].
-pub const MAP_USER_CIDRS_V6: &str = "USER_CIDRS_V6";
-/// [`crate::UserId`] -> [`crate::UserPolicy`].
-pub const MAP_USER_POLICY: &str = "USER_POLICY";
-/// [`crate::UserId`] -> per-CPU [`crate::UserCounters`].
-pub const MAP_USER_COUNTERS: &str = "USER_COUNTERS";
+// Identity.
+/// [`crate::Addr16`] -> [`crate::UserId`]: exact addresses, v4 as mapped.
+pub const MAP_USERS: &str = "USERS";
+/// LPM trie, `[u8; 16]` data (v4 prefixes as 96 + n) -> [`crate::UserId`].
+pub const MAP_USER_CIDRS: &str = "USER_CIDRS";
+/// [`crate::Mac8`] -> [`crate::UserId`].
+pub const MAP_USER_MACS: &str = "USER_MACS";
+/// Socket owner UID (`u32`) -> [`crate::UserId`]; TC egress only.
+pub const MAP_USER_UIDS: &str = "USER_UIDS";
+/// cgroup v2 id (`u64`) -> [`crate::UserId`]; TC egress only.
+pub const MAP_USER_CGROUPS: &str = "USER_CGROUPS";
+/// [`crate::Addr16`] -> [`crate::MacBinding`] (anti-spoofing).
+pub const MAP_IP_BINDINGS: &str = "IP_BINDINGS";
+/// [`crate::UserId`] -> [`crate::UserInfo`].
+pub const MAP_USER_INFO: &str = "USER_INFO";
+/// ifindex (`u32`) -> [`crate::IfaceConfig`].
+pub const MAP_IFACES: &str = "IFACES";
+
+// Classification.
+/// Index -> [`crate::ClassRule`], evaluated in order.
+pub const MAP_CLASS_RULES: &str = "CLASS_RULES";
+/// LPM trie, `[u8; 16]` -> `u64` bitmap of the sets the prefix is in.
+pub const MAP_SET_CIDRS: &str = "SET_CIDRS";
+/// LRU [`crate::FlowKey`] -> bytes so far (`u64`), for elephant detection.
+pub const MAP_FLOWS: &str = "FLOWS";
+
+// Actions.
+/// [`crate::ActionKey`] -> [`crate::ActionEntry`].
+pub const MAP_ACTIONS: &str = "ACTIONS";
+/// Class id -> [`crate::ActionEntry`]: limits on a class as a whole.
+pub const MAP_CLASS_LIMITS: &str = "CLASS_LIMITS";
+/// `class * 2 + dir` -> bucket time (`u64`), for the class limits.
+pub const MAP_CLASS_BUCKETS: &str = "CLASS_BUCKETS";
+/// LRU [`crate::BucketKey`] -> bucket time (`u64`).
+pub const MAP_BUCKETS: &str = "BUCKETS";
+/// Single entry: the active profile index (`u32`).
+pub const MAP_ACTIVE_PROFILE: &str = "ACTIVE_PROFILE";
+/// Single entry: [`crate::Config`].
+pub const MAP_CONFIG: &str = "CONFIG";
+
+// Accounting.
+/// Per-CPU hash [`crate::CounterKey`] -> [`crate::Counters`].
+pub const MAP_COUNTERS: &str = "COUNTERS";
 /// [`crate::global_counter`] index -> per-CPU `u64`.
 pub const MAP_GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
+/// Ring buffer of [`crate::Event`].
+pub const MAP_EVENTS: &str = "EVENTS";
+/// LRU `(user << 8 | kind)` (`u64`) -> time of the last event sent.
+pub const MAP_EVENT_LIMITER: &str = "EVENT_LIMITER";
 
-/// Compiled-in capacity of the per-user arrays (ids `0..MAX_USERS`). The
-/// loader can raise it at load time; this default keeps the per-CPU counter
-/// array small (65 536 x 32 B per CPU).
+/// Default capacity of the per-user array (ids `0..MAX_USERS`).
 pub const DEFAULT_MAX_USERS: u32 = 65_536;
-/// Compiled-in capacity of each exact-address hash map.
+/// Default capacity of the exact-address and MAC maps.
 pub const DEFAULT_MAX_ADDRS: u32 = 65_536;
-/// Compiled-in capacity of each CIDR LPM trie.
+/// Default capacity of the user CIDR trie.
 pub const DEFAULT_MAX_CIDRS: u32 = 16_384;
+/// Default capacity of the UID and cgroup maps.
+pub const DEFAULT_MAX_SOCKET_OWNERS: u32 = 4_096;
+/// Default capacity of the destination-set trie.
+pub const DEFAULT_MAX_SET_CIDRS: u32 = 16_384;
+/// Default capacity of the action table ((user|group|any) x class entries).
+pub const DEFAULT_MAX_ACTIONS: u32 = 65_536;
+/// Default number of (user, class, direction) counter entries.
+pub const DEFAULT_MAX_COUNTERS: u32 = 262_144;
+/// Default number of token buckets kept (LRU: an idle bucket evicted is
+/// full again when next used, which is where it would be anyway once idle).
+pub const DEFAULT_MAX_BUCKETS: u32 = 262_144;
+/// Default number of flows tracked for elephant detection (LRU).
+pub const DEFAULT_MAX_FLOWS: u32 = 131_072;
+/// Size of the event ring buffer in bytes (a power of two, page multiple).
+pub const EVENTS_BYTES: u32 = 256 * 1024;
+/// Entries of the per-(user, kind) event limiter.
+pub const DEFAULT_MAX_EVENT_LIMITER: u32 = 65_536;

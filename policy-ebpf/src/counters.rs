@@ -1,25 +1,62 @@
 //! Per-CPU counters: plain increments are enough because no other CPU writes
 //! this CPU's slot, and the program runs with preemption disabled.
 
+use policy_common::{CounterKey, global_counter};
+
 use crate::{
-    enforce::Verdict,
-    maps::{GLOBAL_COUNTERS, USER_COUNTERS},
+    enforce::{Decision, Traffic},
+    maps::{COUNTERS, GLOBAL_COUNTERS, ZERO_COUNTERS},
 };
 
 #[inline(always)]
-pub(crate) fn user(user: u32, verdict: &Verdict, len: u64) {
-    if let Some(c) = USER_COUNTERS.get_ptr_mut(user) {
-        // SAFETY: the pointer is this CPU's slot, valid for the program's run.
-        let c = unsafe { &mut *c };
-        match verdict {
-            Verdict::Pass => {
-                c.passed_packets += 1;
-                c.passed_bytes += len;
+pub(crate) fn account(t: &Traffic, decision: Decision, marked: bool) {
+    let len = t.len;
+    let key = CounterKey {
+        user: t.user,
+        class: t.class as u16,
+        dir: t.dir,
+        _pad: 0,
+    };
+    let ptr = match COUNTERS.get_ptr_mut(key) {
+        Some(p) => p,
+        None => {
+            let Some(zero) = ZERO_COUNTERS.get(0) else {
+                return;
+            };
+            if COUNTERS.insert(key, zero, 0).is_err() {
+                global(global_counter::MAP_FULL);
+                return;
             }
-            Verdict::Drop => {
-                c.dropped_packets += 1;
-                c.dropped_bytes += len;
+            match COUNTERS.get_ptr_mut(key) {
+                Some(p) => p,
+                None => {
+                    global(global_counter::MAP_FULL);
+                    return;
+                }
             }
+        }
+    };
+    // SAFETY: this CPU's slot of the entry, valid for the program's run.
+    let c = unsafe { &mut *ptr };
+    match decision {
+        Decision::Pass => {
+            c.pass_packets += 1;
+            c.pass_bytes += len;
+            if marked {
+                c.ecn_marked_packets += 1;
+            }
+        }
+        Decision::Deny => {
+            c.deny_packets += 1;
+            c.deny_bytes += len;
+        }
+        Decision::Limited => {
+            c.limit_packets += 1;
+            c.limit_bytes += len;
+        }
+        Decision::Monitor => {
+            c.monitor_packets += 1;
+            c.monitor_bytes += len;
         }
     }
 }

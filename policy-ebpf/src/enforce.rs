@@ -1,25 +1,199 @@
-//! What happens to a user's packet, and its accounting.
+//! From (user, class) to a verdict: the action table, token buckets, class
+//! aggregates and monitor mode.
 
-use policy_common::{UserId, action};
+use policy_common::{
+    ActionKey, ActionParams, BucketKey, Config, GROUP_BIT, MAX_CLASSES, MAX_PROFILES, SUBJECT_ANY,
+    UserId, flag, global_counter, kind, mode,
+};
 
-use crate::{counters, maps::USER_POLICY};
+use crate::{
+    bucket::{self, Outcome},
+    counters,
+    maps::{ACTIONS, ACTIVE_PROFILE, BUCKETS, CLASS_BUCKETS, CLASS_LIMITS, USER_INFO},
+};
 
-pub(crate) enum Verdict {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
     Pass,
-    Drop,
+    /// Dropped by `deny` (or as spoofed).
+    Deny,
+    /// Dropped by a rate limit.
+    Limited,
+    /// Passed; `deny` or a limit would have dropped it.
+    Monitor,
 }
 
-/// Looks up the user's action, counts the packet under the user, and returns
-/// the verdict. `Err` only if `user` is outside the policy array, which the
-/// loader rules out by sizing the array to hold every id it hands out.
+pub(crate) struct Enforced {
+    pub decision: Decision,
+    /// The packet is ECN-capable and should leave with CE set.
+    pub mark_ce: bool,
+    /// TC egress only: hand the packet to this HTB class instead of policing.
+    pub tc_classid: u32,
+}
+
 #[inline(always)]
-pub(crate) fn decide(user: UserId, len: u64) -> Result<Verdict, ()> {
-    let policy = USER_POLICY.get(user).ok_or(())?;
-    let verdict = if policy.action == action::DENY {
-        Verdict::Drop
-    } else {
-        Verdict::Pass
+pub(crate) fn active_profile() -> usize {
+    let p = ACTIVE_PROFILE.get(0).copied().unwrap_or(0) as usize;
+    if p < MAX_PROFILES { p } else { 0 }
+}
+
+/// The user's own action for the class, else their group's, else everyone's;
+/// allow when none is set.
+#[inline(always)]
+fn params(user: UserId, class: u32, profile: usize) -> ActionParams {
+    let group = USER_INFO.get(user).map_or(0, |i| i.group);
+    // SAFETY (HashMap::get): entries are replaced whole by userspace and we
+    // copy the one field set we need at once.
+    let entry = unsafe {
+        ACTIONS.get(ActionKey {
+            subject: user,
+            class,
+        })
+    }
+    .or_else(|| {
+        if group == 0 {
+            None
+        } else {
+            unsafe {
+                ACTIONS.get(ActionKey {
+                    subject: GROUP_BIT | group,
+                    class,
+                })
+            }
+        }
+    })
+    .or_else(|| unsafe {
+        ACTIONS.get(ActionKey {
+            subject: SUBJECT_ANY,
+            class,
+        })
+    });
+    match entry {
+        Some(e) if profile < MAX_PROFILES => e.profiles[profile],
+        _ => ActionParams::default(),
+    }
+}
+
+#[inline(always)]
+fn units(a: &ActionParams, len: u64) -> u64 {
+    if a.flags & flag::PACKETS != 0 { 1 } else { len }
+}
+
+/// Runs the bucket behind `tat` for action `a`; `None` when over the limit.
+#[inline(always)]
+fn police(tat: *mut u64, a: &ActionParams, now: u64, len: u64) -> Option<u64> {
+    let cost = bucket::cost(a.cost_fp, units(a, len));
+    // SAFETY: `tat` comes from a map lookup in this run.
+    match unsafe { bucket::take(tat, now, cost, a.tolerance_ns) } {
+        Outcome::Conform { backlog_ns } => Some(backlog_ns),
+        Outcome::Exceed => None,
+        Outcome::Contended => {
+            counters::global(global_counter::BUCKET_CONTENDED);
+            None
+        }
+    }
+}
+
+#[inline(always)]
+fn user_bucket(user: UserId, class: u32, direction: u8) -> Option<*mut u64> {
+    let key = BucketKey {
+        user,
+        class: class as u16,
+        dir: direction,
+        _pad: 0,
     };
-    counters::user(user, &verdict, len);
-    Ok(verdict)
+    if let Some(p) = BUCKETS.get_ptr_mut(key) {
+        return Some(p);
+    }
+    // A new bucket starts empty (TAT 0 = full burst available). Losing the
+    // race to create it is fine: the lookup below finds the winner's.
+    let _ = BUCKETS.insert(key, 0, u64::from(aya_ebpf::bindings::BPF_NOEXIST));
+    BUCKETS.get_ptr_mut(key)
+}
+
+/// One packet as enforcement sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct Traffic {
+    pub user: UserId,
+    pub class: u32,
+    pub dir: u8,
+    /// Whole frame length in bytes.
+    pub len: u64,
+    pub now: u64,
+}
+
+#[inline(always)]
+pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off: bool) -> Enforced {
+    let Traffic {
+        user,
+        class,
+        dir: direction,
+        len,
+        now,
+    } = *t;
+    let profile = active_profile();
+    let a = params(user, class, profile);
+    let mut out = Enforced {
+        decision: Decision::Pass,
+        mark_ce: false,
+        tc_classid: 0,
+    };
+    match a.kind {
+        kind::DENY => out.decision = Decision::Deny,
+        kind::MONITOR => out.decision = Decision::Monitor,
+        kind::LIMIT if can_hand_off && a.tc_classid != 0 => out.tc_classid = a.tc_classid,
+        kind::LIMIT => match user_bucket(user, class, direction) {
+            Some(tat) => match police(tat, &a, now, len) {
+                Some(backlog) => {
+                    out.mark_ce =
+                        a.flags & flag::ECN != 0 && ecn_capable && backlog > a.tolerance_ns / 2;
+                }
+                None if a.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
+                None => out.decision = Decision::Limited,
+            },
+            // No bucket could be created: fail closed, like an empty bucket.
+            None => out.decision = Decision::Limited,
+        },
+        _ => {}
+    }
+    if out.decision == Decision::Pass && class < MAX_CLASSES {
+        aggregate(class, direction, profile, now, len, ecn_capable, &mut out);
+    }
+    if cfg.mode == mode::MONITOR && matches!(out.decision, Decision::Deny | Decision::Limited) {
+        out.decision = Decision::Monitor;
+    }
+    out
+}
+
+/// The class's limit for all users together, after the user's own.
+#[inline(always)]
+fn aggregate(
+    class: u32,
+    direction: u8,
+    profile: usize,
+    now: u64,
+    len: u64,
+    ecn_capable: bool,
+    out: &mut Enforced,
+) {
+    let Some(entry) = CLASS_LIMITS.get(class) else {
+        return;
+    };
+    if profile >= MAX_PROFILES {
+        return;
+    }
+    let a = &entry.profiles[profile];
+    if a.kind != kind::LIMIT {
+        return;
+    }
+    let Some(tat) = CLASS_BUCKETS.get_ptr_mut(class * 2 + u32::from(direction)) else {
+        return;
+    };
+    match police(tat, a, now, len) {
+        Some(backlog) => {
+            out.mark_ce |= a.flags & flag::ECN != 0 && ecn_capable && backlog > a.tolerance_ns / 2;
+        }
+        None if a.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
+        None => out.decision = Decision::Limited,
+    }
 }

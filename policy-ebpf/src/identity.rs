@@ -1,25 +1,94 @@
-//! Who sent this packet: exact address first, then the longest CIDR prefix,
-//! else the `unidentified` user.
+//! Who a packet belongs to, and which way it goes.
+//!
+//! Lookup order: socket owner (TC egress of local traffic: cgroup, then
+//! UID), then MAC (interfaces facing users only), then exact address, then
+//! longest CIDR prefix; else the `unidentified` user.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use policy_common::{USER_UNIDENTIFIED, UserId};
+use policy_common::{IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir, mac8, side};
 
 use crate::{
-    maps::{USER_CIDRS_V4, USER_CIDRS_V6, USERS_V4, USERS_V6},
-    parse::Addr,
+    maps::{IFACES, IP_BINDINGS, USER_CIDRS, USER_MACS, USERS},
+    parse::Packet,
 };
 
+pub(crate) struct Who {
+    pub user: UserId,
+    pub dir: u8,
+    /// The user's address is bound to MAC addresses and this packet came
+    /// from another one.
+    pub spoofed: bool,
+}
+
 #[inline(always)]
-pub(crate) fn user_of(addr: &Addr) -> UserId {
-    // SAFETY (HashMap::get): the value is a plain u32 copied out at once, so a
-    // concurrent userspace update cannot leave us holding a torn reference.
-    let found = match addr {
-        Addr::V4(a) => unsafe { USERS_V4.get(a) }
-            .or_else(|| USER_CIDRS_V4.get(Key::new(32, *a)))
-            .copied(),
-        Addr::V6(a) => unsafe { USERS_V6.get(a) }
-            .or_else(|| USER_CIDRS_V6.get(Key::new(128, *a)))
-            .copied(),
+pub(crate) fn iface_side(ifindex: u32) -> u32 {
+    // SAFETY (HashMap::get): the value is copied out at once.
+    unsafe { IFACES.get(ifindex) }.map_or(side::USERS, |c: &IfaceConfig| c.side)
+}
+
+/// `socket_user` is the user owning the sending socket, if any (TC egress).
+#[inline(always)]
+pub(crate) fn identify(
+    p: &Packet,
+    iface_side: u32,
+    egress: bool,
+    socket_user: Option<UserId>,
+) -> Who {
+    let direction = match (iface_side == side::USERS, egress) {
+        (true, false) | (false, true) => dir::UPLOAD,
+        (true, true) | (false, false) => dir::DOWNLOAD,
     };
-    found.unwrap_or(USER_UNIDENTIFIED)
+    if let Some(user) = socket_user {
+        return Who {
+            user,
+            dir: dir::UPLOAD,
+            spoofed: false,
+        };
+    }
+    let (addr, mac) = if direction == dir::UPLOAD {
+        (&p.src, &p.src_mac)
+    } else {
+        (&p.dst, &p.dst_mac)
+    };
+    // SAFETY (HashMap::get): values are plain ids copied out at once, so a
+    // concurrent userspace update cannot leave us a torn reference.
+    let user = if iface_side == side::USERS {
+        unsafe { USER_MACS.get(mac8(*mac)) }.copied()
+    } else {
+        None
+    }
+    .or_else(|| unsafe { USERS.get(addr) }.copied())
+    .or_else(|| USER_CIDRS.get(Key::new(128, *addr)).copied())
+    .unwrap_or(USER_UNIDENTIFIED);
+
+    // Anti-spoofing needs the sender's own MAC: ingress from the users' side.
+    // SAFETY (HashMap::get): as above; the binding is read at once.
+    if iface_side == side::USERS
+        && !egress
+        && let Some(b) = unsafe { IP_BINDINGS.get(p.src) }
+        && !bound(b, mac8(p.src_mac))
+    {
+        return Who {
+            user: b.user,
+            dir: direction,
+            spoofed: true,
+        };
+    }
+    Who {
+        user,
+        dir: direction,
+        spoofed: false,
+    }
+}
+
+#[inline(always)]
+fn bound(b: &MacBinding, mac: [u8; 8]) -> bool {
+    let mut i = 0;
+    while i < policy_common::MAX_MACS_PER_BINDING {
+        if (i as u32) < b.count && b.macs[i] == mac {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }

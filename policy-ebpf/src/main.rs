@@ -1,50 +1,247 @@
-//! policyd's kernel programs. Each entry point is thin: parse, identify,
-//! enforce, count, with the pieces in their own modules so XDP and TC share
-//! them.
+//! policyd's kernel programs: XDP on ingress, TC on ingress and egress. The
+//! entry points are thin; every stage lives in its own module and is shared:
+//! parse -> identity -> classify -> enforce (buckets) -> counters/events.
 #![no_std]
 #![no_main]
+#![feature(asm_experimental_arch)]
 
+mod atomic;
+mod bucket;
+mod classify;
 mod counters;
+mod ecn;
 mod enforce;
+mod events;
 mod identity;
 mod maps;
 mod parse;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    helpers::{bpf_ktime_get_ns, bpf_skb_cgroup_id},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+use policy_common::{UserId, event_kind, global_counter};
 
-/// Ingress enforcement: the source address identifies the user.
-#[xdp]
-pub fn policyd_xdp(ctx: XdpContext) -> u32 {
-    match try_policyd_xdp(&ctx) {
-        Ok(action) => action,
-        // Only reachable through a map lookup that cannot fail for a loaded
-        // program (array index in range); aborting makes such a bug visible in
-        // the xdp:xdp_exception tracepoint instead of silently passing.
-        Err(()) => xdp_action::XDP_ABORTED,
+use crate::{
+    enforce::Decision,
+    maps::{CONFIG, SCRATCH, USER_CGROUPS, USER_UIDS},
+    parse::{Malformed, Parsed},
+};
+
+/// What the shared pipeline needs from a program type.
+trait Hook {
+    const EGRESS: bool;
+    fn data(&self) -> usize;
+    fn data_end(&self) -> usize;
+    /// Whole packet length (TC: including non-linear data).
+    fn len(&self) -> u64;
+    fn ifindex(&self) -> u32;
+    /// The user owning the sending socket (TC egress of local traffic).
+    fn socket_user(&self) -> Option<UserId> {
+        None
+    }
+    /// Hands the packet to a traffic-control class (TC egress); false where
+    /// that is impossible.
+    fn set_classid(&self, _classid: u32) -> bool {
+        false
     }
 }
 
-fn try_policyd_xdp(ctx: &XdpContext) -> Result<u32, ()> {
-    let (data, data_end) = (ctx.data(), ctx.data_end());
-    let len = (data_end - data) as u64;
-    let verdict = match parse::source_address(data, data_end) {
-        Ok(Some(addr)) => {
-            let user = identity::user_of(&addr);
-            enforce::decide(user, len)?
+impl Hook for XdpContext {
+    const EGRESS: bool = false;
+    fn data(&self) -> usize {
+        XdpContext::data(self)
+    }
+    fn data_end(&self) -> usize {
+        XdpContext::data_end(self)
+    }
+    fn len(&self) -> u64 {
+        (XdpContext::data_end(self) - XdpContext::data(self)) as u64
+    }
+    fn ifindex(&self) -> u32 {
+        self.ingress_ifindex() as u32
+    }
+}
+
+/// TC in either direction; `E` says which.
+struct Tc<'a, const E: bool>(&'a TcContext);
+
+impl<const E: bool> Hook for Tc<'_, E> {
+    const EGRESS: bool = E;
+    fn data(&self) -> usize {
+        self.0.data()
+    }
+    fn data_end(&self) -> usize {
+        self.0.data_end()
+    }
+    fn len(&self) -> u64 {
+        u64::from(self.0.len())
+    }
+    fn ifindex(&self) -> u32 {
+        // SAFETY: reading a field of the program's own context.
+        unsafe { (*self.0.skb.skb).ifindex }
+    }
+    fn socket_user(&self) -> Option<UserId> {
+        if !E {
+            return None;
         }
-        Ok(None) => {
-            counters::global(policy_common::global_counter::NON_IP);
-            enforce::Verdict::Pass
+        // SAFETY: helpers valid for TC programs; both return 0/overflowuid
+        // when the packet has no full socket (forwarded traffic).
+        let cgroup = unsafe { bpf_skb_cgroup_id(self.0.skb.skb) };
+        if cgroup == 0 {
+            return None;
         }
-        Err(parse::Malformed) => {
-            counters::global(policy_common::global_counter::MALFORMED);
-            enforce::Verdict::Pass
+        // SAFETY (HashMap::get): plain ids copied out at once.
+        unsafe { USER_CGROUPS.get(cgroup) }
+            .or_else(|| unsafe { USER_UIDS.get(self.0.get_socket_uid()) })
+            .copied()
+    }
+    fn set_classid(&self, classid: u32) -> bool {
+        if !E {
+            return false;
         }
+        // SAFETY: TC programs may write skb->priority; HTB reads it as the
+        // class id when it names one of its classes.
+        unsafe { (*self.0.skb.skb).priority = classid };
+        true
+    }
+}
+
+enum Verdict {
+    Pass,
+    Drop,
+}
+
+/// The whole pipeline for one packet.
+#[inline(always)]
+fn process<H: Hook>(ctx: &H) -> Verdict {
+    // Both lookups are of index 0 of single-entry arrays: they cannot fail.
+    let (Some(cfg), Some(p)) = (CONFIG.get(0), SCRATCH.get_ptr_mut(0)) else {
+        return Verdict::Pass;
     };
-    Ok(match verdict {
-        enforce::Verdict::Pass => xdp_action::XDP_PASS,
-        enforce::Verdict::Drop => xdp_action::XDP_DROP,
-    })
+    // SAFETY: this CPU's scratch slot; nothing else uses it during the run
+    // (programs do not nest on a CPU for one hook).
+    let p = unsafe { &mut *p };
+    let (data, data_end) = (ctx.data(), ctx.data_end());
+    match parse::parse(data, data_end, p) {
+        Ok(Parsed::Ip) => {}
+        Ok(Parsed::Other) => {
+            counters::global(global_counter::NON_IP);
+            return Verdict::Pass;
+        }
+        Err(Malformed) => {
+            counters::global(global_counter::MALFORMED);
+            return if cfg.malformed_drop != 0 {
+                Verdict::Drop
+            } else {
+                Verdict::Pass
+            };
+        }
+    }
+    if p.too_deep {
+        counters::global(global_counter::EXT_HEADERS_DEEP);
+    }
+    let len = ctx.len();
+    let now = unsafe { bpf_ktime_get_ns() };
+    let who = identity::identify(
+        p,
+        identity::iface_side(ctx.ifindex()),
+        H::EGRESS,
+        ctx.socket_user(),
+    );
+    if who.user == policy_common::USER_UNIDENTIFIED {
+        counters::global(global_counter::UNIDENTIFIED);
+    }
+    let mut class = classify::classify(p, who.dir, cfg);
+    if classify::is_elephant(p, who.dir, cfg) {
+        class = cfg.elephant_class;
+    }
+
+    let t = enforce::Traffic {
+        user: who.user,
+        class,
+        dir: who.dir,
+        len,
+        now,
+    };
+    let enforced = if who.spoofed {
+        counters::global(global_counter::SPOOFED);
+        events::emit(event_kind::SPOOF, &t, p, cfg.event_interval_ns);
+        let decision = if cfg.mode == policy_common::mode::MONITOR {
+            Decision::Monitor
+        } else {
+            Decision::Deny
+        };
+        enforce::Enforced {
+            decision,
+            mark_ce: false,
+            tc_classid: 0,
+        }
+    } else {
+        enforce::decide(&t, cfg, p.ecn == 1 || p.ecn == 2, H::EGRESS)
+    };
+    if enforced.tc_classid != 0 {
+        ctx.set_classid(enforced.tc_classid);
+    }
+    let marked =
+        enforced.decision == Decision::Pass && enforced.mark_ce && ecn::mark_ce(data, data_end, p);
+    counters::account(&t, enforced.decision, marked);
+    if !who.spoofed {
+        let kind = match enforced.decision {
+            Decision::Deny => event_kind::DENY,
+            Decision::Limited => event_kind::LIMIT,
+            Decision::Monitor => event_kind::MONITOR,
+            Decision::Pass => 0,
+        };
+        if kind != 0 {
+            events::emit(kind, &t, p, cfg.event_interval_ns);
+        }
+    }
+    match enforced.decision {
+        Decision::Pass | Decision::Monitor => {
+            classify::account_flow(p, cfg, len);
+            Verdict::Pass
+        }
+        Decision::Deny | Decision::Limited => Verdict::Drop,
+    }
+}
+
+/// Ingress enforcement at the earliest point.
+#[xdp]
+pub fn policyd_xdp(ctx: XdpContext) -> u32 {
+    match process(&ctx) {
+        Verdict::Pass => xdp_action::XDP_PASS,
+        Verdict::Drop => xdp_action::XDP_DROP,
+    }
+}
+
+/// Headers the TC programs need in the linear part of the skb: Ethernet,
+/// two VLAN tags, IPv6 with extension headers, transport ports.
+const TC_PULL: u32 = 256;
+
+fn tc<const E: bool>(ctx: &TcContext) -> i32 {
+    // Best effort: a shorter packet is pulled whole; on failure the parser
+    // sees what is linear and may count the packet as malformed.
+    let _ = ctx.pull_data(ctx.len().min(TC_PULL));
+    match process(&Tc::<E>(ctx)) {
+        Verdict::Pass => TC_ACT_OK,
+        Verdict::Drop => TC_ACT_SHOT,
+    }
+}
+
+/// Ingress enforcement where XDP is unavailable or unwanted.
+#[classifier]
+pub fn policyd_tc_ingress(ctx: TcContext) -> i32 {
+    tc::<false>(&ctx)
+}
+
+/// Egress enforcement: downloads on user-facing interfaces, uploads (and
+/// local sockets' traffic) on network-facing ones.
+#[classifier]
+pub fn policyd_tc_egress(ctx: TcContext) -> i32 {
+    tc::<true>(&ctx)
 }
 
 #[cfg(not(test))]
@@ -54,8 +251,7 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     loop {}
 }
 
-/// GPL-compatible licence: required for helpers such as bpf_ktime_get_ns
-/// that later programs use.
+/// GPL-compatible licence: required for helpers such as bpf_ktime_get_ns.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,44 +1,117 @@
 //! Map definitions. Names come from policy-common so the loader finds them;
-//! sizes are compiled-in defaults the loader may raise at load time.
+//! sizes are defaults the loader may raise at load time. Each map says why
+//! it has its type.
 
+use crate::parse::Packet;
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use policy_common::{
-    DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_USERS, UserCounters, UserId, UserPolicy,
-    global_counter,
+    ActionEntry, ActionKey, Addr16, BucketKey, ClassRule, Config, CounterKey, Counters,
+    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
+    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_EVENT_LIMITER, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS,
+    DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, EVENTS_BYTES, FlowKey, IfaceConfig,
+    MAX_CLASS_RULES, MAX_CLASSES, Mac8, MacBinding, UserId, UserInfo, global_counter,
 };
 
-// Exact addresses: a hash lookup is O(1) whatever the number of users, so
-// these are tried before the tries. Written only by userspace, hence a plain
-// (preallocated) hash rather than an LRU.
-#[map(name = "USERS_V4")]
-pub(crate) static USERS_V4: HashMap<[u8; 4], UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
+// Identity. Written only by userspace, so plain (preallocated) hashes: a
+// lookup never allocates and an entry never disappears under load.
+#[map(name = "USERS")]
+pub(crate) static USERS: HashMap<Addr16, UserId> = HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
 
-#[map(name = "USERS_V6")]
-pub(crate) static USERS_V6: HashMap<[u8; 16], UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
-
-// CIDRs: longest-prefix match is exactly what LPM tries do (kernel >= 4.11).
-#[map(name = "USER_CIDRS_V4")]
-pub(crate) static USER_CIDRS_V4: LpmTrie<[u8; 4], UserId> =
+// Longest-prefix match is what LPM tries do (kernel >= 4.11).
+#[map(name = "USER_CIDRS")]
+pub(crate) static USER_CIDRS: LpmTrie<Addr16, UserId> =
     LpmTrie::with_max_entries(DEFAULT_MAX_CIDRS, 0);
 
-#[map(name = "USER_CIDRS_V6")]
-pub(crate) static USER_CIDRS_V6: LpmTrie<[u8; 16], UserId> =
-    LpmTrie::with_max_entries(DEFAULT_MAX_CIDRS, 0);
+#[map(name = "USER_MACS")]
+pub(crate) static USER_MACS: HashMap<Mac8, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
 
-// Dense user ids make the policy an array: one bounds-checked index, no hashing.
-#[map(name = "USER_POLICY")]
-pub(crate) static USER_POLICY: Array<UserPolicy> = Array::with_max_entries(DEFAULT_MAX_USERS, 0);
+#[map(name = "USER_UIDS")]
+pub(crate) static USER_UIDS: HashMap<u32, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS, 0);
 
-// Per-CPU so the hot path increments without atomics; userspace sums the CPUs.
-#[map(name = "USER_COUNTERS")]
-pub(crate) static USER_COUNTERS: PerCpuArray<UserCounters> =
-    PerCpuArray::with_max_entries(DEFAULT_MAX_USERS, 0);
+#[map(name = "USER_CGROUPS")]
+pub(crate) static USER_CGROUPS: HashMap<u64, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS, 0);
+
+#[map(name = "IP_BINDINGS")]
+pub(crate) static IP_BINDINGS: HashMap<Addr16, MacBinding> =
+    HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
+
+// Dense user ids make per-user data an array: one bounds-checked index.
+#[map(name = "USER_INFO")]
+pub(crate) static USER_INFO: Array<UserInfo> = Array::with_max_entries(DEFAULT_MAX_USERS, 0);
+
+#[map(name = "IFACES")]
+pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(256, 0);
+
+// Classification.
+#[map(name = "CLASS_RULES")]
+pub(crate) static CLASS_RULES: Array<ClassRule> = Array::with_max_entries(MAX_CLASS_RULES, 0);
+
+// One lookup gives every set the remote address is in: each prefix carries
+// the bitmap of all sets that contain it (computed by userspace).
+#[map(name = "SET_CIDRS")]
+pub(crate) static SET_CIDRS: LpmTrie<Addr16, u64> =
+    LpmTrie::with_max_entries(DEFAULT_MAX_SET_CIDRS, 0);
+
+// Created by traffic, so LRU: old flows make room for new ones instead of
+// the map filling up.
+#[map(name = "FLOWS")]
+pub(crate) static FLOWS: LruHashMap<FlowKey, u64> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+
+// Actions.
+#[map(name = "ACTIONS")]
+pub(crate) static ACTIONS: HashMap<ActionKey, ActionEntry> =
+    HashMap::with_max_entries(DEFAULT_MAX_ACTIONS, 0);
+
+#[map(name = "CLASS_LIMITS")]
+pub(crate) static CLASS_LIMITS: Array<ActionEntry> = Array::with_max_entries(MAX_CLASSES, 0);
+
+// Shared by all CPUs on purpose (not per-CPU): see bucket.rs.
+#[map(name = "CLASS_BUCKETS")]
+pub(crate) static CLASS_BUCKETS: Array<u64> = Array::with_max_entries(MAX_CLASSES * 2, 0);
+
+// Created by traffic: LRU. An evicted bucket was idle, hence full anyway.
+#[map(name = "BUCKETS")]
+pub(crate) static BUCKETS: LruHashMap<BucketKey, u64> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_BUCKETS, 0);
+
+#[map(name = "ACTIVE_PROFILE")]
+pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::with_max_entries(1, 0);
+
+#[map(name = "CONFIG")]
+pub(crate) static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+// Accounting. Per-CPU so the hot path increments without atomics. A plain
+// hash (not LRU) so counters are never silently evicted: when it is full the
+// MAP_FULL counter says so. No preallocation: entries cost memory only once
+// traffic creates them.
+#[map(name = "COUNTERS")]
+pub(crate) static COUNTERS: PerCpuHashMap<CounterKey, Counters> =
+    PerCpuHashMap::with_max_entries(DEFAULT_MAX_COUNTERS, BPF_F_NO_PREALLOC);
+
+// Always zero: the value new COUNTERS entries are created from. A map value
+// rather than a stack variable, because the stack (512 bytes) is scarce.
+#[map]
+pub(crate) static ZERO_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+
+// The packet being processed: too big for the 512-byte stack.
+#[map]
+pub(crate) static SCRATCH: PerCpuArray<Packet> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "GLOBAL_COUNTERS")]
 pub(crate) static GLOBAL_COUNTERS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(global_counter::COUNT, 0);
+
+#[map(name = "EVENTS")]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+#[map(name = "EVENT_LIMITER")]
+pub(crate) static EVENT_LIMITER: LruHashMap<u64, u64> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_EVENT_LIMITER, 0);

@@ -1,10 +1,13 @@
 //! policyd: acceptable-use enforcement for Linux hosts with eBPF.
 //!
 //! Data flows one way: policy files -> [`policy`] (parse, validate, compile)
-//! -> [`dataplane`] (load, attach, write maps) -> kernel -> counters ->
-//! [`telemetry`] (Prometheus). [`cli`] wires them together.
+//! -> [`dataplane`] (load, attach, write maps) -> kernel -> counters and
+//! events -> [`telemetry`] (Prometheus, JSON lines). [`model`] makes the
+//! kernel's decision in plain Rust from the same compiled tables. [`cli`]
+//! wires them together.
 
 pub mod cli;
 pub mod dataplane;
+pub mod model;
 pub mod policy;
 pub mod telemetry;

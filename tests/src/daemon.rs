@@ -16,12 +16,15 @@ pub struct Daemon {
     child: Child,
     pub metrics: SocketAddr,
     log: PathBuf,
+    events: PathBuf,
 }
 
 impl Daemon {
-    /// Starts `policyd run --iface ... --policy ... --metrics-addr ...` in
-    /// `ns`, with its stderr going to `log`, and waits (at most 20 s) until
-    /// `/readyz` answers, which it does only once every program is attached.
+    /// Starts `policyd run --iface ... --policy ... --metrics-addr ...
+    /// --events ... <extra>` in `ns`, with its stderr going to `log` and its
+    /// events to `log` with extension `events.jsonl`, and waits (at most 20 s)
+    /// until `/readyz` answers, which it does only once every program is
+    /// attached.
     pub fn start(
         ns: &NetNs,
         policyd: &Path,
@@ -29,13 +32,17 @@ impl Daemon {
         policy: &Path,
         metrics: SocketAddr,
         log: &Path,
+        extra: &[&str],
     ) -> io::Result<Self> {
+        let events = log.with_extension("events.jsonl");
         let mut cmd = ns.command(&policyd.display().to_string());
         cmd.arg("run").arg("--policy").arg(policy);
         for iface in ifaces {
             cmd.args(["--iface", iface]);
         }
         cmd.arg("--metrics-addr").arg(metrics.to_string());
+        cmd.arg("--events").arg(&events);
+        cmd.args(extra);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -45,6 +52,7 @@ impl Daemon {
             child,
             metrics,
             log: log.to_owned(),
+            events,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -69,6 +77,11 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The enforcement events written so far (JSON lines).
+    pub fn events_text(&self) -> String {
+        std::fs::read_to_string(&self.events).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

@@ -12,5 +12,5 @@ mod netns;
 pub mod packet;
 
 pub use daemon::Daemon;
-pub use metrics::{http_get, metric_value};
+pub use metrics::{http_get, metric_sum, metric_value};
 pub use netns::{NetNs, veth_pair};

@@ -20,10 +20,12 @@ pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
     Ok(body.to_owned())
 }
 
-/// The value of the sample `name{labels}` in a Prometheus/OpenMetrics text
-/// body (labels in any order; the sample must carry exactly these labels).
-pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
-    body.lines().find_map(|line| {
+/// The samples of metric `name`: (labels, value).
+fn samples<'a>(
+    body: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = (Vec<(&'a str, &'a str)>, u64)> + 'a {
+    body.lines().filter_map(move |line| {
         let (series, value) = line.rsplit_once(' ')?;
         let (metric, label_text) = match series.split_once('{') {
             Some((m, rest)) => (m, rest.strip_suffix('}')?),
@@ -32,7 +34,7 @@ pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<u
         if metric != name {
             return None;
         }
-        let mut found: Vec<(&str, &str)> = label_text
+        let mut labels: Vec<(&str, &str)> = label_text
             .split(',')
             .filter(|s| !s.is_empty())
             .filter_map(|kv| {
@@ -40,16 +42,33 @@ pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<u
                 Some((k, v.trim_matches('"')))
             })
             .collect();
-        let mut want = labels.to_vec();
-        found.sort_unstable();
-        want.sort_unstable();
-        (found == want).then(|| value.parse().ok()).flatten()
+        labels.sort_unstable();
+        Some((labels, value.parse().ok()?))
     })
+}
+
+/// The value of the sample `name{labels}` in a Prometheus/OpenMetrics text
+/// body (labels in any order; the sample must carry exactly these labels).
+pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    let mut want = labels.to_vec();
+    want.sort_unstable();
+    samples(body, name)
+        .find(|(l, _)| *l == want)
+        .map(|(_, v)| v)
+}
+
+/// The sum of every sample of `name` whose labels include `labels` (e.g.
+/// all classes and directions of one user and verdict).
+pub fn metric_sum(body: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    samples(body, name)
+        .filter(|(l, _)| labels.iter().all(|kv| l.contains(kv)))
+        .map(|(_, v)| v)
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::metric_value;
+    use super::{metric_sum, metric_value};
 
     #[test]
     fn finds_labelled_and_plain_samples() {
@@ -68,5 +87,8 @@ mod tests {
         );
         assert_eq!(metric_value(body, "y_total", &[]), Some(3));
         assert_eq!(metric_value(body, "x_total", &[("user", "a")]), None);
+        assert_eq!(metric_sum(body, "x_total", &[("user", "a")]), 12);
+        assert_eq!(metric_sum(body, "x_total", &[("verdict", "drop")]), 7);
+        assert_eq!(metric_sum(body, "x_total", &[("user", "b")]), 0);
     }
 }

@@ -6,17 +6,44 @@ pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88A8;
 
-const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const BROADCAST_MAC: [u8; 6] = [0xff; 6];
 
-/// An Ethernet II frame.
+/// An Ethernet II frame between the default MACs.
 pub fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    eth_macs(DST_MAC, SRC_MAC, ethertype, payload)
+}
+
+/// An Ethernet II frame with the given MACs.
+pub fn eth_macs(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&DST_MAC);
-    f.extend_from_slice(&SRC_MAC);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
     f.extend_from_slice(&ethertype.to_be_bytes());
     f.extend_from_slice(payload);
     f
+}
+
+/// Sets the DSCP and ECN bits of the IP header of an untagged frame.
+pub fn set_tos(frame: &mut [u8], dscp: u8, ecn: u8) {
+    let tos = (dscp << 2) | (ecn & 3);
+    if frame[14] >> 4 == 4 {
+        frame[15] = tos;
+        frame[24] = 0;
+        frame[25] = 0;
+        let sum = checksum(&frame[14..34]);
+        frame[24..26].copy_from_slice(&sum.to_be_bytes());
+    } else {
+        frame[14] = (frame[14] & 0xf0) | (tos >> 4);
+        frame[15] = (frame[15] & 0x0f) | (tos << 4);
+    }
+}
+
+/// Whether an IPv4 header (at `off`) has a valid checksum.
+pub fn ipv4_checksum_ok(frame: &[u8], off: usize) -> bool {
+    let ihl = usize::from(frame[off] & 0x0f) * 4;
+    checksum(&frame[off..off + ihl]) == 0
 }
 
 /// `frame` with VLAN tags inserted after the MAC addresses, outermost first
@@ -67,6 +94,60 @@ pub fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, payload: &[u8]) -> Vec<u8> {
     h.extend_from_slice(&dst);
     h.extend_from_slice(payload);
     h
+}
+
+/// An IPv4 fragment: `frag` is the flags/offset field (offset in 8-byte
+/// units, 0x2000 = more fragments).
+pub fn ipv4_fragment(src: [u8; 4], dst: [u8; 4], proto: u8, frag: u16, payload: &[u8]) -> Vec<u8> {
+    let mut h = ipv4(src, dst, proto, payload);
+    h[6..8].copy_from_slice(&frag.to_be_bytes());
+    h[10] = 0;
+    h[11] = 0;
+    let sum = checksum(&h[..20]);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    h
+}
+
+/// An IPv6 packet with the extension headers `exts` (types, in order: 0
+/// hop-by-hop, 43 routing, 44 fragment, 51 AH, 60 destination options), each
+/// with a minimal valid body, then `payload` of protocol `last`. The
+/// fragment header says: first fragment, more to follow.
+pub fn ipv6_with_ext(
+    src: [u8; 16],
+    dst: [u8; 16],
+    exts: &[u8],
+    last: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut chain = Vec::new();
+    for (i, ext) in exts.iter().enumerate() {
+        let next = exts.get(i + 1).copied().unwrap_or(last);
+        match ext {
+            // Fragment header: next, reserved, offset/flags, id.
+            44 => chain.extend_from_slice(&[next, 0, 0, 1, 0, 0, 0, 7]),
+            // Authentication header: length in 4-byte units minus 2.
+            51 => chain.extend_from_slice(&[next, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]),
+            // Hop-by-hop, routing, destination options: 8 bytes, PadN.
+            _ => chain.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]),
+        }
+    }
+    chain.extend_from_slice(payload);
+    ipv6(src, dst, exts.first().copied().unwrap_or(last), &chain)
+}
+
+/// A TCP header (20 bytes, no options, checksum left zero) and `payload`.
+pub fn tcp(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(20 + payload.len());
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    h.extend_from_slice(payload);
+    h
+}
+
+/// An ICMP (or ICMPv6) header of `icmp_type`, code 0.
+pub fn icmp(icmp_type: u8) -> Vec<u8> {
+    vec![icmp_type, 0, 0, 0, 0, 1, 0, 1]
 }
 
 /// A UDP header (checksum left zero) followed by `payload`.

@@ -37,7 +37,10 @@ fn valid_policy_passes_with_a_summary() {
         check("[[user]]\nname = \"a\"\nips = [\"10.0.0.1\"]\naction = \"deny\"\n");
     assert!(ok);
     assert!(
-        stdout.contains("ok: 1 users (1 denied), unidentified: allow"),
+        stdout.contains(
+            "ok: 1 users, 0 groups, 0 classes (0 kernel rules), 0 sets, 0 rules; \
+             unidentified: as everyone"
+        ),
         "{stdout}"
     );
 }

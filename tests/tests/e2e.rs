@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use policyd_tests::{Daemon, NetNs, http_get, metric_value, veth_pair};
+use policyd_tests::{Daemon, NetNs, http_get, metric_sum, metric_value, veth_pair};
 use socket2::{Domain, Socket, Type};
 
 /// The binary under test: `$POLICYD_BIN` (set by `cargo xtask test`), else
@@ -196,6 +196,7 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
         &policy,
         metrics,
         &dir.path().join("policyd.log"),
+        &[],
     )
     .unwrap();
     assert!(xdp_attached(&gw, "gw0"), "XDP program on gw0");
@@ -219,12 +220,7 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
         .unwrap()
         .unwrap();
     let value = |metric: &str, user: &str, verdict: &str| {
-        metric_value(
-            body.as_str(),
-            metric,
-            &[("user", user), ("verdict", verdict)],
-        )
-        .unwrap_or_else(|| panic!("{metric}{{user={user},verdict={verdict}}} missing:\n{body}"))
+        metric_sum(&body, metric, &[("user", user), ("verdict", verdict)])
     };
     let udp4_frame = (14 + 20 + 8 + PAYLOAD) as u64;
     let udp6_frame = (14 + 40 + 8 + PAYLOAD) as u64;
@@ -232,24 +228,25 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
     // Alice: every UDP datagram and the TCP segments passed; nothing dropped.
     // (Her host also sends a few packets of its own, e.g. neighbour
     // solicitations, hence lower bounds for what passed.)
-    assert_eq!(value("policyd_user_packets_total", "alice", "drop"), 0);
-    assert_eq!(value("policyd_user_bytes_total", "alice", "drop"), 0);
-    let alice_pkts = value("policyd_user_packets_total", "alice", "pass");
+    assert_eq!(value("policyd_packets_total", "alice", "deny"), 0);
+    assert_eq!(value("policyd_bytes_total", "alice", "deny"), 0);
+    let alice_pkts = value("policyd_packets_total", "alice", "pass");
     assert!(alice_pkts >= 2 * n + 3, "alice passed {alice_pkts}");
-    let alice_bytes = value("policyd_user_bytes_total", "alice", "pass");
+    let alice_bytes = value("policyd_bytes_total", "alice", "pass");
     assert!(
         alice_bytes >= n * (udp4_frame + udp6_frame) + 64 * 1024,
         "alice bytes {alice_bytes}"
     );
     // Mallory: nothing passed; every datagram and at least the first SYN dropped.
-    assert_eq!(value("policyd_user_packets_total", "mallory", "pass"), 0);
-    assert_eq!(value("policyd_user_bytes_total", "mallory", "pass"), 0);
-    let mallory_pkts = value("policyd_user_packets_total", "mallory", "drop");
+    assert_eq!(value("policyd_packets_total", "mallory", "pass"), 0);
+    assert_eq!(value("policyd_packets_total", "mallory", "limit"), 0);
+    assert_eq!(value("policyd_bytes_total", "mallory", "pass"), 0);
+    let mallory_pkts = value("policyd_packets_total", "mallory", "deny");
     assert!(
         (2 * n + 1..2 * n + 20).contains(&mallory_pkts),
         "mallory dropped {mallory_pkts}"
     );
-    let mallory_bytes = value("policyd_user_bytes_total", "mallory", "drop");
+    let mallory_bytes = value("policyd_bytes_total", "mallory", "deny");
     assert!(
         mallory_bytes >= n * (udp4_frame + udp6_frame),
         "mallory bytes {mallory_bytes}"

@@ -21,7 +21,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use policyd_tests::{Daemon, NetNs, http_get, metric_value, veth_pair};
+use policyd_tests::{Daemon, NetNs, http_get, metric_sum, veth_pair};
 
 use crate::{build_cmd, privileges};
 
@@ -128,7 +128,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
     let log = dir.join("policyd.log");
     println!("\n==> starting policyd in `gw` (log: {})", log.display());
     let result = (|| {
-        let daemon = Daemon::start(&gw, &policyd, &["gw0"], &policy, metrics, &log)
+        let daemon = Daemon::start(&gw, &policyd, &["gw0"], &policy, metrics, &log, &[])
             .context("policyd did not start")?;
         let outcome = traffic(&gw, &users, &daemon, args.seconds, &stop);
         drop(daemon);
@@ -250,15 +250,15 @@ fn collect(body: &str, sent: &[AtomicU64], reached: &Mutex<HashMap<IpAddr, u64>>
         .zip(sent)
         .map(|(s, sent)| {
             let m = |metric: &str, verdict: &str| {
-                metric_value(body, metric, &[("user", s.user), ("verdict", verdict)]).unwrap_or(0)
+                metric_sum(body, metric, &[("user", s.user), ("verdict", verdict)])
             };
             let addr: IpAddr = s.addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
             Row {
                 sent: sent.load(Ordering::Relaxed),
-                passed: m("policyd_user_packets_total", "pass"),
-                dropped: m("policyd_user_packets_total", "drop"),
-                passed_bytes: m("policyd_user_bytes_total", "pass"),
-                dropped_bytes: m("policyd_user_bytes_total", "drop"),
+                passed: m("policyd_packets_total", "pass"),
+                dropped: m("policyd_packets_total", "deny") + m("policyd_packets_total", "limit"),
+                passed_bytes: m("policyd_bytes_total", "pass"),
+                dropped_bytes: m("policyd_bytes_total", "deny") + m("policyd_bytes_total", "limit"),
                 reached: reached.get(&addr).copied().unwrap_or(0),
             }
         })

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::policy;
+use crate::policy::{self, CompiledPolicy};
 
 /// Validate policy files and print a summary; exit non-zero on any error.
 #[derive(Debug, clap::Args)]
@@ -19,17 +19,19 @@ pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
     for path in &args.files {
         match policy::load(path) {
             Ok(p) => {
-                let denied = p
-                    .users
-                    .iter()
-                    .filter(|u| u.action == policy::Action::Deny)
-                    .count();
+                let c = CompiledPolicy::compile(&p);
                 println!(
-                    "{}: ok: {} users ({} denied), unidentified: {}",
+                    "{}: ok: {} users, {} groups, {} classes ({} kernel rules), {} sets, {} rules; \
+                     unidentified: {}",
                     path.display(),
                     p.users.len(),
-                    denied,
-                    p.unidentified.as_str()
+                    c.groups.len(),
+                    p.classes.len(),
+                    c.class_rules.len(),
+                    p.sets.len(),
+                    p.rules.len(),
+                    p.unidentified
+                        .map_or_else(|| "as everyone".to_owned(), |a| a.to_string()),
                 );
             }
             Err(e) => {

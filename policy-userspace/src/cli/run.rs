@@ -1,20 +1,21 @@
 //! `policyd run`: load the programs, fill the maps from the policy, attach,
-//! serve metrics, and detach cleanly on SIGINT/SIGTERM.
+//! serve metrics, write events, and detach cleanly on SIGINT/SIGTERM.
 
 use std::{
+    io::Write,
     net::SocketAddr,
     path::PathBuf,
     sync::{Arc, RwLock},
 };
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    dataplane::{Capacity, Dataplane},
-    policy::{self, CompiledPolicy},
-    telemetry::{DEFAULT_METRICS_ADDR, KernelCounters, MetricsServer},
+    dataplane::{Capacity, Dataplane, Side},
+    policy::{self, CompiledPolicy, PROFILES},
+    telemetry::{DEFAULT_METRICS_ADDR, EventSink, KernelCounters, MetricsServer, Names},
 };
 
 /// How to attach the XDP program.
@@ -27,40 +28,99 @@ pub(super) enum XdpModeArg {
 }
 
 /// Enforce a policy on network interfaces until interrupted.
+///
+/// Each interface gets XDP on ingress and TC on egress. On an interface
+/// facing the users (`--iface`) ingress traffic is their upload, identified
+/// by source address or MAC; on one facing the network (`--uplink`) ingress
+/// traffic is their download, identified by destination address.
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
-    /// Interface to enforce on (ingress, XDP); repeat for several.
-    #[arg(long = "iface", short = 'i', required = true, value_name = "IFACE")]
+    /// Interface facing the users; repeat for several.
+    #[arg(long = "iface", short = 'i', value_name = "IFACE")]
     ifaces: Vec<String>,
+    /// Interface facing the network (uplink); repeat for several.
+    #[arg(long = "uplink", value_name = "IFACE")]
+    uplinks: Vec<String>,
     /// Policy file (TOML); see `policyd check`.
     #[arg(long, short = 'p', value_name = "FILE")]
     policy: PathBuf,
+    /// Schedule profile in force (until schedules choose it).
+    #[arg(long, default_value = "business", value_parser = clap::builder::PossibleValuesParser::new(PROFILES))]
+    profile: String,
     /// Address for the Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, default_value = DEFAULT_METRICS_ADDR, value_name = "ADDR:PORT")]
     metrics_addr: SocketAddr,
+    /// Where enforcement events go, as JSON lines: a file (appended to), or
+    /// `-` for standard output.
+    #[arg(long, default_value = "-", value_name = "PATH")]
+    events: String,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
+    /// Attach only on ingress (XDP), not TC on egress.
+    #[arg(long)]
+    ingress_only: bool,
+    /// Flows tracked for elephant detection (LRU; least recently seen
+    /// flows are forgotten first).
+    #[arg(long, default_value_t = Capacity::default().flows, value_name = "N")]
+    max_flows: u32,
+    /// (user, class, direction) counter entries.
+    #[arg(long, default_value_t = Capacity::default().counters, value_name = "N")]
+    max_counters: u32,
+    /// Token buckets kept (LRU; an idle bucket forgotten is full again).
+    #[arg(long, default_value_t = Capacity::default().buckets, value_name = "N")]
+    max_buckets: u32,
 }
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.ifaces.is_empty() && args.uplinks.is_empty() {
+        bail!("nothing to enforce on: give at least one --iface or --uplink");
+    }
     let policy = policy::load(&args.policy).context("the policy is invalid; nothing was loaded")?;
     let compiled = CompiledPolicy::compile(&policy);
-    let mut dataplane = Dataplane::load(Capacity::for_policy(&compiled))
-        .context("loading the kernel programs failed")?;
+    let capacity = Capacity {
+        flows: args.max_flows,
+        counters: args.max_counters,
+        buckets: args.max_buckets,
+        ..Capacity::default()
+    }
+    .fit(&compiled);
+    let mut dataplane = Dataplane::load(capacity).context("loading the kernel programs failed")?;
     dataplane
         .apply(&compiled)
         .context("writing the policy into the kernel maps failed")?;
+    let profile = PROFILES
+        .iter()
+        .position(|p| *p == args.profile)
+        .unwrap_or(0);
+    dataplane
+        .set_profile(profile)
+        .context("setting the profile")?;
 
-    let users = Arc::new(RwLock::new(
-        compiled
-            .users
-            .iter()
-            .map(|u| (u.id, u.name.clone()))
-            .collect(),
-    ));
+    let names = Arc::new(RwLock::new(Names {
+        users: compiled.users.iter().map(|u| u.name.clone()).collect(),
+        classes: compiled.classes.clone(),
+        profile: args.profile.clone(),
+    }));
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(KernelCounters::new(dataplane.counters(), users)));
+    registry.register_collector(Box::new(KernelCounters::new(
+        dataplane.counters(),
+        Arc::clone(&names),
+    )));
+    let events_out: Box<dyn Write + Send> = if args.events == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&args.events)
+                .with_context(|| format!("cannot open the events file `{}`", args.events))?,
+        )
+    };
+    let ring = dataplane
+        .take_events()
+        .context("opening the event ring buffer")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -70,8 +130,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     // Bind before attaching, so a busy port fails before anything changes.
     let server = runtime.block_on(MetricsServer::bind(args.metrics_addr, registry))?;
 
-    let attached = attach_all(&mut dataplane, &args);
-    if let Err(e) = attached {
+    if let Err(e) = attach_all(&mut dataplane, &args) {
         // Leave no interface half-enforced.
         dataplane
             .detach_all()
@@ -81,11 +140,14 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(
         policy = %args.policy.display(),
         users = policy.users.len(),
+        classes = policy.classes.len(),
+        profile = %args.profile,
         metrics = %server.local_addr().map_or_else(|| args.metrics_addr.to_string(), |a| a.to_string()),
         "enforcing"
     );
 
     let served = runtime.block_on(async {
+        let events = tokio::spawn(EventSink::new(events_out, names).run(ring));
         let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
         let waiter = tokio::spawn(async move {
             let which = wait_for_signal().await;
@@ -97,6 +159,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
             })
             .await;
         waiter.abort();
+        events.abort();
         result
     });
     tracing::info!("shutting down: detaching programs");
@@ -109,11 +172,27 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn attach_all(dataplane: &mut Dataplane, args: &RunArgs) -> anyhow::Result<()> {
-    for iface in &args.ifaces {
+    let all = args
+        .ifaces
+        .iter()
+        .map(|i| (i, Side::Users))
+        .chain(args.uplinks.iter().map(|i| (i, Side::Network)));
+    for (iface, side) in all {
         let mode = dataplane
-            .attach_xdp(iface, args.xdp_mode == XdpModeArg::Native)
+            .attach(
+                iface,
+                side,
+                args.xdp_mode == XdpModeArg::Native,
+                args.ingress_only,
+            )
             .with_context(|| format!("attaching to `{iface}` failed"))?;
-        tracing::info!(iface = %iface, mode = mode.as_str(), "XDP program attached");
+        tracing::info!(
+            iface = %iface,
+            side = if side == Side::Users { "users" } else { "network" },
+            xdp = mode.as_str(),
+            tc_egress = !args.ingress_only,
+            "attached"
+        );
     }
     Ok(())
 }

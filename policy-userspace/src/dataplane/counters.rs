@@ -1,26 +1,31 @@
 //! Reading the per-CPU counters. Owned separately from the rest of the object
 //! so the metrics server can read them while the daemon updates policy.
 
-use aya::maps::{MapData, PerCpuArray};
-use policy_common::{MAP_GLOBAL_COUNTERS, MAP_USER_COUNTERS, UserCounters, UserId};
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
+use policy_common::{CounterKey, Counters as Totals, MAP_COUNTERS, MAP_GLOBAL_COUNTERS};
 
 use super::DataplaneError;
 
 pub struct Counters {
-    users: PerCpuArray<MapData, UserCounters>,
+    per_key: PerCpuHashMap<MapData, CounterKey, Totals>,
     global: PerCpuArray<MapData, u64>,
+}
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters").finish_non_exhaustive()
+    }
 }
 
 impl Counters {
     pub(super) fn new(
-        users: aya::maps::Map,
+        per_key: aya::maps::Map,
         global: aya::maps::Map,
     ) -> Result<Self, DataplaneError> {
         Ok(Self {
-            users: users.try_into().map_err(DataplaneError::map(
-                MAP_USER_COUNTERS,
-                "unexpected map type",
-            ))?,
+            per_key: per_key
+                .try_into()
+                .map_err(DataplaneError::map(MAP_COUNTERS, "unexpected map type"))?,
             global: global.try_into().map_err(DataplaneError::map(
                 MAP_GLOBAL_COUNTERS,
                 "unexpected map type",
@@ -28,17 +33,23 @@ impl Counters {
         })
     }
 
-    /// A user's counters, summed over CPUs.
-    pub fn user(&self, id: UserId) -> Result<UserCounters, DataplaneError> {
-        let per_cpu = self.users.get(&id, 0).map_err(DataplaneError::map(
-            MAP_USER_COUNTERS,
-            format!("reading user {id}"),
-        ))?;
-        let mut total = UserCounters::default();
-        for c in per_cpu.iter() {
-            total.accumulate(c);
+    /// One (user, class, direction)'s counters, summed over CPUs; zero if
+    /// that combination has seen no traffic.
+    pub fn get(&self, key: &CounterKey) -> Result<Totals, DataplaneError> {
+        match self.per_key.get(key, 0) {
+            Ok(per_cpu) => Ok(sum(per_cpu.iter())),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(Totals::default()),
+            Err(e) => Err(DataplaneError::map(MAP_COUNTERS, "read")(e)),
         }
-        Ok(total)
+    }
+
+    /// Every (user, class, direction) that has seen traffic, summed over CPUs.
+    pub fn all(&self) -> Vec<(CounterKey, Totals)> {
+        self.per_key
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, per_cpu)| (k, sum(per_cpu.iter())))
+            .collect()
     }
 
     /// A [`policy_common::global_counter`], summed over CPUs.
@@ -49,4 +60,12 @@ impl Counters {
         ))?;
         Ok(per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v)))
     }
+}
+
+fn sum<'a>(values: impl Iterator<Item = &'a Totals>) -> Totals {
+    let mut total = Totals::default();
+    for v in values {
+        total.accumulate(v);
+    }
+    total
 }

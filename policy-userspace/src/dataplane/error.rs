@@ -40,6 +40,17 @@ pub enum DataplaneError {
         #[source]
         source: ProgramError,
     },
+    #[error("no interface named `{0}` in this network namespace")]
+    NoSuchInterface(String),
+    #[error("cgroup `{path}` of user `{user}`: cannot read it (is cgroup v2 mounted there?)")]
+    Cgroup {
+        path: std::path::PathBuf,
+        user: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("profile index {0} is out of range")]
+    BadProfile(usize),
 }
 
 impl DataplaneError {

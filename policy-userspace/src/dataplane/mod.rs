@@ -1,5 +1,5 @@
 //! The kernel side as seen from userspace: load the embedded object, attach
-//! its programs, write compiled policy into maps, read counters back.
+//! its programs, write compiled policy into maps, read counters and events.
 
 mod counters;
 mod error;
@@ -9,12 +9,17 @@ use std::sync::Arc;
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    maps::{MapData, RingBuf},
+    programs::{
+        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+    },
 };
 use policy_common::{
-    DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_USERS, MAP_GLOBAL_COUNTERS,
-    MAP_USER_CIDRS_V4, MAP_USER_CIDRS_V6, MAP_USER_COUNTERS, MAP_USER_POLICY, MAP_USERS_V4,
-    MAP_USERS_V6,
+    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
+    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
+    DEFAULT_MAX_USERS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
+    MAP_GLOBAL_COUNTERS, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
+    MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
 };
 
 pub use self::{counters::Counters, error::DataplaneError};
@@ -23,33 +28,75 @@ use crate::policy::CompiledPolicy;
 /// The kernel programs, built by build.rs from the policy-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/policy-ebpf"));
 
-/// Name of the XDP entry point in the object (the function name).
+/// Entry points in the object (the functions' names).
 pub const XDP_PROGRAM: &str = "policyd_xdp";
+pub const TC_INGRESS_PROGRAM: &str = "policyd_tc_ingress";
+pub const TC_EGRESS_PROGRAM: &str = "policyd_tc_egress";
 
-/// Map capacities chosen at load time. Kernel maps cannot grow, so they are
-/// sized once, from the policy, never below the compiled-in defaults.
+/// Map capacities chosen at load time. Kernel maps cannot grow, so those
+/// filled from the policy are sized to fit it (never below the defaults);
+/// those filled by traffic are set by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     pub users: u32,
     pub addrs: u32,
     pub cidrs: u32,
+    pub socket_owners: u32,
+    pub set_cidrs: u32,
+    pub actions: u32,
+    /// (user, class, direction) counter entries.
+    pub counters: u32,
+    /// Per-user token buckets (LRU).
+    pub buckets: u32,
+    /// Flows tracked for elephant detection (LRU).
+    pub flows: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            users: DEFAULT_MAX_USERS,
+            addrs: DEFAULT_MAX_ADDRS,
+            cidrs: DEFAULT_MAX_CIDRS,
+            socket_owners: DEFAULT_MAX_SOCKET_OWNERS,
+            set_cidrs: DEFAULT_MAX_SET_CIDRS,
+            actions: DEFAULT_MAX_ACTIONS,
+            counters: DEFAULT_MAX_COUNTERS,
+            buckets: DEFAULT_MAX_BUCKETS,
+            flows: DEFAULT_MAX_FLOWS,
+        }
+    }
 }
 
 impl Capacity {
-    pub fn for_policy(policy: &CompiledPolicy) -> Self {
-        let fit = |n: usize, default: u32| u32::try_from(n).unwrap_or(u32::MAX).max(default);
-        Self {
-            users: fit(policy.users.len(), DEFAULT_MAX_USERS),
-            addrs: fit(
-                policy.v4_exact.len().max(policy.v6_exact.len()),
-                DEFAULT_MAX_ADDRS,
-            ),
-            cidrs: fit(
-                policy.v4_cidrs.len().max(policy.v6_cidrs.len()),
-                DEFAULT_MAX_CIDRS,
-            ),
-        }
+    /// Grows the policy-filled capacities to fit `policy`.
+    pub fn fit(mut self, policy: &CompiledPolicy) -> Self {
+        let fit = |current: u32, n: usize| current.max(u32::try_from(n).unwrap_or(u32::MAX));
+        self.users = fit(self.users, policy.users.len());
+        self.addrs = fit(
+            self.addrs,
+            policy
+                .exact
+                .len()
+                .max(policy.macs.len())
+                .max(policy.bindings.len()),
+        );
+        self.cidrs = fit(self.cidrs, policy.cidrs.len());
+        self.socket_owners = fit(
+            self.socket_owners,
+            policy.uids.len().max(policy.cgroups.len()),
+        );
+        self.set_cidrs = fit(self.set_cidrs, policy.set_cidrs.len());
+        self.actions = fit(self.actions, policy.actions.len());
+        self
     }
+}
+
+/// Which way an interface faces (see `policy_common::side`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Users,
+    Network,
 }
 
 /// How an XDP program ended up attached.
@@ -70,44 +117,79 @@ impl AttachMode {
     }
 }
 
+enum Link {
+    Xdp(XdpLinkId),
+    TcEgress(SchedClassifierLinkId),
+}
+
 /// A loaded object, its attachments and its maps. Dropping it detaches every
 /// program and frees the maps (nothing is pinned yet).
 pub struct Dataplane {
     ebpf: Ebpf,
     counters: Arc<Counters>,
-    attachments: Vec<(String, AttachMode, XdpLinkId)>,
+    links: Vec<(String, Link)>,
+}
+
+fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(DataplaneError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| DataplaneError::Verify {
+            program: name,
+            source,
+        })
 }
 
 impl Dataplane {
-    /// Loads the embedded object and the XDP program into the kernel (this is
+    /// Loads the embedded object and its programs into the kernel (this is
     /// where the verifier runs), without attaching anything.
     pub fn load(capacity: Capacity) -> Result<Self, DataplaneError> {
         if EBPF_OBJECT.is_empty() {
             return Err(DataplaneError::NoObject);
         }
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries(MAP_USER_POLICY, capacity.users)
-            .map_max_entries(MAP_USER_COUNTERS, capacity.users)
-            .map_max_entries(MAP_USERS_V4, capacity.addrs)
-            .map_max_entries(MAP_USERS_V6, capacity.addrs)
-            .map_max_entries(MAP_USER_CIDRS_V4, capacity.cidrs)
-            .map_max_entries(MAP_USER_CIDRS_V6, capacity.cidrs)
+            .map_max_entries(MAP_USER_INFO, capacity.users)
+            .map_max_entries(MAP_USERS, capacity.addrs)
+            .map_max_entries(MAP_USER_MACS, capacity.addrs)
+            .map_max_entries(MAP_IP_BINDINGS, capacity.addrs)
+            .map_max_entries(MAP_USER_CIDRS, capacity.cidrs)
+            .map_max_entries(MAP_USER_UIDS, capacity.socket_owners)
+            .map_max_entries(MAP_USER_CGROUPS, capacity.socket_owners)
+            .map_max_entries(MAP_SET_CIDRS, capacity.set_cidrs)
+            .map_max_entries(MAP_ACTIONS, capacity.actions)
+            .map_max_entries(MAP_COUNTERS, capacity.counters)
+            .map_max_entries(MAP_BUCKETS, capacity.buckets)
+            .map_max_entries(MAP_FLOWS, capacity.flows)
             .load(EBPF_OBJECT)
             .map_err(DataplaneError::Load)?;
-        let xdp: &mut Xdp = program_mut(&mut ebpf, XDP_PROGRAM)?;
-        xdp.load().map_err(|source| DataplaneError::Verify {
-            program: XDP_PROGRAM,
-            source,
-        })?;
+        program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
+            .load()
+            .map_err(|source| DataplaneError::Verify {
+                program: XDP_PROGRAM,
+                source,
+            })?;
+        for name in [TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM] {
+            program_mut::<SchedClassifier>(&mut ebpf, name)?
+                .load()
+                .map_err(|source| DataplaneError::Verify {
+                    program: name,
+                    source,
+                })?;
+        }
         let counters = Counters::new(
-            maps::take(&mut ebpf, MAP_USER_COUNTERS)?,
+            maps::take(&mut ebpf, MAP_COUNTERS)?,
             maps::take(&mut ebpf, MAP_GLOBAL_COUNTERS)?,
         )?;
-        Ok(Self {
+        let mut dp = Self {
             ebpf,
             counters: Arc::new(counters),
-            attachments: Vec::new(),
-        })
+            links: Vec::new(),
+        };
+        dp.set_profile(0)?;
+        Ok(dp)
     }
 
     /// Writes `policy` into the maps and removes entries it no longer has.
@@ -115,18 +197,31 @@ impl Dataplane {
         maps::write_policy(&mut self.ebpf, policy)
     }
 
-    /// Attaches the XDP program to `iface`: native mode, or generic mode with
-    /// a warning when the driver has no XDP support (unless `native_only`).
-    pub fn attach_xdp(
+    /// Makes profile `index` (into the policy's profile list) the active one:
+    /// a single store, every profile's parameters being preloaded.
+    pub fn set_profile(&mut self, index: usize) -> Result<(), DataplaneError> {
+        if index >= MAX_PROFILES {
+            return Err(DataplaneError::BadProfile(index));
+        }
+        maps::set_profile(&mut self.ebpf, index as u32)
+    }
+
+    /// Attaches XDP on ingress of `iface` and, unless `ingress_only`, TC on
+    /// its egress, and records which way it faces. XDP uses native mode or
+    /// falls back to generic mode with a warning (unless `native_only`).
+    pub fn attach(
         &mut self,
         iface: &str,
+        side: Side,
         native_only: bool,
+        ingress_only: bool,
     ) -> Result<AttachMode, DataplaneError> {
-        let xdp: &mut Xdp = program_mut(&mut self.ebpf, XDP_PROGRAM)?;
+        maps::set_iface_side(&mut self.ebpf, iface, side)?;
         let attach_err = |source| DataplaneError::Attach {
             iface: iface.to_owned(),
             source,
         };
+        let xdp: &mut Xdp = program_mut(&mut self.ebpf, XDP_PROGRAM)?;
         let (mode, link) = match xdp.attach(iface, XdpMode::Driver) {
             Ok(link) => (AttachMode::Native, link),
             Err(native) if !native_only => {
@@ -135,53 +230,75 @@ impl Dataplane {
                     error = %native,
                     "native XDP attach failed; falling back to generic (skb) mode, which is slower"
                 );
-                let link = xdp.attach(iface, XdpMode::Skb).map_err(attach_err)?;
-                (AttachMode::Generic, link)
+                (
+                    AttachMode::Generic,
+                    xdp.attach(iface, XdpMode::Skb).map_err(attach_err)?,
+                )
             }
             Err(native) => return Err(attach_err(native)),
         };
-        self.attachments.push((iface.to_owned(), mode, link));
+        self.links.push((iface.to_owned(), Link::Xdp(link)));
+        if !ingress_only {
+            let tc: &mut SchedClassifier = program_mut(&mut self.ebpf, TC_EGRESS_PROGRAM)?;
+            // TCX links (kernel >= 6.6) need no clsact qdisc.
+            let link = tc.attach(iface, TcAttachType::Egress).map_err(attach_err)?;
+            self.links.push((iface.to_owned(), Link::TcEgress(link)));
+        }
         Ok(mode)
     }
 
     /// Detaches every program, in reverse order of attachment.
     pub fn detach_all(&mut self) -> Result<(), DataplaneError> {
-        let xdp: &mut Xdp = program_mut(&mut self.ebpf, XDP_PROGRAM)?;
-        while let Some((iface, _, link)) = self.attachments.pop() {
-            xdp.detach(link)
-                .map_err(|source| DataplaneError::Detach { iface, source })?;
+        while let Some((iface, link)) = self.links.pop() {
+            let result = match link {
+                Link::Xdp(l) => program_mut::<Xdp>(&mut self.ebpf, XDP_PROGRAM)?.detach(l),
+                Link::TcEgress(l) => {
+                    program_mut::<SchedClassifier>(&mut self.ebpf, TC_EGRESS_PROGRAM)?.detach(l)
+                }
+            };
+            result.map_err(|source| DataplaneError::Detach { iface, source })?;
         }
         Ok(())
-    }
-
-    /// The interfaces programs are attached to, and how.
-    pub fn attachments(&self) -> impl Iterator<Item = (&str, AttachMode)> {
-        self.attachments.iter().map(|(i, m, _)| (i.as_str(), *m))
     }
 
     pub fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
     }
 
+    /// The event ring buffer; can be taken once.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DataplaneError> {
+        let map = maps::take(&mut self.ebpf, MAP_EVENTS)?;
+        RingBuf::try_from(map).map_err(DataplaneError::map(MAP_EVENTS, "unexpected map type"))
+    }
+
     /// The loaded XDP program, e.g. for `BPF_PROG_TEST_RUN`.
     pub fn xdp(&self) -> Result<&Xdp, DataplaneError> {
-        let prog = self
-            .ebpf
+        self.ebpf
             .program(XDP_PROGRAM)
-            .ok_or(DataplaneError::MissingProgram(XDP_PROGRAM))?;
-        prog.try_into().map_err(|source| DataplaneError::Verify {
-            program: XDP_PROGRAM,
-            source,
-        })
+            .ok_or(DataplaneError::MissingProgram(XDP_PROGRAM))?
+            .try_into()
+            .map_err(|source| DataplaneError::Verify {
+                program: XDP_PROGRAM,
+                source,
+            })
     }
-}
 
-fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, DataplaneError> {
-    ebpf.program_mut(name)
-        .ok_or(DataplaneError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| DataplaneError::Verify {
-            program: name,
-            source,
-        })
+    /// A loaded TC program (ingress or egress), e.g. for test runs.
+    pub fn tc(&self, name: &'static str) -> Result<&SchedClassifier, DataplaneError> {
+        self.ebpf
+            .program(name)
+            .ok_or(DataplaneError::MissingProgram(name))?
+            .try_into()
+            .map_err(|source| DataplaneError::Verify {
+                program: name,
+                source,
+            })
+    }
+
+    /// Forgets every bucket's and flow's state (tests: start each case from
+    /// full buckets and fresh flows).
+    pub fn reset_state(&mut self) -> Result<(), DataplaneError> {
+        maps::clear::<policy_common::BucketKey, u64>(&mut self.ebpf, MAP_BUCKETS)?;
+        maps::clear::<policy_common::FlowKey, u64>(&mut self.ebpf, MAP_FLOWS)
+    }
 }

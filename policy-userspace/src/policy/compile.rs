@@ -1,104 +1,376 @@
 //! Lays a validated policy out as the contents of the kernel's maps, in the
-//! contract's types. Done once, here, for every consumer (the loader now; the
-//! reference model later).
+//! contract's types. Done once, here, for every consumer: the loader and the
+//! reference model.
 
-use std::net::IpAddr;
+use std::{collections::HashMap, net::IpAddr, path::PathBuf};
 
 use ipnet::IpNet;
-use policy_common::{USER_UNIDENTIFIED, UserId, UserPolicy, action};
+use policy_common::{
+    ActionEntry, ActionKey, ActionParams, Addr16, ClassRule, Config, GROUP_BIT,
+    MAX_MACS_PER_BINDING, MAX_PROFILES, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId,
+    field, flag, kind, mac8, mode, v4_mapped,
+};
 
-use super::{Action, Policy, UNIDENTIFIED};
+use super::types::*;
 
 /// One user as the kernel knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledUser {
     pub id: UserId,
     pub name: String,
-    pub policy: UserPolicy,
+    /// 0 for none, else index into [`CompiledPolicy::groups`] plus one.
+    pub group: u32,
 }
 
-/// The contents of every identity and policy map.
+/// The contents of every identity, classification and action map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompiledPolicy {
     /// Index = [`UserId`]; entry 0 is the unidentified user.
     pub users: Vec<CompiledUser>,
-    pub v4_exact: Vec<([u8; 4], UserId)>,
-    pub v6_exact: Vec<([u8; 16], UserId)>,
-    /// (prefix length, network, user); host routes go to the exact maps.
-    pub v4_cidrs: Vec<(u8, [u8; 4], UserId)>,
-    pub v6_cidrs: Vec<(u8, [u8; 16], UserId)>,
+    /// Group id `i + 1` is `groups[i]`.
+    pub groups: Vec<String>,
+    /// Index = class id; entry 0 is `default`.
+    pub classes: Vec<String>,
+    pub config: Config,
+    pub exact: Vec<(Addr16, UserId)>,
+    /// (prefix length in the 128-bit space, network, user).
+    pub cidrs: Vec<(u32, Addr16, UserId)>,
+    pub macs: Vec<(Mac8, UserId)>,
+    pub uids: Vec<(u32, UserId)>,
+    /// Resolved to cgroup ids when loaded (that needs the filesystem).
+    pub cgroups: Vec<(PathBuf, UserId)>,
+    pub bindings: Vec<(Addr16, MacBinding)>,
+    pub class_rules: Vec<ClassRule>,
+    /// (prefix length, network, bitmap of the sets containing it).
+    pub set_cidrs: Vec<(u32, Addr16, u64)>,
+    pub actions: Vec<(ActionKey, ActionEntry)>,
+    /// (class id, limits on the class as a whole).
+    pub class_limits: Vec<(u32, ActionEntry)>,
 }
 
-fn user_policy(a: Action) -> UserPolicy {
-    UserPolicy {
-        action: match a {
-            Action::Allow => action::ALLOW,
-            Action::Deny => action::DENY,
-        },
-        _pad: 0,
+/// An address or network in the kernel's 128-bit space: IPv4 as mapped.
+pub fn addr16(addr: IpAddr) -> Addr16 {
+    match addr {
+        IpAddr::V4(a) => v4_mapped(a.octets()),
+        IpAddr::V6(a) => a.octets(),
     }
+}
+
+/// `net` as (prefix length, network) in the 128-bit space.
+pub fn net16(net: &IpNet) -> (u32, Addr16) {
+    match net {
+        IpNet::V4(n) => (
+            96 + u32::from(n.prefix_len()),
+            v4_mapped(n.network().octets()),
+        ),
+        IpNet::V6(n) => (u32::from(n.prefix_len()), n.network().octets()),
+    }
+}
+
+/// Keeps the first `len` bits of `a`.
+pub fn truncate(a: &Addr16, len: u32) -> Addr16 {
+    let mut out = [0u8; 16];
+    for (i, byte) in a.iter().enumerate() {
+        let bits = len.saturating_sub(8 * i as u32).min(8);
+        out[i] = if bits == 0 {
+            0
+        } else {
+            byte & (0xffu8 << (8 - bits))
+        };
+    }
+    out
+}
+
+const NS_PER_SEC: u128 = 1_000_000_000;
+/// See policy-ebpf's bucket.rs: the kernel clamps cost_fp to this.
+const MAX_COST_FP: u128 = 1 << 47;
+/// Smallest burst that lets a full-size Ethernet frame through an idle
+/// bucket; a smaller one would drop every such frame.
+pub const MIN_BURST_BYTES: u64 = 1514;
+
+/// The burst when a limit gives none: 100 ms at the rate (about one WAN
+/// round trip, so a TCP window's worth fits), at least 64 KiB or 10 packets.
+pub fn default_burst(rate: Rate) -> u64 {
+    match rate {
+        Rate::BytesPerSec(b) => (b / 10).max(64 * 1024),
+        Rate::PacketsPerSec(p) => (p / 10).max(10),
+    }
+}
+
+/// The kernel form of an action.
+pub fn params(a: &ActionSpec) -> ActionParams {
+    let mut p = ActionParams::default();
+    match a {
+        ActionSpec::Allow => p.kind = kind::ALLOW,
+        ActionSpec::Deny => p.kind = kind::DENY,
+        ActionSpec::Monitor => p.kind = kind::MONITOR,
+        ActionSpec::Limit(l) => {
+            p.kind = kind::LIMIT;
+            let (per_sec, min_burst) = match l.rate {
+                Rate::BytesPerSec(b) => (b, MIN_BURST_BYTES),
+                Rate::PacketsPerSec(n) => {
+                    p.flags |= flag::PACKETS;
+                    (n, 1)
+                }
+            };
+            let per_sec = u128::from(per_sec.max(1));
+            let burst = u128::from(
+                l.burst
+                    .unwrap_or_else(|| default_burst(l.rate))
+                    .max(min_burst),
+            );
+            p.cost_fp =
+                u64::try_from(((NS_PER_SEC << 16) / per_sec).min(MAX_COST_FP)).unwrap_or(u64::MAX);
+            p.tolerance_ns = u64::try_from(burst * NS_PER_SEC / per_sec).unwrap_or(u64::MAX);
+            if l.ecn.unwrap_or(true) {
+                p.flags |= flag::ECN;
+            }
+            if l.monitor_only {
+                p.flags |= flag::MONITOR_ONLY;
+            }
+            if let Some((major, minor)) = l.htb_class {
+                p.tc_classid = (u32::from(major) << 16) | u32::from(minor);
+            }
+        }
+    }
+    p
+}
+
+fn entry(actions: &[ActionSpec]) -> ActionEntry {
+    let mut e = ActionEntry::default();
+    for (slot, a) in e.profiles.iter_mut().zip(actions) {
+        *slot = params(a);
+    }
+    // Profiles the policy does not define behave as off_hours (index 0).
+    let first = e.profiles[0];
+    for slot in e.profiles.iter_mut().skip(actions.len()) {
+        *slot = first;
+    }
+    e
+}
+
+fn class_rules(policy: &Policy) -> Vec<ClassRule> {
+    let mut out = Vec::new();
+    for (i, class) in policy.classes.iter().enumerate() {
+        let Some(m) = &class.matches else { continue };
+        let mut base = ClassRule {
+            class: i as u32 + 1,
+            ..ClassRule::default()
+        };
+        if let Some(p) = m.proto {
+            base.fields |= field::PROTO;
+            base.proto = p;
+        }
+        if !m.sets.is_empty() {
+            base.fields |= field::REMOTE_SETS;
+            base.remote_sets = m.sets.iter().fold(0, |bits, s| bits | 1u64 << s);
+        }
+        if let Some(c) = m.l2_cast {
+            base.fields |= field::L2_CAST;
+            base.l2_cast = c;
+        }
+        if let Some(t) = m.icmp_type {
+            base.fields |= field::ICMP_TYPE;
+            base.icmp_type = t;
+        }
+        if let Some(d) = m.dscp {
+            base.fields |= field::DSCP;
+            base.dscp = d;
+        }
+        // Several ranges are an OR: one kernel rule per combination.
+        let remote: Vec<Option<(u16, u16)>> = if m.remote_ports.is_empty() {
+            vec![None]
+        } else {
+            m.remote_ports.iter().copied().map(Some).collect()
+        };
+        let user: Vec<Option<(u16, u16)>> = if m.user_ports.is_empty() {
+            vec![None]
+        } else {
+            m.user_ports.iter().copied().map(Some).collect()
+        };
+        for r in &remote {
+            for u in &user {
+                let mut rule = base;
+                if let Some((lo, hi)) = r {
+                    rule.fields |= field::REMOTE_PORT;
+                    (rule.remote_port_lo, rule.remote_port_hi) = (*lo, *hi);
+                }
+                if let Some((lo, hi)) = u {
+                    rule.fields |= field::USER_PORT;
+                    (rule.user_port_lo, rule.user_port_hi) = (*lo, *hi);
+                }
+                out.push(rule);
+            }
+        }
+    }
+    out
+}
+
+/// Every prefix of every set, each with the bitmap of all sets containing it,
+/// so that one longest-prefix lookup gives an address's full membership.
+fn set_cidrs(policy: &Policy) -> Vec<(u32, Addr16, u64)> {
+    let mut own: HashMap<(u32, Addr16), u64> = HashMap::new();
+    for (i, set) in policy.sets.iter().enumerate() {
+        for net in &set.nets {
+            *own.entry(net16(net)).or_default() |= 1u64 << i;
+        }
+    }
+    let mut out: Vec<(u32, Addr16, u64)> = own
+        .keys()
+        .map(|&(len, addr)| {
+            let bits = (0..=len).fold(0u64, |bits, l| {
+                bits | own.get(&(l, truncate(&addr, l))).copied().unwrap_or(0)
+            });
+            (len, addr, bits)
+        })
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 impl CompiledPolicy {
     pub fn compile(policy: &Policy) -> Self {
-        let mut out = Self::default();
+        let mut out = Self {
+            classes: std::iter::once(DEFAULT_CLASS.to_owned())
+                .chain(policy.classes.iter().map(|c| c.name.clone()))
+                .collect(),
+            ..Self::default()
+        };
         out.users.push(CompiledUser {
             id: USER_UNIDENTIFIED,
             name: UNIDENTIFIED.to_owned(),
-            policy: user_policy(policy.unidentified),
+            group: 0,
         });
         for user in &policy.users {
             let id = UserId::try_from(out.users.len()).expect("validated policies fit in u32 ids");
+            let group = match &user.group {
+                Some(g) => match out.groups.iter().position(|x| x == g) {
+                    Some(i) => i as u32 + 1,
+                    None => {
+                        out.groups.push(g.clone());
+                        out.groups.len() as u32
+                    }
+                },
+                None => 0,
+            };
             out.users.push(CompiledUser {
                 id,
                 name: user.name.clone(),
-                policy: user_policy(user.action),
+                group,
             });
+            let mut exact_addrs = Vec::new();
             for net in &user.nets {
-                let host = net.prefix_len() == net.max_prefix_len();
-                match (net.addr(), host) {
-                    (IpAddr::V4(a), true) => out.v4_exact.push((a.octets(), id)),
-                    (IpAddr::V6(a), true) => out.v6_exact.push((a.octets(), id)),
-                    (IpAddr::V4(a), false) => out.v4_cidrs.push((net.prefix_len(), a.octets(), id)),
-                    (IpAddr::V6(a), false) => out.v6_cidrs.push((net.prefix_len(), a.octets(), id)),
+                let (len, addr) = net16(net);
+                if len == 128 {
+                    out.exact.push((addr, id));
+                    exact_addrs.push(addr);
+                } else {
+                    out.cidrs.push((len, addr, id));
                 }
             }
+            out.macs.extend(user.macs.iter().map(|m| (mac8(*m), id)));
+            out.uids.extend(user.uids.iter().map(|u| (*u, id)));
+            out.cgroups
+                .extend(user.cgroups.iter().map(|c| (c.clone(), id)));
+            if user.spoof_check {
+                let mut binding = MacBinding {
+                    count: user.macs.len().min(MAX_MACS_PER_BINDING) as u32,
+                    user: id,
+                    ..MacBinding::default()
+                };
+                for (slot, mac) in binding.macs.iter_mut().zip(&user.macs) {
+                    *slot = mac8(*mac);
+                }
+                out.bindings
+                    .extend(exact_addrs.iter().map(|a| (*a, binding)));
+            }
         }
+        out.class_rules = class_rules(policy);
+        out.set_cidrs = set_cidrs(policy);
+        out.actions_and_limits(policy);
+        let elephant = policy
+            .classes
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| c.elephant_bytes.map(|b| (b, i as u32 + 1)));
+        out.config = Config {
+            mode: match policy.settings.mode {
+                Mode::Enforce => mode::ENFORCE,
+                Mode::Monitor => mode::MONITOR,
+            },
+            rule_count: out.class_rules.len() as u32,
+            elephant_bytes: elephant.map_or(0, |(b, _)| b),
+            elephant_class: elephant.map_or(0, |(_, c)| c),
+            malformed_drop: u32::from(policy.settings.malformed_drop),
+            event_interval_ns: u64::try_from(policy.settings.event_interval.as_nanos())
+                .unwrap_or(u64::MAX),
+        };
         out
     }
 
-    /// The user id a source address maps to under this policy: exact match,
-    /// then longest prefix, else unidentified. The same rule as the kernel's
-    /// `identity::user_of`; tests compare the two.
-    pub fn user_of(&self, addr: IpAddr) -> UserId {
-        let longest = |nets: &mut dyn Iterator<Item = (IpNet, UserId)>| {
-            nets.filter(|(net, _)| net.contains(&addr))
-                .max_by_key(|(net, _)| net.prefix_len())
-                .map(|(_, id)| id)
-        };
-        match addr {
-            IpAddr::V4(a) => self
-                .v4_exact
-                .iter()
-                .find(|(k, _)| *k == a.octets())
-                .map(|(_, id)| *id)
-                .or_else(|| {
-                    longest(&mut self.v4_cidrs.iter().map(|(p, n, id)| {
-                        (IpNet::new(IpAddr::from(*n), *p).expect("valid prefix"), *id)
-                    }))
-                }),
-            IpAddr::V6(a) => self
-                .v6_exact
-                .iter()
-                .find(|(k, _)| *k == a.octets())
-                .map(|(_, id)| *id)
-                .or_else(|| {
-                    longest(&mut self.v6_cidrs.iter().map(|(p, n, id)| {
-                        (IpNet::new(IpAddr::from(*n), *p).expect("valid prefix"), *id)
-                    }))
-                }),
+    fn class_id(&self, name: &str) -> u32 {
+        self.classes
+            .iter()
+            .position(|c| c == name)
+            .expect("validated class") as u32
+    }
+
+    fn user_id(&self, name: &str) -> UserId {
+        self.users
+            .iter()
+            .position(|u| u.name == name)
+            .expect("validated user") as UserId
+    }
+
+    fn actions_and_limits(&mut self, policy: &Policy) {
+        let mut actions: Vec<(ActionKey, ActionEntry)> = Vec::new();
+        for rule in &policy.rules {
+            let class = self.class_id(&rule.class);
+            let subject = match &rule.subject {
+                Subject::User(u) => self.user_id(u),
+                Subject::Group(g) => {
+                    GROUP_BIT
+                        | (self
+                            .groups
+                            .iter()
+                            .position(|x| x == g)
+                            .expect("validated group") as u32
+                            + 1)
+                }
+                Subject::Everyone => SUBJECT_ANY,
+                Subject::Aggregate => {
+                    self.class_limits.push((class, entry(&rule.actions)));
+                    continue;
+                }
+            };
+            actions.push((ActionKey { subject, class }, entry(&rule.actions)));
         }
-        .unwrap_or(USER_UNIDENTIFIED)
+        // A user's (or unidentified's) blanket action fills every class the
+        // rules leave open for them.
+        let blanket: Vec<(UserId, ActionSpec)> = policy
+            .unidentified
+            .map(|a| (USER_UNIDENTIFIED, a))
+            .into_iter()
+            .chain(
+                policy
+                    .users
+                    .iter()
+                    .filter_map(|u| u.action.map(|a| (self.user_id(&u.name), a))),
+            )
+            .collect();
+        for (user, action) in blanket {
+            for class in 0..self.classes.len() as u32 {
+                let key = ActionKey {
+                    subject: user,
+                    class,
+                };
+                if !actions.iter().any(|(k, _)| *k == key) {
+                    actions.push((key, entry(&[action; MAX_PROFILES])));
+                }
+            }
+        }
+        actions.sort_unstable_by_key(|(k, _)| *k);
+        self.actions = actions;
     }
 
     pub fn user(&self, name: &str) -> Option<&CompiledUser> {

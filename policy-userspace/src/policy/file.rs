@@ -2,17 +2,39 @@
 //! errors (a typo must never silently weaken a policy). Values that need
 //! checking keep their source span so errors can point at them.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PolicyFile {
-    /// The user packets fall under when no address matches.
+    #[serde(default)]
+    pub settings: Option<SettingsSection>,
+    /// The user packets fall under when no identity matches.
     #[serde(default)]
     pub unidentified: Option<UnidentifiedSection>,
+    /// Named CIDR sets, e.g. `webmail = ["203.0.113.0/24"]`.
+    #[serde(default)]
+    pub sets: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default, rename = "class")]
+    pub classes: Vec<ClassEntry>,
     #[serde(default, rename = "user")]
     pub users: Vec<UserEntry>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SettingsSection {
+    /// `enforce` (default) or `monitor`.
+    pub mode: Option<Spanned<String>>,
+    /// Verdict for malformed packets: `pass` (default) or `drop`.
+    pub malformed: Option<Spanned<String>>,
+    /// Least time between two events of one kind for one user (`1s`).
+    pub event_interval: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,12 +45,82 @@ pub(super) struct UnidentifiedSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct ClassEntry {
+    pub name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    pub matches: Option<Spanned<MatchEntry>>,
+    /// A flow past this size is reclassified into this class.
+    pub elephant: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MatchEntry {
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `sctp` or a protocol number.
+    pub proto: Option<Spanned<ProtoSpec>>,
+    /// Remote (service) ports: numbers or `"lo-hi"` ranges.
+    #[serde(default)]
+    pub ports: Vec<Spanned<PortSpec>>,
+    /// The user's own ports.
+    #[serde(default)]
+    pub user_ports: Vec<Spanned<PortSpec>>,
+    /// The remote address is in one of these sets.
+    #[serde(default)]
+    pub sets: Vec<Spanned<String>>,
+    /// `broadcast`, `multicast` or `broadcast-or-multicast` (destination MAC).
+    pub l2: Option<Spanned<String>>,
+    pub icmp_type: Option<Spanned<i64>>,
+    pub dscp: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum PortSpec {
+    Port(i64),
+    Range(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum ProtoSpec {
+    Number(i64),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct UserEntry {
     pub name: Spanned<String>,
     /// Addresses (`10.0.0.2`, `2001:db8::2`) and CIDRs (`10.1.0.0/24`).
     #[serde(default)]
     pub ips: Vec<Spanned<String>>,
-    /// Defaults to `allow`.
     #[serde(default)]
+    pub macs: Vec<Spanned<String>>,
+    /// Socket owners (TC egress of locally generated traffic).
+    #[serde(default)]
+    pub uids: Vec<Spanned<i64>>,
+    /// cgroup v2 directories, e.g. `/sys/fs/cgroup/user.slice/user-1000.slice`.
+    #[serde(default)]
+    pub cgroups: Vec<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
+    /// Bind the user's exact addresses to their MACs (default: true when
+    /// both are given).
+    pub spoof_check: Option<bool>,
+    /// Shorthand for a rule for every class this user has no rule for.
     pub action: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RuleEntry {
+    pub class: Spanned<String>,
+    pub user: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
+    /// The limit applies to the class as a whole (all users together).
+    #[serde(default)]
+    pub aggregate: bool,
+    /// The action in every profile not given below.
+    pub action: Option<Spanned<String>>,
+    pub business: Option<Spanned<String>>,
+    pub off_hours: Option<Spanned<String>>,
 }

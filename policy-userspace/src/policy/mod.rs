@@ -1,20 +1,24 @@
-//! The policy language: TOML files -> validated [`Policy`] -> [`CompiledPolicy`]
-//! tables in the contract's types.
+//! The policy language: TOML files -> validated [`Policy`] ->
+//! [`CompiledPolicy`] tables in the contract's types.
 //!
 //! Pure: no kernel, no I/O beyond reading the files, so all of it is unit
 //! tested. Each stage has its own file: `file` is the on-disk schema,
-//! `validate` turns it into the typed model, `compile` lays out map contents.
+//! `units` the humane values (`20Mbit`, `256KiB`, actions), `validate` turns
+//! the schema into the typed model of `types`, `compile` lays out map
+//! contents.
 
 mod compile;
 mod error;
 mod file;
+mod types;
+pub mod units;
 mod validate;
 
 use std::path::Path;
 
-pub use compile::{CompiledPolicy, CompiledUser};
+pub use compile::{CompiledPolicy, CompiledUser, addr16, default_burst, net16, params, truncate};
 pub use error::PolicyError;
-pub use validate::{Action, Policy, UNIDENTIFIED, User};
+pub use types::*;
 
 /// Reads, parses and validates one policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {

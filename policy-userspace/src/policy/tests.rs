@@ -1,6 +1,8 @@
-use std::{net::IpAddr, path::Path};
+use std::path::Path;
 
-use policy_common::{USER_UNIDENTIFIED, action};
+use policy_common::{
+    ActionKey, GROUP_BIT, SUBJECT_ANY, USER_UNIDENTIFIED, field, flag, kind, v4_mapped,
+};
 
 use super::*;
 
@@ -31,19 +33,20 @@ action = "deny"
 #[test]
 fn parses_a_valid_policy() {
     let p = parse_str(GOOD).unwrap();
-    assert_eq!(p.unidentified, Action::Deny);
+    assert_eq!(p.unidentified, Some(ActionSpec::Deny));
     assert_eq!(p.users.len(), 2);
     assert_eq!(p.users[0].name, "alice");
-    assert_eq!(p.users[0].action, Action::Allow, "action defaults to allow");
+    assert_eq!(p.users[0].action, None, "no blanket action unless given");
     assert_eq!(p.users[0].nets.len(), 3);
-    assert_eq!(p.users[1].action, Action::Deny);
+    assert_eq!(p.users[1].action, Some(ActionSpec::Deny));
 }
 
 #[test]
 fn empty_file_allows_unidentified() {
     let p = parse_str("").unwrap();
     assert!(p.users.is_empty());
-    assert_eq!(p.unidentified, Action::Allow);
+    assert_eq!(p.unidentified, None);
+    assert_eq!(p.settings, Settings::default());
 }
 
 #[test]
@@ -133,7 +136,10 @@ fn reserved_and_malformed_names_are_rejected() {
 #[test]
 fn user_without_addresses_is_rejected() {
     let e = err("[[user]]\nname = \"a\"\n");
-    assert!(e.contains("user[0].ips: user `a` has no addresses"), "{e}");
+    assert!(
+        e.contains("user[0].ips: user `a` has no addresses, MACs, UIDs or cgroups"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -141,7 +147,8 @@ fn unknown_action_is_rejected() {
     let e = err("[unidentified]\naction = \"drop\"\n");
     assert_eq!(
         e,
-        "p.toml:2:10: unidentified.action: unknown action `drop`, expected `allow` or `deny`"
+        "p.toml:2:10: unidentified.action: `drop` is not an action: expected `allow`, `deny`, \
+         `monitor` or `limit <rate> [options]`; did you mean `deny`?"
     );
 }
 
@@ -152,32 +159,315 @@ fn wrong_type_is_rejected() {
     assert!(e.contains("invalid type"), "{e}");
 }
 
+const FULL: &str = r#"
+[settings]
+mode = "monitor"
+malformed = "drop"
+event_interval = "250ms"
+
+[sets]
+webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
+banned = ["203.0.113.128/25", "198.51.100.0/24"]
+
+[[class]]
+name = "webmail"
+match = { sets = ["webmail"] }
+
+[[class]]
+name = "mail"
+match = { proto = "tcp", ports = [25, 465, 587] }
+
+[[class]]
+name = "bulk"
+match = { proto = "tcp", ports = [21, "6000-6010"], user_ports = [22] }
+elephant = "50MiB"
+
+[[class]]
+name = "broadcast"
+match = { l2 = "broadcast-or-multicast" }
+
+[[class]]
+name = "ping"
+match = { proto = "icmp", icmp_type = 8 }
+
+[[user]]
+name = "alice"
+ips = ["10.0.0.2", "10.1.0.0/16"]
+macs = ["02:00:00:00:00:02"]
+group = "finance"
+
+[[user]]
+name = "bob"
+ips = ["10.0.0.3"]
+macs = ["02:00:00:00:00:03"]
+uids = [1000]
+spoof_check = false
+action = "deny"
+
+[[rule]]
+class = "bulk"
+business = "limit 20Mbit burst 256KiB"
+off_hours = "allow"
+
+[[rule]]
+class = "mail"
+group = "finance"
+action = "limit 10pps"
+
+[[rule]]
+class = "webmail"
+action = "deny"
+
+[[rule]]
+class = "bulk"
+aggregate = true
+business = "limit 200Mbit"
+"#;
+
 #[test]
-fn compile_assigns_dense_ids_and_splits_hosts_from_cidrs() {
-    let c = CompiledPolicy::compile(&parse_str(GOOD).unwrap());
-    assert_eq!(c.users[0].name, UNIDENTIFIED);
-    assert_eq!(c.users[0].id, USER_UNIDENTIFIED);
-    assert_eq!(c.users[0].policy.action, action::DENY);
-    assert_eq!((c.users[1].id, c.users[1].name.as_str()), (1, "alice"));
-    assert_eq!((c.users[2].id, c.users[2].policy.action), (2, action::DENY));
-    assert_eq!(c.v4_exact, vec![([10, 0, 0, 2], 1)]);
-    assert_eq!(c.v6_exact.len(), 1);
+fn full_policy_validates() {
+    let p = parse_str(FULL).unwrap();
+    assert_eq!(p.settings.mode, Mode::Monitor);
+    assert!(p.settings.malformed_drop);
     assert_eq!(
-        c.v4_cidrs,
-        vec![(16, [10, 1, 0, 0], 1), (24, [10, 1, 2, 0], 2)]
+        p.settings.event_interval,
+        std::time::Duration::from_millis(250)
     );
-    assert_eq!(c.v6_cidrs.len(), 1);
+    assert_eq!(p.sets.len(), 2);
+    assert_eq!(p.classes.len(), 5);
+    assert_eq!(p.classes[2].elephant_bytes, Some(50 * 1024 * 1024));
+    assert_eq!(
+        p.classes[2].matches.as_ref().unwrap().remote_ports,
+        vec![(21, 21), (6000, 6010)]
+    );
+    assert!(
+        p.users[0].spoof_check,
+        "on by default with exact ips and macs"
+    );
+    assert!(!p.users[1].spoof_check);
+    assert_eq!(p.rules.len(), 4);
+    assert_eq!(p.rules[0].actions[0], ActionSpec::Allow, "off_hours");
+    assert!(
+        matches!(p.rules[0].actions[1], ActionSpec::Limit(_)),
+        "business"
+    );
+    assert_eq!(p.rules[3].subject, Subject::Aggregate);
 }
 
 #[test]
-fn identity_prefers_exact_then_longest_prefix() {
-    let c = CompiledPolicy::compile(&parse_str(GOOD).unwrap());
-    let id = |s: &str| c.user_of(s.parse::<IpAddr>().unwrap());
-    assert_eq!(id("10.0.0.2"), 1);
-    assert_eq!(id("10.1.9.9"), 1, "inside alice's /16");
-    assert_eq!(id("10.1.2.9"), 2, "bob's /24 is longer than alice's /16");
-    assert_eq!(id("10.0.0.3"), USER_UNIDENTIFIED);
-    assert_eq!(id("2001:db8:1::5"), 2);
-    assert_eq!(id("2001:db8::2"), 1);
-    assert_eq!(id("2001:db8:2::1"), USER_UNIDENTIFIED);
+fn full_policy_compiles_to_tables() {
+    let c = CompiledPolicy::compile(&parse_str(FULL).unwrap());
+    assert_eq!(
+        c.classes,
+        ["default", "webmail", "mail", "bulk", "broadcast", "ping"]
+    );
+    assert_eq!(c.groups, ["finance"]);
+    assert_eq!(c.users[1].group, 1);
+    // mail: 3 ports; bulk: 2 remote ranges x 1 user port; one each for the rest.
+    assert_eq!(c.class_rules.len(), 1 + 3 + 2 + 1 + 1);
+    assert_eq!(c.config.rule_count, 8);
+    let bulk = &c.class_rules[4];
+    assert_eq!(bulk.class, 3);
+    assert_eq!(
+        bulk.fields,
+        field::PROTO | field::REMOTE_PORT | field::USER_PORT
+    );
+    assert_eq!(
+        (bulk.remote_port_lo, bulk.remote_port_hi, bulk.user_port_lo),
+        (21, 21, 22)
+    );
+    assert_eq!(
+        c.class_rules[0].remote_sets, 0b10,
+        "webmail is bit 1 (sets sort by name)"
+    );
+    assert_eq!(c.config.elephant_class, 3);
+    assert_eq!(c.config.elephant_bytes, 50 << 20);
+    assert_eq!(c.config.mode, policy_common::mode::MONITOR);
+    assert_eq!(c.config.malformed_drop, 1);
+    assert_eq!(c.config.event_interval_ns, 250_000_000);
+    // IPv4 goes to the mapped space: /16 becomes /112, hosts are exact.
+    assert!(c.exact.contains(&(v4_mapped([10, 0, 0, 2]), 1)));
+    assert!(c.cidrs.contains(&(112, v4_mapped([10, 1, 0, 0]), 1)));
+    assert_eq!(c.uids, [(1000, 2)]);
+    assert_eq!(c.bindings.len(), 1, "only alice is bound");
+    assert_eq!(c.bindings[0].1.count, 1);
+}
+
+#[test]
+fn set_prefixes_carry_every_set_that_contains_them() {
+    let c = CompiledPolicy::compile(&parse_str(FULL).unwrap());
+    let bits = |len: u32, a: [u8; 4]| {
+        c.set_cidrs
+            .iter()
+            .find(|(l, n, _)| *l == 96 + len && *n == v4_mapped(a))
+            .map(|(_, _, b)| *b)
+    };
+    // Sets are sorted by name: banned = bit 0, webmail = bit 1.
+    assert_eq!(bits(24, [203, 0, 113, 0]), Some(0b10));
+    assert_eq!(
+        bits(25, [203, 0, 113, 128]),
+        Some(0b11),
+        "inside webmail's /24 too"
+    );
+    assert_eq!(bits(24, [198, 51, 100, 0]), Some(0b01));
+}
+
+#[test]
+fn actions_resolve_user_group_everyone_and_blanket() {
+    let c = CompiledPolicy::compile(&parse_str(FULL).unwrap());
+    let find = |subject, class| {
+        c.actions
+            .iter()
+            .find(|(k, _)| *k == ActionKey { subject, class })
+            .map(|(_, e)| *e)
+    };
+    let bulk = find(SUBJECT_ANY, 3).unwrap();
+    assert_eq!(bulk.profiles[0].kind, kind::ALLOW, "off_hours");
+    let limit = bulk.profiles[1];
+    assert_eq!(limit.kind, kind::LIMIT);
+    // 20 Mbit/s = 2.5 MB/s = 400 ns per byte; burst 256 KiB = 104 857 600 ns.
+    assert_eq!(limit.cost_fp, 400 << 16);
+    assert_eq!(limit.tolerance_ns, 262_144 * 400);
+    assert_ne!(limit.flags & flag::ECN, 0, "ECN marking is on by default");
+    let mail = find(GROUP_BIT | 1, 2).unwrap().profiles[1];
+    assert_eq!(mail.kind, kind::LIMIT);
+    assert_ne!(mail.flags & flag::PACKETS, 0);
+    assert_eq!(find(SUBJECT_ANY, 1).unwrap().profiles[0].kind, kind::DENY);
+    // bob's blanket deny covers every class, including default.
+    for class in 0..6 {
+        assert_eq!(
+            find(2, class).unwrap().profiles[1].kind,
+            kind::DENY,
+            "class {class}"
+        );
+    }
+    assert!(
+        find(USER_UNIDENTIFIED, 0).is_none(),
+        "no [unidentified]: rules for everyone apply"
+    );
+    assert_eq!(c.class_limits.len(), 1);
+    assert_eq!(c.class_limits[0].0, 3);
+    assert_eq!(c.class_limits[0].1.profiles[0].kind, kind::ALLOW);
+    assert_eq!(c.class_limits[0].1.profiles[1].kind, kind::LIMIT);
+}
+
+#[test]
+fn class_errors_name_the_field() {
+    let e = err("[[class]]\nname = \"default\"\nmatch = { proto = \"tcp\" }\n");
+    assert!(e.contains("class[0].name: `default` is reserved"), "{e}");
+    let e = err("[[class]]\nname = \"x\"\nmatch = { proto = \"tcp\", ports = [70000] }\n");
+    assert!(
+        e.contains("class[0].match.ports[0]: `70000` is not a port"),
+        "{e}"
+    );
+    let e = err("[[class]]\nname = \"x\"\nmatch = { proto = \"tcp\", ports = [\"9-1\"] }\n");
+    assert!(e.contains("the range is empty"), "{e}");
+    let e = err("[[class]]\nname = \"x\"\nmatch = { ports = [80] }\n");
+    assert!(e.contains("ports need `proto`"), "{e}");
+    let e = err("[[class]]\nname = \"x\"\nmatch = { proto = \"gre\" }\n");
+    assert!(e.contains("unknown protocol `gre`"), "{e}");
+    let e = err("[[class]]\nname = \"x\"\nmatch = { sets = [\"nope\"] }\n");
+    assert!(
+        e.contains("class[0].match.sets[0]: no set named `nope`"),
+        "{e}"
+    );
+    let e = err("[[class]]\nname = \"x\"\nmatch = { l2 = \"unicast\" }\n");
+    assert!(e.contains("unknown value `unicast`"), "{e}");
+    let e = err(
+        "[[class]]\nname = \"x\"\nmatch = { proto = \"tcp\" }\n[[class]]\nname = \"x\"\nmatch = { proto = \"udp\" }\n",
+    );
+    assert!(
+        e.contains("class[1].name: class `x` is defined twice"),
+        "{e}"
+    );
+    let e = err("[[class]]\nname = \"x\"\n");
+    assert!(e.contains("neither `match` nor `elephant`"), "{e}");
+    let e = err("[[class]]\nname = \"x\"\nmatch = { proto = \"tcp\", colour = 1 }\n");
+    assert!(e.contains("unknown field `colour`"), "{e}");
+}
+
+#[test]
+fn too_many_kernel_rules_is_an_error() {
+    let ports: Vec<String> = (1..=65).map(|p| p.to_string()).collect();
+    let src = format!(
+        "[[class]]\nname = \"x\"\nmatch = {{ proto = \"tcp\", ports = [{}] }}\n",
+        ports.join(", ")
+    );
+    let e = err(&src);
+    assert!(e.contains("65 kernel rules"), "{e}");
+}
+
+#[test]
+fn rule_errors_name_the_field() {
+    let base = "[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\" }\n[[user]]\nname = \"a\"\nips = [\"10.0.0.1\"]\ngroup = \"g\"\n";
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"nope\"\naction = \"deny\"\n"
+    ));
+    assert!(e.contains("rule[0].class: no class named `nope`"), "{e}");
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\nuser = \"zed\"\naction = \"deny\"\n"
+    ));
+    assert!(e.contains("rule[0].user: no user named `zed`"), "{e}");
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\ngroup = \"h\"\naction = \"deny\"\n"
+    ));
+    assert!(e.contains("rule[0].group: no user is in group `h`"), "{e}");
+    let e = err(&format!("{base}[[rule]]\nclass = \"bulk\"\n"));
+    assert!(e.contains("the rule sets no action"), "{e}");
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\naggregate = true\naction = \"deny\"\n"
+    ));
+    assert!(e.contains("an aggregate rule can only `limit`"), "{e}");
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\naction = \"deny\"\n[[rule]]\nclass = \"bulk\"\naction = \"allow\"\n"
+    ));
+    assert!(
+        e.contains("rule[1].class: rule[0] already sets class `bulk` for everyone"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\nbusiness = \"limit fast\"\n"
+    ));
+    assert!(e.contains("rule[0].business:"), "{e}");
+    assert!(e.contains("fast"), "{e}");
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\nweekend = \"deny\"\n"
+    ));
+    assert!(e.contains("unknown field `weekend`"), "{e}");
+}
+
+#[test]
+fn identifier_errors() {
+    let e = err("[[user]]\nname = \"a\"\nmacs = [\"02:00:00:00:00\"]\n");
+    assert!(
+        e.contains("user[0].macs[0]: `02:00:00:00:00` is not a MAC address"),
+        "{e}"
+    );
+    let e = err("[[user]]\nname = \"a\"\nmacs = [\"01:00:5e:00:00:01\"]\n");
+    assert!(e.contains("multicast MAC"), "{e}");
+    let e = err(
+        "[[user]]\nname = \"a\"\nmacs = [\"02:00:00:00:00:01\"]\n[[user]]\nname = \"b\"\nmacs = [\"02:00:00:00:00:01\"]\n",
+    );
+    assert!(e.contains("already belongs to user `a`"), "{e}");
+    let e = err("[[user]]\nname = \"a\"\nuids = [-1]\n");
+    assert!(e.contains("user[0].uids[0]: expected a UID"), "{e}");
+    let e = err("[[user]]\nname = \"a\"\ncgroups = [\"user.slice\"]\n");
+    assert!(e.contains("absolute cgroup"), "{e}");
+    let e = err(
+        "[[user]]\nname = \"a\"\nips = [\"10.0.0.0/24\"]\nmacs = [\"02:00:00:00:00:01\"]\nspoof_check = true\n",
+    );
+    assert!(e.contains("spoof_check binds exact addresses"), "{e}");
+}
+
+#[test]
+fn settings_errors() {
+    let e = err("[settings]\nmode = \"audit\"\n");
+    assert!(
+        e.contains("settings.mode: unknown value `audit`, expected `enforce` or `monitor`"),
+        "{e}"
+    );
+    let e = err("[settings]\nevent_interval = \"1h\"\n");
+    assert!(e.contains("settings.event_interval"), "{e}");
+    let e = err("[sets]\nweb = [\"300.0.0.0/8\"]\n");
+    assert!(e.contains("sets.web[0]"), "{e}");
 }

@@ -1,48 +1,22 @@
-//! From the on-disk schema to the typed, checked model.
+//! From the on-disk schema to the typed, checked [`Policy`]. Every error
+//! points at the offending value.
 
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use ipnet::IpNet;
+use policy_common::{MAX_CLASS_RULES, MAX_CLASSES, MAX_MACS_PER_BINDING, MAX_SETS, cast};
 use toml::Spanned;
 
-use super::{PolicyError, file};
-
-/// The name under which unmatched packets are accounted. Reserved: no user
-/// may take it.
-pub const UNIDENTIFIED: &str = "unidentified";
-
-/// What to do with a user's packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Allow,
-    Deny,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub name: String,
-    /// Host addresses are stored as /32 or /128 networks.
-    pub nets: Vec<IpNet>,
-    pub action: Action,
-}
-
-/// A validated policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    pub users: Vec<User>,
-    /// Applies to packets from addresses no user claims. Default: `allow`, so
-    /// that loading a policy that forgets a subnet does not cut a host off.
-    pub unidentified: Action,
-}
+use super::{
+    PolicyError,
+    file::{self, PortSpec, ProtoSpec},
+    types::*,
+    units::{self, ActionSpec},
+};
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -50,20 +24,63 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(&self, value: &Spanned<T>, field: String, message: String) -> PolicyError {
+    fn err<T>(
+        &self,
+        value: &Spanned<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> PolicyError {
         PolicyError::invalid(self.path, self.source, value.span(), field, message)
     }
 
-    fn action(&self, value: &Spanned<String>, field: String) -> Result<Action, PolicyError> {
-        match value.get_ref().as_str() {
-            "allow" => Ok(Action::Allow),
-            "deny" => Ok(Action::Deny),
-            other => Err(self.err(
+    fn action(
+        &self,
+        value: &Spanned<String>,
+        field: impl Into<String>,
+    ) -> Result<ActionSpec, PolicyError> {
+        units::parse_action(value.get_ref()).map_err(|e| self.err(value, field, e.to_string()))
+    }
+
+    fn name(
+        &self,
+        value: &Spanned<String>,
+        field: impl Into<String>,
+        what: &str,
+    ) -> Result<String, PolicyError> {
+        let name = value.get_ref();
+        if valid_name(name) {
+            Ok(name.clone())
+        } else {
+            Err(self.err(
                 value,
                 field,
-                format!("unknown action `{other}`, expected `allow` or `deny`"),
-            )),
+                format!("`{name}` is not a valid {what} name (1 to 64 of A-Z a-z 0-9 _ - .)"),
+            ))
         }
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        value: &Spanned<String>,
+        field: &str,
+        choices: &[(&str, T)],
+    ) -> Result<T, PolicyError> {
+        choices
+            .iter()
+            .find(|(name, _)| name == value.get_ref())
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<String> = choices.iter().map(|(n, _)| format!("`{n}`")).collect();
+                self.err(
+                    value,
+                    field,
+                    format!(
+                        "unknown value `{}`, expected {}",
+                        value.get_ref(),
+                        names.join(" or ")
+                    ),
+                )
+            })
     }
 }
 
@@ -76,7 +93,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Parses `10.0.0.2`, `2001:db8::2` or a CIDR with no host bits set.
-fn parse_net(text: &str) -> Result<IpNet, String> {
+pub(super) fn parse_net(text: &str) -> Result<IpNet, String> {
     if text.contains('/') {
         let net: IpNet = text
             .parse()
@@ -95,30 +112,331 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
     }
 }
 
+fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let bad = || format!("`{text}` is not a MAC address (like 02:00:00:00:00:01)");
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, part) in mac.iter_mut().zip(&parts) {
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!(
+            "`{text}` is a multicast MAC address; it cannot identify a user"
+        ));
+    }
+    Ok(mac)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration (like `500ms` or `2s`)");
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, ""), |i| text.split_at(i));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        _ => Err(bad()),
+    }
+}
+
+fn port_range(spec: &PortSpec) -> Result<(u16, u16), String> {
+    let port = |n: i64| u16::try_from(n).ok().filter(|p| *p != 0);
+    match spec {
+        PortSpec::Port(n) => port(*n)
+            .map(|p| (p, p))
+            .ok_or_else(|| format!("`{n}` is not a port (1 to 65535)")),
+        PortSpec::Range(text) => {
+            let bad = || format!("`{text}` is not a port range (like \"6000-6010\")");
+            let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
+            let lo = lo.trim().parse().ok().and_then(port).ok_or_else(bad)?;
+            let hi = hi.trim().parse().ok().and_then(port).ok_or_else(bad)?;
+            if lo > hi {
+                return Err(format!("`{text}`: the range is empty (start above end)"));
+            }
+            Ok((lo, hi))
+        }
+    }
+}
+
+fn proto(spec: &ProtoSpec) -> Result<u8, String> {
+    match spec {
+        ProtoSpec::Number(n) => {
+            u8::try_from(*n).map_err(|_| format!("`{n}` is not an IP protocol number (0 to 255)"))
+        }
+        ProtoSpec::Name(name) => match name.as_str() {
+            "tcp" => Ok(6),
+            "udp" => Ok(17),
+            "icmp" => Ok(1),
+            "icmpv6" => Ok(58),
+            "sctp" => Ok(132),
+            other => Err(format!(
+                "unknown protocol `{other}`, expected `tcp`, `udp`, `icmp`, `icmpv6`, `sctp` or a number"
+            )),
+        },
+    }
+}
+
 pub(super) fn validate(
     path: &Path,
     source: &str,
     raw: file::PolicyFile,
 ) -> Result<Policy, PolicyError> {
     let cx = Ctx { path, source };
+    let settings = settings(&cx, raw.settings.as_ref())?;
+    let sets = sets(&cx, &raw.sets)?;
+    let classes = classes(&cx, &raw.classes, &sets)?;
+    let users = users(&cx, &raw.users)?;
     let unidentified = match &raw.unidentified {
-        Some(section) => cx.action(&section.action, "unidentified.action".into())?,
-        None => Action::Allow,
+        Some(section) => Some(cx.action(&section.action, "unidentified.action")?),
+        None => None,
     };
+    let rules = rules(&cx, &raw.rules, &classes, &users)?;
+    Ok(Policy {
+        settings,
+        sets,
+        classes,
+        users,
+        unidentified,
+        rules,
+    })
+}
 
-    let mut names: HashMap<String, usize> = HashMap::new();
-    let mut owners: HashMap<IpNet, String> = HashMap::new();
-    let mut users = Vec::with_capacity(raw.users.len());
-    for (i, entry) in raw.users.iter().enumerate() {
-        let name = entry.name.get_ref();
-        let field = |f: &str| format!("user[{i}].{f}");
+fn settings(cx: &Ctx<'_>, raw: Option<&file::SettingsSection>) -> Result<Settings, PolicyError> {
+    let mut s = Settings::default();
+    let Some(raw) = raw else {
+        return Ok(s);
+    };
+    if let Some(mode) = &raw.mode {
+        s.mode = cx.choice(
+            mode,
+            "settings.mode",
+            &[("enforce", Mode::Enforce), ("monitor", Mode::Monitor)],
+        )?;
+    }
+    if let Some(m) = &raw.malformed {
+        s.malformed_drop =
+            cx.choice(m, "settings.malformed", &[("pass", false), ("drop", true)])?;
+    }
+    if let Some(i) = &raw.event_interval {
+        s.event_interval =
+            parse_duration(i.get_ref()).map_err(|m| cx.err(i, "settings.event_interval", m))?;
+    }
+    Ok(s)
+}
+
+fn sets(
+    cx: &Ctx<'_>,
+    raw: &std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+) -> Result<Vec<Set>, PolicyError> {
+    let mut out = Vec::new();
+    for (name, nets) in raw {
+        let field = format!("sets.{name}");
         if !valid_name(name) {
+            return Err(cx.err(nets, &field, format!("`{name}` is not a valid set name")));
+        }
+        if out.len() == MAX_SETS as usize {
+            return Err(cx.err(nets, &field, format!("more than {MAX_SETS} sets")));
+        }
+        let mut parsed = Vec::with_capacity(nets.get_ref().len());
+        for (i, net) in nets.get_ref().iter().enumerate() {
+            parsed.push(
+                parse_net(net.get_ref()).map_err(|m| cx.err(net, format!("{field}[{i}]"), m))?,
+            );
+        }
+        out.push(Set {
+            name: name.clone(),
+            nets: parsed,
+        });
+    }
+    Ok(out)
+}
+
+fn classes(
+    cx: &Ctx<'_>,
+    raw: &[file::ClassEntry],
+    sets: &[Set],
+) -> Result<Vec<Class>, PolicyError> {
+    let mut out: Vec<Class> = Vec::new();
+    let mut kernel_rules = 0usize;
+    let mut elephant_seen: Option<String> = None;
+    for (i, entry) in raw.iter().enumerate() {
+        let field = |f: &str| format!("class[{i}].{f}");
+        let name = cx.name(&entry.name, field("name"), "class")?;
+        if name == DEFAULT_CLASS {
             return Err(cx.err(
                 &entry.name,
                 field("name"),
-                format!("`{name}` is not a valid user name (1 to 64 of A-Z a-z 0-9 _ - .)"),
+                format!("`{DEFAULT_CLASS}` is reserved for packets no class matches"),
             ));
         }
+        if out.iter().any(|c| c.name == name) {
+            return Err(cx.err(
+                &entry.name,
+                field("name"),
+                format!("class `{name}` is defined twice"),
+            ));
+        }
+        if out.len() + 1 == MAX_CLASSES as usize {
+            return Err(cx.err(
+                &entry.name,
+                field("name"),
+                format!("more than {} classes", MAX_CLASSES - 1),
+            ));
+        }
+        let matches = match &entry.matches {
+            Some(m) => {
+                let m2 = class_match(cx, m, &field("match"), sets)?;
+                kernel_rules += m2.remote_ports.len().max(1) * m2.user_ports.len().max(1);
+                if kernel_rules > MAX_CLASS_RULES as usize {
+                    return Err(cx.err(
+                        m,
+                        field("match"),
+                        format!(
+                            "the classes so far need {kernel_rules} kernel rules (one per port range \
+                             combination), more than the {MAX_CLASS_RULES} the data path evaluates"
+                        ),
+                    ));
+                }
+                Some(m2)
+            }
+            None => None,
+        };
+        let elephant_bytes = match &entry.elephant {
+            Some(e) => {
+                if let Some(other) = &elephant_seen {
+                    return Err(cx.err(
+                        e,
+                        field("elephant"),
+                        format!(
+                            "class `{other}` already receives elephant flows; only one class may"
+                        ),
+                    ));
+                }
+                elephant_seen = Some(name.clone());
+                Some(
+                    units::parse_size(e.get_ref())
+                        .map_err(|m| cx.err(e, field("elephant"), m.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        if matches.is_none() && elephant_bytes.is_none() {
+            return Err(cx.err(
+                &entry.name,
+                field("match"),
+                format!("class `{name}` has neither `match` nor `elephant`, so no packet could ever be in it"),
+            ));
+        }
+        out.push(Class {
+            name,
+            matches,
+            elephant_bytes,
+        });
+    }
+    Ok(out)
+}
+
+fn class_match(
+    cx: &Ctx<'_>,
+    m: &Spanned<file::MatchEntry>,
+    field: &str,
+    sets: &[Set],
+) -> Result<Match, PolicyError> {
+    let raw = m.get_ref();
+    let mut out = Match::default();
+    if let Some(p) = &raw.proto {
+        out.proto = Some(proto(p.get_ref()).map_err(|e| cx.err(p, format!("{field}.proto"), e))?);
+    }
+    for (list, dest, name) in [
+        (&raw.ports, &mut out.remote_ports, "ports"),
+        (&raw.user_ports, &mut out.user_ports, "user_ports"),
+    ] {
+        for (j, p) in list.iter().enumerate() {
+            dest.push(
+                port_range(p.get_ref())
+                    .map_err(|e| cx.err(p, format!("{field}.{name}[{j}]"), e))?,
+            );
+        }
+    }
+    if (!out.remote_ports.is_empty() || !out.user_ports.is_empty())
+        && !matches!(out.proto, Some(6 | 17 | 132))
+    {
+        return Err(cx.err(
+            m,
+            format!("{field}.ports"),
+            "ports need `proto` set to `tcp`, `udp` or `sctp`",
+        ));
+    }
+    for (j, s) in raw.sets.iter().enumerate() {
+        let idx = sets
+            .iter()
+            .position(|set| set.name == *s.get_ref())
+            .ok_or_else(|| {
+                cx.err(
+                    s,
+                    format!("{field}.sets[{j}]"),
+                    format!("no set named `{}` in [sets]", s.get_ref()),
+                )
+            })?;
+        out.sets.push(idx);
+    }
+    if let Some(l2) = &raw.l2 {
+        out.l2_cast = Some(cx.choice(
+            l2,
+            &format!("{field}.l2"),
+            &[
+                ("broadcast", cast::BROADCAST),
+                ("multicast", cast::MULTICAST),
+                ("broadcast-or-multicast", cast::BROADCAST | cast::MULTICAST),
+            ],
+        )?);
+    }
+    if let Some(t) = &raw.icmp_type {
+        if !matches!(out.proto, Some(1 | 58)) {
+            return Err(cx.err(
+                t,
+                format!("{field}.icmp_type"),
+                "icmp_type needs `proto` set to `icmp` or `icmpv6`",
+            ));
+        }
+        out.icmp_type = Some(
+            u8::try_from(*t.get_ref())
+                .map_err(|_| cx.err(t, format!("{field}.icmp_type"), "expected 0 to 255"))?,
+        );
+    }
+    if let Some(d) = &raw.dscp {
+        out.dscp = Some(
+            u8::try_from(*d.get_ref())
+                .ok()
+                .filter(|d| *d < 64)
+                .ok_or_else(|| {
+                    cx.err(
+                        d,
+                        format!("{field}.dscp"),
+                        "expected a DSCP codepoint, 0 to 63",
+                    )
+                })?,
+        );
+    }
+    Ok(out)
+}
+
+fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut nets_owner: HashMap<IpNet, String> = HashMap::new();
+    let mut macs_owner: HashMap<[u8; 6], String> = HashMap::new();
+    let mut uids_owner: HashMap<u32, String> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, entry) in raw.iter().enumerate() {
+        let field = |f: &str| format!("user[{i}].{f}");
+        let name = cx.name(&entry.name, field("name"), "user")?;
         if name == UNIDENTIFIED {
             return Err(cx.err(
                 &entry.name,
@@ -133,41 +451,225 @@ pub(super) fn validate(
                 format!("user `{name}` is already defined as user[{first}]"),
             ));
         }
-        if entry.ips.is_empty() {
+        if entry.ips.is_empty()
+            && entry.macs.is_empty()
+            && entry.uids.is_empty()
+            && entry.cgroups.is_empty()
+        {
             return Err(cx.err(
                 &entry.name,
                 field("ips"),
-                format!("user `{name}` has no addresses, so no packet could ever be theirs"),
+                format!("user `{name}` has no addresses, MACs, UIDs or cgroups, so no packet could ever be theirs"),
             ));
         }
         let mut nets = Vec::with_capacity(entry.ips.len());
         for (j, ip) in entry.ips.iter().enumerate() {
-            let net =
-                parse_net(ip.get_ref()).map_err(|m| cx.err(ip, field(&format!("ips[{j}]")), m))?;
-            if let Some(owner) = owners.insert(net, name.clone()) {
-                let message = if owner == *name {
+            let f = field(&format!("ips[{j}]"));
+            let net = parse_net(ip.get_ref()).map_err(|m| cx.err(ip, &f, m))?;
+            if let Some(owner) = nets_owner.insert(net, name.clone()) {
+                let message = if owner == name {
                     format!("`{net}` is listed twice")
                 } else {
                     format!(
                         "`{net}` already belongs to user `{owner}`; an address identifies one user"
                     )
                 };
-                return Err(cx.err(ip, field(&format!("ips[{j}]")), message));
+                return Err(cx.err(ip, f, message));
             }
             nets.push(net);
         }
-        let action = match &entry.action {
-            Some(a) => cx.action(a, field("action"))?,
-            None => Action::Allow,
+        let mut macs = Vec::with_capacity(entry.macs.len());
+        for (j, m) in entry.macs.iter().enumerate() {
+            let f = field(&format!("macs[{j}]"));
+            let mac = parse_mac(m.get_ref()).map_err(|e| cx.err(m, &f, e))?;
+            if let Some(owner) = macs_owner.insert(mac, name.clone()) {
+                return Err(cx.err(
+                    m,
+                    f,
+                    format!("`{}` already belongs to user `{owner}`", m.get_ref()),
+                ));
+            }
+            macs.push(mac);
+        }
+        let mut uids = Vec::with_capacity(entry.uids.len());
+        for (j, u) in entry.uids.iter().enumerate() {
+            let f = field(&format!("uids[{j}]"));
+            let uid = u32::try_from(*u.get_ref())
+                .map_err(|_| cx.err(u, &f, "expected a UID, 0 to 4294967295"))?;
+            if let Some(owner) = uids_owner.insert(uid, name.clone()) {
+                return Err(cx.err(u, f, format!("UID {uid} already belongs to user `{owner}`")));
+            }
+            uids.push(uid);
+        }
+        let mut cgroups = Vec::with_capacity(entry.cgroups.len());
+        for (j, c) in entry.cgroups.iter().enumerate() {
+            let p = PathBuf::from(c.get_ref());
+            if !p.is_absolute() {
+                return Err(cx.err(
+                    c,
+                    field(&format!("cgroups[{j}]")),
+                    "expected an absolute cgroup v2 directory",
+                ));
+            }
+            cgroups.push(p);
+        }
+        let group = match &entry.group {
+            Some(g) => Some(cx.name(g, field("group"), "group")?),
+            None => None,
         };
-        users.push(User {
-            name: name.clone(),
+        let has_exact = nets.iter().any(|n| n.prefix_len() == n.max_prefix_len());
+        if entry.spoof_check == Some(true) && (macs.is_empty() || !has_exact) {
+            return Err(cx.err(
+                &entry.name,
+                field("spoof_check"),
+                "spoof_check binds exact addresses to MACs: the user needs both `ips` (single addresses) and `macs`",
+            ));
+        }
+        if entry.spoof_check != Some(false) && macs.len() > MAX_MACS_PER_BINDING && has_exact {
+            return Err(cx.err(
+                &entry.name,
+                field("macs"),
+                format!(
+                    "an address can be bound to at most {MAX_MACS_PER_BINDING} MACs; \
+                     set `spoof_check = false` or list fewer"
+                ),
+            ));
+        }
+        let action = match &entry.action {
+            Some(a) => Some(cx.action(a, field("action"))?),
+            None => None,
+        };
+        out.push(User {
+            name,
+            spoof_check: entry.spoof_check.unwrap_or(!macs.is_empty() && has_exact),
             nets,
+            macs,
+            uids,
+            cgroups,
+            group,
             action,
         });
     }
-    Ok(Policy {
-        users,
-        unidentified,
-    })
+    Ok(out)
+}
+
+fn rules(
+    cx: &Ctx<'_>,
+    raw: &[file::RuleEntry],
+    classes: &[Class],
+    users: &[User],
+) -> Result<Vec<Rule>, PolicyError> {
+    let groups: HashSet<&str> = users.iter().filter_map(|u| u.group.as_deref()).collect();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let field = |f: &str| format!("rule[{i}].{f}");
+        let class = r.class.get_ref().clone();
+        if class != DEFAULT_CLASS && !classes.iter().any(|c| c.name == class) {
+            return Err(cx.err(
+                &r.class,
+                field("class"),
+                format!("no class named `{class}`"),
+            ));
+        }
+        let subject = match (&r.user, &r.group, r.aggregate) {
+            (Some(_), Some(g), _) => {
+                return Err(cx.err(
+                    g,
+                    field("group"),
+                    "a rule is for a user or a group, not both",
+                ));
+            }
+            (Some(u), None, false) => {
+                let name = u.get_ref();
+                if name != UNIDENTIFIED && !users.iter().any(|x| x.name == *name) {
+                    return Err(cx.err(u, field("user"), format!("no user named `{name}`")));
+                }
+                Subject::User(name.clone())
+            }
+            (None, Some(g), false) => {
+                if !groups.contains(g.get_ref().as_str()) {
+                    return Err(cx.err(
+                        g,
+                        field("group"),
+                        format!("no user is in group `{}`", g.get_ref()),
+                    ));
+                }
+                Subject::Group(g.get_ref().clone())
+            }
+            (None, None, false) => Subject::Everyone,
+            (None, None, true) => Subject::Aggregate,
+            (Some(u), None, true) => {
+                return Err(cx.err(
+                    u,
+                    field("aggregate"),
+                    "an aggregate rule is for the whole class, not a user",
+                ));
+            }
+            (None, Some(g), true) => {
+                return Err(cx.err(
+                    g,
+                    field("aggregate"),
+                    "an aggregate rule is for the whole class, not a group",
+                ));
+            }
+        };
+        let default = match &r.action {
+            Some(a) => Some(cx.action(a, field("action"))?),
+            None => None,
+        };
+        let mut actions = [ActionSpec::Allow; PROFILES.len()];
+        let mut given = default.is_some();
+        for (p, (profile_field, value)) in
+            PROFILES.iter().zip([&r.off_hours, &r.business]).enumerate()
+        {
+            actions[p] = match value {
+                Some(v) => {
+                    given = true;
+                    cx.action(v, field(profile_field))?
+                }
+                None => default.unwrap_or(ActionSpec::Allow),
+            };
+        }
+        if !given {
+            return Err(cx.err(
+                &r.class,
+                field("action"),
+                "the rule sets no action: give `action`, or `business` / `off_hours`",
+            ));
+        }
+        if subject == Subject::Aggregate
+            && let Some(bad) = actions
+                .iter()
+                .find(|a| !matches!(a, ActionSpec::Allow | ActionSpec::Limit(_)))
+        {
+            return Err(cx.err(
+                &r.class,
+                field("action"),
+                format!("an aggregate rule can only `limit` (or `allow`), not `{bad}`"),
+            ));
+        }
+        let key = (
+            class.clone(),
+            match &subject {
+                Subject::User(u) => format!("user {u}"),
+                Subject::Group(g) => format!("group {g}"),
+                Subject::Everyone => "everyone".to_owned(),
+                Subject::Aggregate => "aggregate".to_owned(),
+            },
+        );
+        if let Some(first) = seen.insert(key.clone(), i) {
+            return Err(cx.err(
+                &r.class,
+                field("class"),
+                format!("rule[{first}] already sets class `{class}` for {}", key.1),
+            ));
+        }
+        out.push(Rule {
+            class,
+            subject,
+            actions,
+        });
+    }
+    Ok(out)
 }

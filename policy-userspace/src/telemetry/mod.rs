@@ -1,7 +1,10 @@
-//! What policyd tells monitoring systems: Prometheus metrics over HTTP.
+//! What policyd tells monitoring systems: Prometheus metrics over HTTP, and
+//! enforcement events as JSON lines.
 
+mod events;
 mod metrics;
 mod server;
 
-pub use metrics::{KernelCounters, UserNames};
+pub use events::{EventSink, event_json};
+pub use metrics::{KernelCounters, Names, SharedNames};
 pub use server::{DEFAULT_METRICS_ADDR, MetricsServer, TelemetryError};

@@ -1,0 +1,103 @@
+//! What happens to a packet once its user and class are known.
+
+use crate::UserId;
+
+/// Schedule profiles (business hours, off-hours, ...) preloaded side by
+/// side; [`crate::MAP_ACTIVE_PROFILE`] holds the index in force, so a switch
+/// is a single store.
+pub const MAX_PROFILES: usize = 4;
+
+/// [`ActionParams::kind`] codes.
+pub mod kind {
+    pub const ALLOW: u32 = 0;
+    pub const DENY: u32 = 1;
+    /// Token bucket: pass while within rate + burst, else drop.
+    pub const LIMIT: u32 = 2;
+    /// Count what `deny` would do, never drop.
+    pub const MONITOR: u32 = 3;
+}
+
+/// [`ActionParams::flags`] bits.
+pub mod flag {
+    /// The limit is in packets, not bytes.
+    pub const PACKETS: u32 = 1 << 0;
+    /// `LIMIT` only: CE-mark ECN-capable packets while more than half of the
+    /// burst is in use, so TCP slows down before anything is dropped.
+    pub const ECN: u32 = 1 << 1;
+    /// `LIMIT` only: do not drop, count as `monitor` (dry run of a limit).
+    pub const MONITOR_ONLY: u32 = 1 << 2;
+}
+
+/// One action with everything the kernel needs precomputed by userspace.
+///
+/// A limit is a GCRA (virtual-scheduling) token bucket: each packet costs
+/// `cost_fp * size >> 16` nanoseconds of the bucket's time line, where size is
+/// bytes (or 1 for a packet limit); the packet conforms while the bucket's
+/// theoretical arrival time stays within `tolerance_ns` of now.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActionParams {
+    pub kind: u32,
+    pub flags: u32,
+    /// Nanoseconds per byte (or per packet), as 48.16 fixed point.
+    pub cost_fp: u64,
+    /// The burst, as time: burst size times the cost of one unit, in ns.
+    pub tolerance_ns: u64,
+    /// Traffic-control class id (major:minor as `u32`) set as skb priority
+    /// on TC egress for `LIMIT` with HTB hand-off; 0 for none.
+    pub tc_classid: u32,
+    pub _pad: u32,
+}
+
+/// An action per profile.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActionEntry {
+    pub profiles: [ActionParams; MAX_PROFILES],
+}
+
+/// Who an [`ActionEntry`] in [`crate::MAP_ACTIONS`] is for: a user id, a
+/// group (`GROUP_BIT | group`), or everybody ([`SUBJECT_ANY`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActionKey {
+    pub subject: u32,
+    pub class: u32,
+}
+
+pub const GROUP_BIT: u32 = 1 << 31;
+pub const SUBJECT_ANY: u32 = u32::MAX;
+
+/// A per-user token bucket: one per (user, class, direction).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    pub user: UserId,
+    pub class: u16,
+    pub dir: u8,
+    pub _pad: u8,
+}
+
+/// [`Config::mode`] codes.
+pub mod mode {
+    pub const ENFORCE: u32 = 0;
+    /// Dry run: every drop becomes a `monitor` count, nothing is dropped.
+    pub const MONITOR: u32 = 1;
+}
+
+/// Global settings, the single entry of [`crate::MAP_CONFIG`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub mode: u32,
+    /// Number of rules in use in [`crate::MAP_CLASS_RULES`].
+    pub rule_count: u32,
+    /// A flow past this many bytes is reclassified as `elephant_class`;
+    /// 0 disables flow tracking.
+    pub elephant_bytes: u64,
+    pub elephant_class: u32,
+    /// Verdict for malformed packets: 0 pass, 1 drop.
+    pub malformed_drop: u32,
+    /// Least time between two events of one kind for one user.
+    pub event_interval_ns: u64,
+}

@@ -1,0 +1,75 @@
+//! What kind of traffic a packet is: ordered class rules, first match wins.
+
+/// Class ids are `0..MAX_CLASSES`; class 0 is `default`, which a packet gets
+/// when no rule matches.
+pub const MAX_CLASSES: u32 = 64;
+pub const CLASS_DEFAULT: u32 = 0;
+/// Most rules the kernel evaluates (a bounded loop, so the verifier can
+/// prove it ends).
+pub const MAX_CLASS_RULES: u32 = 64;
+/// Most named CIDR sets: membership is a `u64` bitmap.
+pub const MAX_SETS: u32 = 64;
+
+/// Bits of [`ClassRule::fields`]: which conditions the rule has. A rule with
+/// no bits matches every IP packet.
+pub mod field {
+    pub const PROTO: u32 = 1 << 0;
+    pub const USER_PORT: u32 = 1 << 1;
+    pub const REMOTE_PORT: u32 = 1 << 2;
+    pub const REMOTE_SETS: u32 = 1 << 3;
+    pub const L2_CAST: u32 = 1 << 4;
+    pub const ICMP_TYPE: u32 = 1 << 5;
+    pub const DSCP: u32 = 1 << 6;
+}
+
+/// What [`field::L2_CAST`] matches (bits, so "broadcast or multicast" is 3).
+pub mod cast {
+    pub const BROADCAST: u8 = 1 << 0;
+    pub const MULTICAST: u8 = 1 << 1;
+}
+
+/// One classification rule, in [`crate::MAP_CLASS_RULES`] at its position.
+///
+/// Rules speak of the user's end and the remote end, not of source and
+/// destination, so one rule covers both directions: on an upload the remote
+/// end is the destination, on a download the source. Ports are inclusive
+/// ranges. Packets without ports (non-first fragments,
+/// protocols other than TCP/UDP/SCTP) never match a rule with a port
+/// condition; packets without an ICMP type never match an ICMP-type rule.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassRule {
+    /// Bits of [`field`].
+    pub fields: u32,
+    /// The class a matching packet gets.
+    pub class: u32,
+    /// The remote address must be in one of these sets (bit `i` = set `i`).
+    pub remote_sets: u64,
+    pub user_port_lo: u16,
+    pub user_port_hi: u16,
+    pub remote_port_lo: u16,
+    pub remote_port_hi: u16,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub proto: u8,
+    /// Bits of [`cast`].
+    pub l2_cast: u8,
+    pub icmp_type: u8,
+    /// DSCP codepoint (0..=63).
+    pub dscp: u8,
+    pub _pad: u32,
+}
+
+/// A flow's 5-tuple, key of the elephant-flow LRU map
+/// [`crate::MAP_FLOWS`]. Direction is part of the key so an upload and a
+/// download on the same connection are tracked separately.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub dir: u8,
+    pub _pad: [u8; 2],
+}

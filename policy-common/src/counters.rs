@@ -1,0 +1,74 @@
+//! Accounting.
+
+use crate::UserId;
+
+/// Key of [`crate::MAP_COUNTERS`]: one entry per (user, class, direction)
+/// that has seen traffic.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterKey {
+    pub user: UserId,
+    pub class: u16,
+    pub dir: u8,
+    pub _pad: u8,
+}
+
+/// Packets and bytes by verdict, per CPU; userspace sums the CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub pass_packets: u64,
+    pub pass_bytes: u64,
+    /// Dropped by a `deny` action (or as spoofed).
+    pub deny_packets: u64,
+    pub deny_bytes: u64,
+    /// Dropped by a rate limit.
+    pub limit_packets: u64,
+    pub limit_bytes: u64,
+    /// Passed, but `deny` or a limit would have dropped them (monitor mode
+    /// or a `monitor` action).
+    pub monitor_packets: u64,
+    pub monitor_bytes: u64,
+    /// Passed with ECN CE set by a limit.
+    pub ecn_marked_packets: u64,
+}
+
+impl Counters {
+    /// Adds `other` into `self` (used to sum per-CPU slots).
+    pub fn accumulate(&mut self, o: &Self) {
+        self.pass_packets = self.pass_packets.wrapping_add(o.pass_packets);
+        self.pass_bytes = self.pass_bytes.wrapping_add(o.pass_bytes);
+        self.deny_packets = self.deny_packets.wrapping_add(o.deny_packets);
+        self.deny_bytes = self.deny_bytes.wrapping_add(o.deny_bytes);
+        self.limit_packets = self.limit_packets.wrapping_add(o.limit_packets);
+        self.limit_bytes = self.limit_bytes.wrapping_add(o.limit_bytes);
+        self.monitor_packets = self.monitor_packets.wrapping_add(o.monitor_packets);
+        self.monitor_bytes = self.monitor_bytes.wrapping_add(o.monitor_bytes);
+        self.ecn_marked_packets = self.ecn_marked_packets.wrapping_add(o.ecn_marked_packets);
+    }
+}
+
+/// Indexes of [`crate::MAP_GLOBAL_COUNTERS`] (a per-CPU array of `u64`).
+pub mod global_counter {
+    /// Packets too short for the headers they announce, or with invalid
+    /// header fields. Their verdict is [`crate::Config::malformed_drop`].
+    pub const MALFORMED: u32 = 0;
+    /// Frames that are neither IPv4 nor IPv6 (ARP, LLDP, ...): passed.
+    pub const NON_IP: u32 = 1;
+    /// Packets from an address bound to other MAC addresses: dropped.
+    pub const SPOOFED: u32 = 2;
+    /// Packets no identity matched (also counted under user 0).
+    pub const UNIDENTIFIED: u32 = 3;
+    /// Packets whose counter entry could not be created (map full).
+    pub const MAP_FULL: u32 = 4;
+    /// Events lost because the ring buffer was full.
+    pub const EVENTS_LOST: u32 = 5;
+    /// Token-bucket updates given up after repeated contention between CPUs
+    /// (the packet is treated as over the limit).
+    pub const BUCKET_CONTENDED: u32 = 6;
+    /// IPv6 packets with more extension headers than the parser follows;
+    /// classified without ports.
+    pub const EXT_HEADERS_DEEP: u32 = 7;
+    /// Number of slots; the map is sized with this.
+    pub const COUNT: u32 = 8;
+}

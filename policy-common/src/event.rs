@@ -1,0 +1,36 @@
+//! Enforcement events, sent to userspace through a ring buffer.
+
+use crate::UserId;
+
+/// [`Event::kind`] codes.
+pub mod event_kind {
+    /// A `deny` action dropped a packet.
+    pub const DENY: u32 = 1;
+    /// A rate limit started dropping (first drop after a quiet interval).
+    pub const LIMIT: u32 = 2;
+    /// A packet claimed an address bound to other MAC addresses: "using the
+    /// identifiers of another person as your own".
+    pub const SPOOF: u32 = 3;
+    /// A `monitor` action (or monitor mode) saw a packet it would drop.
+    pub const MONITOR: u32 = 4;
+}
+
+/// One event. At most one per (user, kind) per event interval leaves the
+/// kernel, so a flood cannot flood userspace.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub ts_ns: u64,
+    pub kind: u32,
+    pub user: UserId,
+    pub class: u32,
+    pub len: u32,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_mac: [u8; 8],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub dir: u8,
+    pub _pad: [u8; 2],
+}

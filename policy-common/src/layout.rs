@@ -1,0 +1,61 @@
+//! Pins the size and alignment of every type shared with the kernel: a
+//! change here is a change of the contract and must be made on both sides.
+
+use core::mem::{align_of, size_of};
+
+use super::*;
+
+#[test]
+fn layouts_are_pinned() {
+    assert_eq!((size_of::<UserInfo>(), align_of::<UserInfo>()), (8, 4));
+    assert_eq!(
+        (size_of::<IfaceConfig>(), align_of::<IfaceConfig>()),
+        (8, 4)
+    );
+    assert_eq!((size_of::<MacBinding>(), align_of::<MacBinding>()), (40, 4));
+    assert_eq!((size_of::<ClassRule>(), align_of::<ClassRule>()), (32, 8));
+    assert_eq!((size_of::<FlowKey>(), align_of::<FlowKey>()), (40, 2));
+    assert_eq!(
+        (size_of::<ActionParams>(), align_of::<ActionParams>()),
+        (32, 8)
+    );
+    assert_eq!(size_of::<ActionEntry>(), 32 * MAX_PROFILES);
+    assert_eq!((size_of::<ActionKey>(), align_of::<ActionKey>()), (8, 4));
+    assert_eq!((size_of::<BucketKey>(), align_of::<BucketKey>()), (8, 4));
+    assert_eq!((size_of::<Config>(), align_of::<Config>()), (32, 8));
+    assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
+    assert_eq!((size_of::<Counters>(), align_of::<Counters>()), (72, 8));
+    assert_eq!((size_of::<Event>(), align_of::<Event>()), (72, 8));
+}
+
+#[test]
+fn v4_addresses_are_mapped() {
+    assert_eq!(
+        v4_mapped([10, 0, 0, 1]),
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1]
+    );
+    assert_eq!(mac8([1, 2, 3, 4, 5, 6]), [1, 2, 3, 4, 5, 6, 0, 0]);
+}
+
+#[test]
+fn counters_accumulate_every_field() {
+    let one = Counters {
+        pass_packets: 1,
+        pass_bytes: 2,
+        deny_packets: 3,
+        deny_bytes: 4,
+        limit_packets: 5,
+        limit_bytes: 6,
+        monitor_packets: 7,
+        monitor_bytes: 8,
+        ecn_marked_packets: 9,
+    };
+    let mut total = Counters::default();
+    total.accumulate(&one);
+    total.accumulate(&one);
+    assert_eq!(total.pass_packets, 2);
+    assert_eq!(total.ecn_marked_packets, 18);
+    assert_eq!(total.limit_bytes, 12);
+    assert_eq!(total.monitor_packets, 14);
+    assert_eq!(total.deny_bytes, 8);
+}

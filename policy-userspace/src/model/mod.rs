@@ -1,0 +1,246 @@
+//! The data path's decision in plain Rust: parse, identify, classify, act.
+//!
+//! It reads the same compiled tables the kernel gets, and is the independent
+//! check of the kernel programs (differential tests, `policyd replay`) and
+//! the engine behind explanations. Rate limits are modelled as conforming:
+//! the model has no clock, so a `limit` verdict is the kernel's alone.
+
+mod parse;
+
+use std::collections::HashMap;
+
+use policy_common::{
+    ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, FlowKey, GROUP_BIT, SUBJECT_ANY,
+    USER_UNIDENTIFIED, UserId, dir, field, kind, mac8, mode, side,
+};
+
+pub use self::parse::{PacketInfo, Parsed, parse};
+use crate::policy::{CompiledPolicy, truncate};
+
+/// The verdict on one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Deny,
+    /// A `limit` action applies; the model assumes the packet conforms.
+    LimitConform,
+    Monitor,
+    Spoofed,
+    Malformed {
+        dropped: bool,
+    },
+    NonIp,
+}
+
+/// Who, what and which verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub user: UserId,
+    pub class: u32,
+    pub dir: u8,
+    pub verdict: Verdict,
+}
+
+/// Where the packet is seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hook {
+    /// `policy_common::side`.
+    pub side: u32,
+    pub egress: bool,
+}
+
+impl Hook {
+    pub const XDP_USERS: Self = Self {
+        side: side::USERS,
+        egress: false,
+    };
+}
+
+/// The model, with the state the kernel keeps between packets that changes
+/// decisions (bytes per flow, for elephant detection).
+pub struct Model<'a> {
+    policy: &'a CompiledPolicy,
+    profile: usize,
+    exact: HashMap<Addr16, UserId>,
+    macs: HashMap<[u8; 8], UserId>,
+    flows: HashMap<FlowKey, u64>,
+}
+
+fn longest<V: Copy>(prefixes: &[(u32, Addr16, V)], addr: &Addr16) -> Option<V> {
+    prefixes
+        .iter()
+        .filter(|(len, net, _)| truncate(addr, *len) == *net)
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, _, v)| *v)
+}
+
+impl<'a> Model<'a> {
+    pub fn new(policy: &'a CompiledPolicy, profile: usize) -> Self {
+        Self {
+            policy,
+            profile,
+            exact: policy.exact.iter().copied().collect(),
+            macs: policy.macs.iter().copied().collect(),
+            flows: HashMap::new(),
+        }
+    }
+
+    /// The user and direction of a packet, and whether it is spoofed.
+    pub fn identify(&self, p: &PacketInfo, hook: Hook) -> (UserId, u8, bool) {
+        let users_side = hook.side == side::USERS;
+        let direction = if users_side != hook.egress {
+            dir::UPLOAD
+        } else {
+            dir::DOWNLOAD
+        };
+        let (addr, mac) = if direction == dir::UPLOAD {
+            (&p.src, &p.src_mac)
+        } else {
+            (&p.dst, &p.dst_mac)
+        };
+        let user = users_side
+            .then(|| self.macs.get(&mac8(*mac)).copied())
+            .flatten()
+            .or_else(|| self.exact.get(addr).copied())
+            .or_else(|| longest(&self.policy.cidrs, addr))
+            .unwrap_or(USER_UNIDENTIFIED);
+        if users_side
+            && !hook.egress
+            && let Some((_, b)) = self.policy.bindings.iter().find(|(a, _)| *a == p.src)
+            && !b.macs[..b.count as usize].contains(&mac8(p.src_mac))
+        {
+            return (b.user, direction, true);
+        }
+        (user, direction, false)
+    }
+
+    fn matches(r: &ClassRule, p: &PacketInfo, direction: u8, sets: u64) -> bool {
+        let f = r.fields;
+        let (user_port, remote_port) = if direction == dir::UPLOAD {
+            (p.sport, p.dport)
+        } else {
+            (p.dport, p.sport)
+        };
+        !(f & field::PROTO != 0 && r.proto != p.proto
+            || f & field::USER_PORT != 0
+                && !(p.has_ports && (r.user_port_lo..=r.user_port_hi).contains(&user_port))
+            || f & field::REMOTE_PORT != 0
+                && !(p.has_ports && (r.remote_port_lo..=r.remote_port_hi).contains(&remote_port))
+            || f & field::REMOTE_SETS != 0 && r.remote_sets & sets == 0
+            || f & field::L2_CAST != 0 && r.l2_cast & p.l2_cast == 0
+            || f & field::ICMP_TYPE != 0 && p.icmp_type != Some(r.icmp_type)
+            || f & field::DSCP != 0 && r.dscp != p.dscp)
+    }
+
+    /// The class of the first matching rule, or `default`.
+    pub fn classify(&self, p: &PacketInfo, direction: u8) -> u32 {
+        let remote = if direction == dir::UPLOAD {
+            &p.dst
+        } else {
+            &p.src
+        };
+        let sets = longest(&self.policy.set_cidrs, remote).unwrap_or(0);
+        self.policy
+            .class_rules
+            .iter()
+            .find(|r| Self::matches(r, p, direction, sets))
+            .map_or(CLASS_DEFAULT, |r| r.class)
+    }
+
+    /// The action for (user, class) in the active profile: the user's own,
+    /// else the group's, else everyone's, else allow.
+    pub fn action(&self, user: UserId, class: u32) -> ActionParams {
+        let group = self.policy.users.get(user as usize).map_or(0, |u| u.group);
+        let find = |subject: u32| {
+            self.policy
+                .actions
+                .binary_search_by_key(&ActionKey { subject, class }, |(k, _)| *k)
+                .ok()
+                .map(|i| self.policy.actions[i].1)
+        };
+        find(user)
+            .or_else(|| {
+                if group == 0 {
+                    None
+                } else {
+                    find(GROUP_BIT | group)
+                }
+            })
+            .or_else(|| find(SUBJECT_ANY))
+            .map_or_else(ActionParams::default, |e| e.profiles[self.profile])
+    }
+
+    fn flow_key(p: &PacketInfo, direction: u8) -> FlowKey {
+        FlowKey {
+            src: p.src,
+            dst: p.dst,
+            sport: p.sport,
+            dport: p.dport,
+            proto: p.proto,
+            dir: direction,
+            _pad: [0; 2],
+        }
+    }
+
+    /// Decides one frame seen at `hook`, updating flow state like the kernel.
+    pub fn decide(&mut self, frame: &[u8], hook: Hook) -> Decision {
+        let cfg = self.policy.config;
+        let none = |verdict| Decision {
+            user: USER_UNIDENTIFIED,
+            class: CLASS_DEFAULT,
+            dir: dir::UPLOAD,
+            verdict,
+        };
+        let p = match parse(frame) {
+            Parsed::Ip(p) => p,
+            Parsed::Other => return none(Verdict::NonIp),
+            Parsed::Malformed => {
+                return none(Verdict::Malformed {
+                    dropped: cfg.malformed_drop != 0,
+                });
+            }
+        };
+        let (user, direction, spoofed) = self.identify(&p, hook);
+        let mut class = self.classify(&p, direction);
+        let tracked = cfg.elephant_bytes != 0 && p.has_ports;
+        let key = Self::flow_key(&p, direction);
+        if tracked
+            && self
+                .flows
+                .get(&key)
+                .is_some_and(|b| *b > cfg.elephant_bytes)
+        {
+            class = cfg.elephant_class;
+        }
+        let monitor = cfg.mode == mode::MONITOR;
+        let verdict = if spoofed {
+            if monitor {
+                Verdict::Monitor
+            } else {
+                Verdict::Spoofed
+            }
+        } else {
+            match self.action(user, class).kind {
+                kind::DENY if monitor => Verdict::Monitor,
+                kind::DENY => Verdict::Deny,
+                kind::MONITOR => Verdict::Monitor,
+                kind::LIMIT => Verdict::LimitConform,
+                _ => Verdict::Pass,
+            }
+        };
+        if tracked
+            && matches!(
+                verdict,
+                Verdict::Pass | Verdict::Monitor | Verdict::LimitConform
+            )
+        {
+            *self.flows.entry(key).or_default() += frame.len() as u64;
+        }
+        Decision {
+            user,
+            class,
+            dir: direction,
+            verdict,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The validated policy: what a file means, with every name resolved and
+//! every value checked. Built by `validate`, consumed by `compile`.
+
+use std::{path::PathBuf, time::Duration};
+
+use ipnet::IpNet;
+
+pub use super::units::{ActionSpec, LimitSpec, Rate};
+
+/// The name under which unmatched packets are accounted. Reserved.
+pub const UNIDENTIFIED: &str = "unidentified";
+/// The class of packets no class rule matches. Reserved.
+pub const DEFAULT_CLASS: &str = "default";
+/// Schedule profiles, by index in the kernel's per-profile tables. Until
+/// schedules exist the active one is chosen with `policyd run --profile`.
+pub const PROFILES: [&str; 2] = ["off_hours", "business"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    Monitor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub malformed_drop: bool,
+    pub event_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            malformed_drop: false,
+            event_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub name: String,
+    pub nets: Vec<IpNet>,
+}
+
+/// One way to match a class; a class with several ports has one `Match`
+/// with several ranges (any of them matches).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Match {
+    pub proto: Option<u8>,
+    /// Inclusive ranges; empty = any.
+    pub remote_ports: Vec<(u16, u16)>,
+    pub user_ports: Vec<(u16, u16)>,
+    /// Indexes into [`Policy::sets`]; empty = any.
+    pub sets: Vec<usize>,
+    /// Bits of `policy_common::cast`.
+    pub l2_cast: Option<u8>,
+    pub icmp_type: Option<u8>,
+    pub dscp: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Class {
+    pub name: String,
+    /// `None`: the class is only reached as an elephant class.
+    pub matches: Option<Match>,
+    pub elephant_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// Host addresses are stored as /32 or /128 networks.
+    pub nets: Vec<IpNet>,
+    pub macs: Vec<[u8; 6]>,
+    pub uids: Vec<u32>,
+    pub cgroups: Vec<PathBuf>,
+    pub group: Option<String>,
+    pub spoof_check: bool,
+    pub action: Option<ActionSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    User(String),
+    Group(String),
+    Everyone,
+    /// The class as a whole.
+    Aggregate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub class: String,
+    pub subject: Subject,
+    /// The action per profile (index as in [`PROFILES`]).
+    pub actions: [ActionSpec; PROFILES.len()],
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub settings: Settings,
+    pub sets: Vec<Set>,
+    /// In match order; the implicit `default` class is not listed.
+    pub classes: Vec<Class>,
+    pub users: Vec<User>,
+    /// Every class's action for packets no identity matches; `None`: the
+    /// rules for everyone apply to them too.
+    pub unidentified: Option<ActionSpec>,
+    pub rules: Vec<Rule>,
+}

@@ -1,0 +1,120 @@
+//! The loaded kernel programs, driven through `BPF_PROG_TEST_RUN`, shared by
+//! the kernel and differential tests.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::path::Path;
+
+use aya::programs::{TestRun as _, TestRunOptions};
+use policy_common::{CounterKey, Counters, dir};
+use policyd::{
+    dataplane::{Capacity, Dataplane, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
+    policy::{self, CompiledPolicy, PROFILES},
+};
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+pub const UP: u8 = dir::UPLOAD;
+pub const DOWN: u8 = dir::DOWNLOAD;
+
+pub struct Kernel {
+    pub dp: Dataplane,
+    pub policy: CompiledPolicy,
+}
+
+impl Kernel {
+    /// Loads the programs with `src` as policy, profile `business`.
+    pub fn new(src: &str) -> Self {
+        Self::with_profile(src, "business")
+    }
+
+    pub fn with_profile(src: &str, profile: &str) -> Self {
+        let policy = CompiledPolicy::compile(
+            &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let mut dp = Dataplane::load(Capacity::default().fit(&policy))
+            .expect("loading the programs (are you root?)");
+        dp.apply(&policy).unwrap();
+        dp.set_profile(PROFILES.iter().position(|p| *p == profile).unwrap())
+            .unwrap();
+        Self { dp, policy }
+    }
+
+    fn opts(frame: &[u8]) -> TestRunOptions<'_> {
+        TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::default()
+        }
+    }
+
+    /// Runs the XDP program on `frame`; returns the XDP action.
+    pub fn run(&self, frame: &[u8]) -> u32 {
+        self.dp
+            .xdp()
+            .unwrap()
+            .test_run(Self::opts(frame))
+            .unwrap()
+            .return_value
+    }
+
+    /// Runs the XDP program and returns the frame as it left (ECN marks).
+    pub fn run_out(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        };
+        let r = self.dp.xdp().unwrap().test_run(opts).unwrap();
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Runs a TC program (ingress or egress) on `frame`.
+    pub fn run_tc(&self, egress: bool, frame: &[u8]) -> u32 {
+        let name = if egress {
+            TC_EGRESS_PROGRAM
+        } else {
+            TC_INGRESS_PROGRAM
+        };
+        self.dp
+            .tc(name)
+            .unwrap()
+            .test_run(Self::opts(frame))
+            .unwrap()
+            .return_value
+    }
+
+    pub fn user_id(&self, name: &str) -> u32 {
+        self.policy
+            .user(name)
+            .unwrap_or_else(|| panic!("no user {name}"))
+            .id
+    }
+
+    pub fn class_id(&self, name: &str) -> u32 {
+        self.policy
+            .classes
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no class {name}")) as u32
+    }
+
+    pub fn counters(&self, user: &str, class: &str, direction: u8) -> Counters {
+        self.dp
+            .counters()
+            .get(&CounterKey {
+                user: self.user_id(user),
+                class: self.class_id(class) as u16,
+                dir: direction,
+                _pad: 0,
+            })
+            .unwrap()
+    }
+
+    pub fn global(&self, index: u32) -> u64 {
+        self.dp.counters().global(index).unwrap()
+    }
+}
