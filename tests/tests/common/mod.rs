@@ -74,17 +74,28 @@ impl Kernel {
 
     /// Runs a TC program (ingress or egress) on `frame`.
     pub fn run_tc(&self, egress: bool, frame: &[u8]) -> u32 {
+        self.try_run_tc(egress, frame)
+            .unwrap_or_else(|| panic!("the kernel refused a TC test run on {frame:02x?}"))
+    }
+
+    /// Like [`Self::run_tc`], but `None` when the kernel refuses the frame:
+    /// the skb test run (6.18) rejects frames of no more than an Ethernet
+    /// header and IP frames whose IP header is incomplete.
+    pub fn try_run_tc(&self, egress: bool, frame: &[u8]) -> Option<u32> {
         let name = if egress {
             TC_EGRESS_PROGRAM
         } else {
             TC_INGRESS_PROGRAM
         };
-        self.dp
-            .tc(name)
-            .unwrap()
-            .test_run(Self::opts(frame))
-            .unwrap()
-            .return_value
+        match self.dp.tc(name).unwrap().test_run(Self::opts(frame)) {
+            Ok(r) => Some(r.return_value),
+            Err(aya::programs::ProgramError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(22) =>
+            {
+                None
+            }
+            Err(e) => panic!("{name} test run on {} bytes: {e}", frame.len()),
+        }
     }
 
     pub fn user_id(&self, name: &str) -> u32 {
