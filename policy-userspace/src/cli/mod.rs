@@ -2,6 +2,7 @@
 //! parses arguments, sets up logging and maps results to exit codes.
 
 mod check;
+mod replay;
 mod run;
 
 use std::process::ExitCode;
@@ -10,9 +11,10 @@ use clap::{Parser, Subcommand};
 
 /// Acceptable-use enforcement for Linux hosts, in the kernel.
 ///
-/// policyd identifies the user behind every packet (by source address or
-/// CIDR), and allows, drops and counts their traffic with eBPF programs
-/// attached at XDP, according to a TOML policy file.
+/// policyd identifies the user behind every packet (by address, CIDR, MAC
+/// or socket owner), classifies it (mail, bulk transfers, webmail, ...) and
+/// allows, drops, rate-limits or counts it per user and class with eBPF
+/// programs attached at XDP and TC, according to a TOML policy file.
 #[derive(Debug, Parser)]
 #[command(name = "policyd", version, propagate_version = true)]
 struct Cli {
@@ -24,6 +26,7 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
+    Replay(replay::ReplayArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -32,6 +35,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(&args),
+        Command::Replay(args) => replay::replay(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
