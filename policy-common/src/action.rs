@@ -100,4 +100,26 @@ pub struct Config {
     pub malformed_drop: u32,
     /// Least time between two events of one kind for one user.
     pub event_interval_ns: u64,
+    /// Bits of [`present`]: which optional tables hold anything, so the
+    /// data path skips lookups that cannot match (hash and LPM lookups are
+    /// most of its cost).
+    pub present: u32,
+    pub _pad: u32,
+}
+
+/// Bits of [`Config::present`].
+pub mod present {
+    pub const MACS: u32 = 1 << 0;
+    pub const CIDRS: u32 = 1 << 1;
+    pub const BINDINGS: u32 = 1 << 2;
+    /// Some class rule tests remote sets.
+    pub const SETS: u32 = 1 << 3;
+    /// Action entries exist for single users / groups / everyone.
+    pub const USER_ACTIONS: u32 = 1 << 4;
+    pub const GROUP_ACTIONS: u32 = 1 << 5;
+    pub const ANY_ACTIONS: u32 = 1 << 6;
+    /// Some class has an aggregate limit.
+    pub const CLASS_LIMITS: u32 = 1 << 7;
+    /// Socket owners (UIDs or cgroups) identify users.
+    pub const SOCKET_OWNERS: u32 = 1 << 8;
 }

@@ -22,7 +22,7 @@ fn layouts_are_pinned() {
     assert_eq!(size_of::<ActionEntry>(), 32 * MAX_PROFILES);
     assert_eq!((size_of::<ActionKey>(), align_of::<ActionKey>()), (8, 4));
     assert_eq!((size_of::<BucketKey>(), align_of::<BucketKey>()), (8, 4));
-    assert_eq!((size_of::<Config>(), align_of::<Config>()), (32, 8));
+    assert_eq!((size_of::<Config>(), align_of::<Config>()), (40, 8));
     assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
     assert_eq!((size_of::<Counters>(), align_of::<Counters>()), (72, 8));
     assert_eq!((size_of::<Event>(), align_of::<Event>()), (72, 8));

@@ -2,7 +2,7 @@
 //! reclassification.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use policy_common::{CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field};
+use policy_common::{CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, present};
 
 use crate::{
     atomic::fetch_add,
@@ -60,7 +60,11 @@ pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config) -> u32 {
     } else {
         &p.src
     };
-    let sets = SET_CIDRS.get(Key::new(128, *remote)).copied().unwrap_or(0);
+    let sets = if cfg.present & present::SETS != 0 {
+        SET_CIDRS.get(Key::new(128, *remote)).copied().unwrap_or(0)
+    } else {
+        0
+    };
     for i in 0..MAX_CLASS_RULES {
         if i >= cfg.rule_count {
             break;

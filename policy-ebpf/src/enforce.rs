@@ -1,9 +1,10 @@
 //! From (user, class) to a verdict: the action table, token buckets, class
 //! aggregates and monitor mode.
 
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use policy_common::{
     ActionKey, ActionParams, BucketKey, Config, GROUP_BIT, MAX_CLASSES, MAX_PROFILES, SUBJECT_ANY,
-    UserId, flag, global_counter, kind, mode,
+    UserId, flag, global_counter, kind, mode, present,
 };
 
 use crate::{
@@ -38,36 +39,26 @@ pub(crate) fn active_profile() -> usize {
 }
 
 /// The user's own action for the class, else their group's, else everyone's;
-/// allow when none is set.
+/// allow when none is set. Kinds of entry the table does not hold are not
+/// looked up (`present`): hash lookups are most of the program's cost.
 #[inline(always)]
-fn params(user: UserId, class: u32, profile: usize) -> ActionParams {
-    let group = USER_INFO.get(user).map_or(0, |i| i.group);
+fn params(user: UserId, class: u32, profile: usize, present: u32) -> ActionParams {
     // SAFETY (HashMap::get): entries are replaced whole by userspace and we
     // copy the one field set we need at once.
-    let entry = unsafe {
-        ACTIONS.get(ActionKey {
-            subject: user,
-            class,
-        })
+    let lookup = |subject| unsafe { ACTIONS.get(ActionKey { subject, class }) };
+    let mut entry = None;
+    if present & present::USER_ACTIONS != 0 {
+        entry = lookup(user);
     }
-    .or_else(|| {
-        if group == 0 {
-            None
-        } else {
-            unsafe {
-                ACTIONS.get(ActionKey {
-                    subject: GROUP_BIT | group,
-                    class,
-                })
-            }
+    if entry.is_none() && present & present::GROUP_ACTIONS != 0 {
+        let group = USER_INFO.get(user).map_or(0, |i| i.group);
+        if group != 0 {
+            entry = lookup(GROUP_BIT | group);
         }
-    })
-    .or_else(|| unsafe {
-        ACTIONS.get(ActionKey {
-            subject: SUBJECT_ANY,
-            class,
-        })
-    });
+    }
+    if entry.is_none() && present & present::ANY_ACTIONS != 0 {
+        entry = lookup(SUBJECT_ANY);
+    }
     match entry {
         Some(e) if profile < MAX_PROFILES => e.profiles[profile],
         _ => ActionParams::default(),
@@ -81,8 +72,11 @@ fn units(a: &ActionParams, len: u64) -> u64 {
 
 /// Runs the bucket behind `tat` for action `a`; `None` when over the limit.
 #[inline(always)]
-fn police(tat: *mut u64, a: &ActionParams, now: u64, len: u64) -> Option<u64> {
+fn police(tat: *mut u64, a: &ActionParams, len: u64) -> Option<u64> {
     let cost = bucket::cost(a.cost_fp, units(a, len));
+    // Read the clock only here: most packets meet no limit.
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: `tat` comes from a map lookup in this run.
     match unsafe { bucket::take(tat, now, cost, a.tolerance_ns) } {
         Outcome::Conform { backlog_ns } => Some(backlog_ns),
@@ -119,7 +113,6 @@ pub(crate) struct Traffic {
     pub dir: u8,
     /// Whole frame length in bytes.
     pub len: u64,
-    pub now: u64,
 }
 
 #[inline(always)]
@@ -129,10 +122,9 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         class,
         dir: direction,
         len,
-        now,
     } = *t;
     let profile = active_profile();
-    let a = params(user, class, profile);
+    let a = params(user, class, profile, cfg.present);
     let mut out = Enforced {
         decision: Decision::Pass,
         mark_ce: false,
@@ -143,7 +135,7 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         kind::MONITOR => out.decision = Decision::Monitor,
         kind::LIMIT if can_hand_off && a.tc_classid != 0 => out.tc_classid = a.tc_classid,
         kind::LIMIT => match user_bucket(user, class, direction) {
-            Some(tat) => match police(tat, &a, now, len) {
+            Some(tat) => match police(tat, &a, len) {
                 Some(backlog) => {
                     out.mark_ce =
                         a.flags & flag::ECN != 0 && ecn_capable && backlog > a.tolerance_ns / 2;
@@ -156,8 +148,11 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         },
         _ => {}
     }
-    if out.decision == Decision::Pass && class < MAX_CLASSES {
-        aggregate(class, direction, profile, now, len, ecn_capable, &mut out);
+    if out.decision == Decision::Pass
+        && class < MAX_CLASSES
+        && cfg.present & present::CLASS_LIMITS != 0
+    {
+        aggregate(class, direction, profile, len, ecn_capable, &mut out);
     }
     if cfg.mode == mode::MONITOR && matches!(out.decision, Decision::Deny | Decision::Limited) {
         out.decision = Decision::Monitor;
@@ -171,7 +166,6 @@ fn aggregate(
     class: u32,
     direction: u8,
     profile: usize,
-    now: u64,
     len: u64,
     ecn_capable: bool,
     out: &mut Enforced,
@@ -189,7 +183,7 @@ fn aggregate(
     let Some(tat) = CLASS_BUCKETS.get_ptr_mut(class * 2 + u32::from(direction)) else {
         return;
     };
-    match police(tat, a, now, len) {
+    match police(tat, a, len) {
         Some(backlog) => {
             out.mark_ce |= a.flags & flag::ECN != 0 && ecn_capable && backlog > a.tolerance_ns / 2;
         }

@@ -1,6 +1,7 @@
 //! Enforcement events to userspace, at most one per (user, kind) per
 //! configured interval, so a flood of denied packets is a trickle of events.
 
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use policy_common::{Event, global_counter};
 
 use crate::{
@@ -17,8 +18,9 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
         class,
         dir: direction,
         len,
-        now,
     } = *t;
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
     let key = (u64::from(user) << 8) | u64::from(kind);
     // SAFETY (LruHashMap::get): a plain timestamp copied out at once.
     if let Some(last) = unsafe { EVENT_LIMITER.get(key) }

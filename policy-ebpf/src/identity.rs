@@ -5,7 +5,7 @@
 //! longest CIDR prefix; else the `unidentified` user.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use policy_common::{IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir, mac8, side};
+use policy_common::{IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir, mac8, present, side};
 
 use crate::{
     maps::{IFACES, IP_BINDINGS, USER_CIDRS, USER_MACS, USERS},
@@ -27,12 +27,14 @@ pub(crate) fn iface_side(ifindex: u32) -> u32 {
 }
 
 /// `socket_user` is the user owning the sending socket, if any (TC egress).
+/// `present` (`policy_common::present`) says which tables are worth a lookup.
 #[inline(always)]
 pub(crate) fn identify(
     p: &Packet,
     iface_side: u32,
     egress: bool,
     socket_user: Option<UserId>,
+    present: u32,
 ) -> Who {
     let direction = match (iface_side == side::USERS, egress) {
         (true, false) | (false, true) => dir::UPLOAD,
@@ -52,19 +54,26 @@ pub(crate) fn identify(
     };
     // SAFETY (HashMap::get): values are plain ids copied out at once, so a
     // concurrent userspace update cannot leave us a torn reference.
-    let user = if iface_side == side::USERS {
+    let user = if iface_side == side::USERS && present & present::MACS != 0 {
         unsafe { USER_MACS.get(mac8(*mac)) }.copied()
     } else {
         None
     }
     .or_else(|| unsafe { USERS.get(addr) }.copied())
-    .or_else(|| USER_CIDRS.get(Key::new(128, *addr)).copied())
+    .or_else(|| {
+        if present & present::CIDRS != 0 {
+            USER_CIDRS.get(Key::new(128, *addr)).copied()
+        } else {
+            None
+        }
+    })
     .unwrap_or(USER_UNIDENTIFIED);
 
     // Anti-spoofing needs the sender's own MAC: ingress from the users' side.
     // SAFETY (HashMap::get): as above; the binding is read at once.
     if iface_side == side::USERS
         && !egress
+        && present & present::BINDINGS != 0
         && let Some(b) = unsafe { IP_BINDINGS.get(p.src) }
         && !bound(b, mac8(p.src_mac))
     {

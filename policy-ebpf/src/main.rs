@@ -18,7 +18,7 @@ mod parse;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
-    helpers::{bpf_ktime_get_ns, bpf_skb_cgroup_id},
+    helpers::bpf_skb_cgroup_id,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -39,7 +39,7 @@ trait Hook {
     fn len(&self) -> u64;
     fn ifindex(&self) -> u32;
     /// The user owning the sending socket (TC egress of local traffic).
-    fn socket_user(&self) -> Option<UserId> {
+    fn socket_user(&self, _present: u32) -> Option<UserId> {
         None
     }
     /// Hands the packet to a traffic-control class (TC egress); false where
@@ -83,8 +83,8 @@ impl<const E: bool> Hook for Tc<'_, E> {
         // SAFETY: reading a field of the program's own context.
         unsafe { (*self.0.skb.skb).ifindex }
     }
-    fn socket_user(&self) -> Option<UserId> {
-        if !E {
+    fn socket_user(&self, present: u32) -> Option<UserId> {
+        if !E || present & policy_common::present::SOCKET_OWNERS == 0 {
             return None;
         }
         // SAFETY: helpers valid for TC programs; both return 0/overflowuid
@@ -144,12 +144,12 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         counters::global(global_counter::EXT_HEADERS_DEEP);
     }
     let len = ctx.len();
-    let now = unsafe { bpf_ktime_get_ns() };
     let who = identity::identify(
         p,
         identity::iface_side(ctx.ifindex()),
         H::EGRESS,
-        ctx.socket_user(),
+        ctx.socket_user(cfg.present),
+        cfg.present,
     );
     if who.user == policy_common::USER_UNIDENTIFIED {
         counters::global(global_counter::UNIDENTIFIED);
@@ -164,7 +164,6 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         class,
         dir: who.dir,
         len,
-        now,
     };
     let enforced = if who.spoofed {
         counters::global(global_counter::SPOOFED);
@@ -217,6 +216,14 @@ pub fn policyd_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// An XDP program that does nothing: the floor that benchmarks measure
+/// policyd's cost against, in the same run on the same machine. Never
+/// attached by policyd.
+#[xdp]
+pub fn policyd_floor(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 /// Headers the TC programs need in the linear part of the skb: Ethernet,
 /// two VLAN tags, IPv6 with extension headers, transport ports.
 const TC_PULL: u32 = 256;
@@ -229,6 +236,12 @@ fn tc<const E: bool>(ctx: &TcContext) -> i32 {
         Verdict::Pass => TC_ACT_OK,
         Verdict::Drop => TC_ACT_SHOT,
     }
+}
+
+/// A classifier that does nothing: the floor for the TC programs' cost.
+#[classifier]
+pub fn policyd_tc_floor(_ctx: TcContext) -> i32 {
+    TC_ACT_OK
 }
 
 /// Ingress enforcement where XDP is unavailable or unwanted.

@@ -32,6 +32,10 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub const XDP_PROGRAM: &str = "policyd_xdp";
 pub const TC_INGRESS_PROGRAM: &str = "policyd_tc_ingress";
 pub const TC_EGRESS_PROGRAM: &str = "policyd_tc_egress";
+/// An XDP program that only passes: the floor for cost measurements.
+pub const FLOOR_PROGRAM: &str = "policyd_floor";
+/// A classifier that only passes: the floor for the TC programs.
+pub const TC_FLOOR_PROGRAM: &str = "policyd_tc_floor";
 
 /// Map capacities chosen at load time. Kernel maps cannot grow, so those
 /// filled from the policy are sized to fit it (never below the defaults);
@@ -281,6 +285,30 @@ impl Dataplane {
                 program: XDP_PROGRAM,
                 source,
             })
+    }
+
+    /// The do-nothing XDP program, loaded on first use (benchmarks).
+    pub fn floor(&mut self) -> Result<&Xdp, DataplaneError> {
+        let floor: &mut Xdp = program_mut(&mut self.ebpf, FLOOR_PROGRAM)?;
+        if floor.fd().is_err() {
+            floor.load().map_err(|source| DataplaneError::Verify {
+                program: FLOOR_PROGRAM,
+                source,
+            })?;
+        }
+        Ok(floor)
+    }
+
+    /// The do-nothing classifier, loaded on first use (benchmarks).
+    pub fn tc_floor(&mut self) -> Result<&SchedClassifier, DataplaneError> {
+        let floor: &mut SchedClassifier = program_mut(&mut self.ebpf, TC_FLOOR_PROGRAM)?;
+        if floor.fd().is_err() {
+            floor.load().map_err(|source| DataplaneError::Verify {
+                program: TC_FLOOR_PROGRAM,
+                source,
+            })?;
+        }
+        Ok(floor)
     }
 
     /// A loaded TC program (ingress or egress), e.g. for test runs.

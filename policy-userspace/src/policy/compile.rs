@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use policy_common::{
     ActionEntry, ActionKey, ActionParams, Addr16, ClassRule, Config, GROUP_BIT,
     MAX_MACS_PER_BINDING, MAX_PROFILES, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId,
-    field, flag, kind, mac8, mode, v4_mapped,
+    field, flag, kind, mac8, mode, present, v4_mapped,
 };
 
 use super::types::*;
@@ -304,7 +304,10 @@ impl CompiledPolicy {
             malformed_drop: u32::from(policy.settings.malformed_drop),
             event_interval_ns: u64::try_from(policy.settings.event_interval.as_nanos())
                 .unwrap_or(u64::MAX),
+            present: 0,
+            _pad: 0,
         };
+        out.config.present = out.present();
         out
     }
 
@@ -371,6 +374,45 @@ impl CompiledPolicy {
         }
         actions.sort_unstable_by_key(|(k, _)| *k);
         self.actions = actions;
+    }
+
+    /// Which optional tables hold anything (`policy_common::present`).
+    pub fn present(&self) -> u32 {
+        let mut bits = 0;
+        let mut set = |cond: bool, bit: u32| {
+            if cond {
+                bits |= bit;
+            }
+        };
+        set(!self.macs.is_empty(), present::MACS);
+        set(!self.cidrs.is_empty(), present::CIDRS);
+        set(!self.bindings.is_empty(), present::BINDINGS);
+        set(
+            self.class_rules
+                .iter()
+                .any(|r| r.fields & field::REMOTE_SETS != 0),
+            present::SETS,
+        );
+        set(
+            self.actions.iter().any(|(k, _)| k.subject & GROUP_BIT == 0),
+            present::USER_ACTIONS,
+        );
+        set(
+            self.actions
+                .iter()
+                .any(|(k, _)| k.subject & GROUP_BIT != 0 && k.subject != SUBJECT_ANY),
+            present::GROUP_ACTIONS,
+        );
+        set(
+            self.actions.iter().any(|(k, _)| k.subject == SUBJECT_ANY),
+            present::ANY_ACTIONS,
+        );
+        set(!self.class_limits.is_empty(), present::CLASS_LIMITS);
+        set(
+            !self.uids.is_empty() || !self.cgroups.is_empty(),
+            present::SOCKET_OWNERS,
+        );
+        bits
     }
 
     pub fn user(&self, name: &str) -> Option<&CompiledUser> {
