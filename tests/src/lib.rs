@@ -10,6 +10,7 @@ mod daemon;
 mod metrics;
 mod netns;
 pub mod packet;
+pub mod topology;
 
 pub use daemon::Daemon;
 pub use metrics::{http_get, metric_sum, metric_value};

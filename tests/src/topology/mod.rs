@@ -1,0 +1,156 @@
+//! Fixtures for the traffic tests: a gateway namespace whose `gw0` runs
+//! policyd, a client namespace on the other end of the veth pair, and tools
+//! to send traffic across and count what arrives.
+
+mod process;
+mod raw;
+mod udp;
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+pub use self::{
+    process::ChildGuard,
+    raw::{Captured, PacketTap, send_frames},
+    udp::{Blast, Received, Sent, UdpSink, send_udp},
+};
+use crate::{Daemon, NetNs, http_get, veth_pair};
+
+/// Where policyd serves metrics, on the gateway namespace's own loopback
+/// (every gateway has its own, so tests running at once do not collide).
+pub const METRICS_ADDR: &str = "127.0.0.1:9617";
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A directory under the system's temporary directory, removed with
+/// everything in it on drop.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn new(tag: &str) -> io::Result<Self> {
+        let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("policyd-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(Self { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Two namespaces joined by a veth pair: `gw0` in `gw`, `cl0` in `cl`.
+#[derive(Debug)]
+pub struct Net {
+    // Dropped in reverse order of creation (either order removes the pair).
+    pub cl: NetNs,
+    pub gw: NetNs,
+}
+
+impl Net {
+    /// `gw0` gets `10.<subnet>.0.1/24` and `fd00:<subnet>::1/64` plus
+    /// `gw_extra`; `cl0` gets `cl_addrs` (the users' addresses).
+    pub fn new(tag: &str, subnet: u8, gw_extra: &[&str], cl_addrs: &[&str]) -> io::Result<Self> {
+        let gw = NetNs::new(&format!("{tag}g"))?;
+        let cl = NetNs::new(&format!("{tag}c"))?;
+        let v4 = format!("10.{subnet}.0.1/24");
+        let v6 = format!("fd00:{subnet}::1/64");
+        let mut gw_addrs = vec![v4.as_str(), v6.as_str()];
+        gw_addrs.extend_from_slice(gw_extra);
+        veth_pair((&gw, "gw0", &gw_addrs), (&cl, "cl0", cl_addrs))?;
+        Ok(Self { cl, gw })
+    }
+}
+
+/// A [`Net`] with policyd enforcing a policy on `gw0` (`--iface gw0`: what
+/// arrives on it is the users' upload).
+#[derive(Debug)]
+pub struct Topology {
+    // Drop order is declaration order: policyd stops (and detaches) while
+    // its interface still exists, then the namespaces go, and the directory
+    // holding its policy and log goes last.
+    pub daemon: Daemon,
+    pub cl: NetNs,
+    pub gw: NetNs,
+    pub dir: ScratchDir,
+}
+
+impl Topology {
+    /// Writes `policy` into a scratch directory and starts `policyd` (the
+    /// binary at `policyd`) on `gw0` with `extra` arguments; returns once it
+    /// is ready.
+    pub fn start(net: Net, policyd: &Path, policy: &str, extra: &[&str]) -> io::Result<Self> {
+        let dir = ScratchDir::new(net.gw.name())?;
+        let policy_path = dir.path().join("policy.toml");
+        std::fs::write(&policy_path, policy)?;
+        let daemon = Daemon::start(
+            &net.gw,
+            policyd,
+            &["gw0"],
+            &policy_path,
+            Self::metrics_addr(),
+            &dir.path().join("policyd.log"),
+            extra,
+        )?;
+        Ok(Self {
+            daemon,
+            cl: net.cl,
+            gw: net.gw,
+            dir,
+        })
+    }
+
+    pub fn metrics_addr() -> SocketAddr {
+        METRICS_ADDR.parse().expect("a socket address")
+    }
+
+    /// The body of `/metrics`.
+    pub fn metrics(&self) -> io::Result<String> {
+        let addr = Self::metrics_addr();
+        self.gw.run(move || http_get(addr, "/metrics"))?
+    }
+
+    /// Text for a failed assertion: the metrics given and policyd's log.
+    pub fn diag(&self, metrics: &str) -> String {
+        let metrics: String = metrics
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            "\n--- metrics ---\n{metrics}\n--- policyd log ---\n{}\n--- events ---\n{}",
+            self.daemon.log_text(),
+            self.daemon.events_text()
+        )
+    }
+
+    /// Waits (at most `timeout`) for an event line for which `pred` holds;
+    /// returns it, or `None`.
+    pub fn wait_for_event(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.daemon.events_text().lines().find(|l| pred(l)) {
+                return Some(line.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
