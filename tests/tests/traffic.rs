@@ -232,13 +232,13 @@ action = "limit 20Mbit"
 #[test]
 fn tcp_through_a_limit_reaches_most_of_it() {
     const RATE_BPS: f64 = 20e6;
-    // The target is 90%, but this veth path has a round trip of ~0.1 ms and
-    // no queue: the bandwidth-delay product is below one segment, so no
+    // The target is 90%. This veth path has a round trip of ~0.1 ms and no
+    // queue: the bandwidth-delay product is below one segment, so no
     // congestion window tracks the rate, and tail losses of a 2-segment
-    // window are repaired by timeouts (200 ms). Measured here: CUBIC with
-    // ECN 57-64%, without ECN ~48%, BBR ~47%. The floor catches a collapse
-    // (a stalled or starved flow), not a shortfall against the target.
-    const MIN_RATIO: f64 = 0.40;
+    // window are repaired by timeouts (200 ms). The default burst (250 ms at
+    // the rate) covers such a timeout; measured with it: 96-100% (CUBIC,
+    // ECN). The bound is lenient so a loaded CI machine does not fail it.
+    const MIN_RATIO: f64 = 0.75;
     const PORT: &str = "5211";
     let _serial = serial();
     let topo = start(
