@@ -84,3 +84,41 @@ fn missing_file_fails() {
             .contains("/nonexistent/policy.toml: cannot read policy file")
     );
 }
+
+#[test]
+fn default_policy_prints_a_baseline_that_checks() {
+    let out = Command::new(policyd_bin())
+        .arg("default-policy")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("[[class]]") && text.contains("webmail"),
+        "{text}"
+    );
+    let (ok, stdout, stderr) = check(&text);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("5 classes"), "{stdout}");
+}
+
+#[test]
+fn completions_are_generated_for_bash_and_zsh() {
+    for shell in ["bash", "zsh"] {
+        let out = Command::new(policyd_bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("default-policy") && script.contains("replay"),
+            "{shell}: {script}"
+        );
+    }
+    let out = Command::new(policyd_bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown shell is an error");
+}

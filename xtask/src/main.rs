@@ -3,6 +3,7 @@
 //! xtask depends on nothing that needs the BPF toolchain, so it builds on a
 //! bare machine and can install that toolchain (`cargo xtask bootstrap`).
 
+mod bench;
 mod bootstrap;
 mod build_cmd;
 mod cmd;
@@ -33,6 +34,8 @@ enum Task {
     Test(test::TestArgs),
     /// Bootstrap, build, and run policyd in a network-namespace lab.
     Lab(lab::LabArgs),
+    /// Measure per-packet cost, scale and rate accuracy; write BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Task::Build(args) => build_cmd::run(&args),
         Task::Test(args) => test::run(&args),
         Task::Lab(args) => lab::run(args),
+        Task::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Acceptable-use enforcement for Linux hosts, in the kernel.
 ///
@@ -27,6 +27,15 @@ enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
     Replay(replay::ReplayArgs),
+    /// Print the built-in acceptable-use baseline policy (what `run` enforces
+    /// without --policy): a starting point to copy and edit.
+    DefaultPolicy,
+    /// Print a shell completion script, e.g.
+    /// `policyd completions bash > /etc/bash_completion.d/policyd`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -36,6 +45,12 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(&args),
         Command::Replay(args) => replay::replay(&args),
+        Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "policyd", &mut script);
+            write_stdout(&script)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,6 +58,17 @@ pub fn main() -> ExitCode {
             eprintln!("policyd: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes `bytes` to standard output; a reader that went away (`| head`) is
+/// not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 

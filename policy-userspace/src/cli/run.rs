@@ -41,9 +41,10 @@ pub(super) struct RunArgs {
     /// Interface facing the network (uplink); repeat for several.
     #[arg(long = "uplink", value_name = "IFACE")]
     uplinks: Vec<String>,
-    /// Policy file (TOML); see `policyd check`.
+    /// Policy file (TOML); see `policyd check`. Without it, the built-in
+    /// acceptable-use baseline is enforced (`policyd default-policy`).
     #[arg(long, short = 'p', value_name = "FILE")]
-    policy: PathBuf,
+    policy: Option<PathBuf>,
     /// Schedule profile in force (until schedules choose it).
     #[arg(long, default_value = "business", value_parser = clap::builder::PossibleValuesParser::new(PROFILES))]
     profile: String,
@@ -76,7 +77,19 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.ifaces.is_empty() && args.uplinks.is_empty() {
         bail!("nothing to enforce on: give at least one --iface or --uplink");
     }
-    let policy = policy::load(&args.policy).context("the policy is invalid; nothing was loaded")?;
+    let policy = match &args.policy {
+        Some(path) => policy::load(path).context("the policy is invalid; nothing was loaded")?,
+        None => {
+            tracing::warn!(
+                "no --policy given: enforcing the built-in baseline (see `policyd default-policy`)"
+            );
+            policy::baseline().context("the built-in baseline is invalid (a bug)")?
+        }
+    };
+    let source = args.policy.as_ref().map_or_else(
+        || policy::BASELINE_NAME.to_owned(),
+        |p| p.display().to_string(),
+    );
     let compiled = CompiledPolicy::compile(&policy);
     let capacity = Capacity {
         flows: args.max_flows,
@@ -138,7 +151,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     tracing::info!(
-        policy = %args.policy.display(),
+        policy = %source,
         users = policy.users.len(),
         classes = policy.classes.len(),
         profile = %args.profile,

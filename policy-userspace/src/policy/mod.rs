@@ -20,6 +20,17 @@ pub use compile::{CompiledPolicy, CompiledUser, addr16, default_burst, net16, pa
 pub use error::PolicyError;
 pub use types::*;
 
+/// The built-in acceptable-use baseline (`policyd default-policy`).
+pub const BASELINE: &str = include_str!("baseline.toml");
+
+/// The name the baseline goes by in messages.
+pub const BASELINE_NAME: &str = "<built-in baseline>";
+
+/// The built-in baseline, validated.
+pub fn baseline() -> Result<Policy, PolicyError> {
+    parse(Path::new(BASELINE_NAME), BASELINE)
+}
+
 /// Reads, parses and validates one policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {

@@ -471,3 +471,54 @@ fn settings_errors() {
     let e = err("[sets]\nweb = [\"300.0.0.0/8\"]\n");
     assert!(e.contains("sets.web[0]"), "{e}");
 }
+
+#[test]
+fn the_baseline_is_valid_and_says_what_the_policy_says() {
+    let p = baseline().unwrap();
+    let c = CompiledPolicy::compile(&p);
+    assert_eq!(
+        c.classes,
+        [
+            "default",
+            "prohibited",
+            "webmail",
+            "mail",
+            "bulk",
+            "broadcast"
+        ]
+    );
+    assert!(p.sets.iter().all(|s| s.nets.is_empty()), "sets ship empty");
+    let everyone = |class: &str| {
+        let id = c.classes.iter().position(|x| x == class).unwrap() as u32;
+        c.actions
+            .iter()
+            .find(|(k, _)| {
+                *k == ActionKey {
+                    subject: SUBJECT_ANY,
+                    class: id,
+                }
+            })
+            .map(|(_, e)| *e)
+            .unwrap()
+    };
+    let business = PROFILES.iter().position(|p| *p == "business").unwrap();
+    let off = PROFILES.iter().position(|p| *p == "off_hours").unwrap();
+    assert_eq!(everyone("webmail").profiles[business].kind, kind::DENY);
+    assert_eq!(everyone("prohibited").profiles[off].kind, kind::DENY);
+    assert_eq!(everyone("bulk").profiles[business].kind, kind::LIMIT);
+    assert_eq!(everyone("bulk").profiles[off].kind, kind::ALLOW);
+    assert_eq!(
+        everyone("mail").profiles[off].kind,
+        kind::LIMIT,
+        "mail is limited at all hours"
+    );
+    assert_ne!(
+        everyone("broadcast").profiles[business].flags & flag::PACKETS,
+        0
+    );
+    assert!(c.config.elephant_bytes > 0);
+    assert!(
+        matches!(p.unidentified, Some(ActionSpec::Limit(_))),
+        "unidentified senders are restricted"
+    );
+}
