@@ -10,4 +10,5 @@ pub mod cli;
 pub mod dataplane;
 pub mod model;
 pub mod policy;
+pub mod schedule;
 pub mod telemetry;

@@ -14,6 +14,11 @@ const POLICY: &str = r#"
 [settings]
 event_interval = "1s"
 
+[schedule.business]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "17:00"
+
 [sets]
 webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
 banned = ["203.0.113.128/25", "198.51.100.0/24", "2001:db8:ffff:1::/64"]
@@ -399,7 +404,7 @@ const HOOKS: [(Hook, &str); 3] = [
 #[test]
 fn kernel_and_model_agree_on_ten_thousand_random_packets() {
     let k = Kernel::new(POLICY);
-    let mut model = Model::new(&k.policy, 1);
+    let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let pool6 = v6_pool();
     let mut seen = std::collections::HashMap::<String, usize>::new();
@@ -441,7 +446,7 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
 #[test]
 fn kernel_and_model_agree_on_every_truncation() {
     let k = Kernel::new(POLICY);
-    let mut model = Model::new(&k.policy, 1);
+    let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     let full = [
         eth_macs(
             DST_MAC,
@@ -501,8 +506,9 @@ fn kernel_and_model_agree_on_every_truncation() {
 fn profiles_agree_too() {
     // off_hours: bob's mail is allowed rather than denied.
     let mut k = Kernel::new(POLICY);
-    k.dp.set_profile(0).unwrap();
-    let mut model = Model::new(&k.policy, 0);
+    k.dp.set_profile(k.policy.profile("off_hours").unwrap())
+        .unwrap();
+    let mut model = Model::new(&k.policy, k.policy.profile("off_hours").unwrap());
     let mail = eth(
         ETH_P_IP,
         &ipv4([10, 1, 2, 3], [192, 0, 2, 1], 6, &tcp(40000, 25, 0x10, &[])),

@@ -575,6 +575,11 @@ fn monitor_mode_drops_nothing_and_counts_what_it_would_drop() {
 }
 
 const RULES: &str = r#"
+[schedule.business]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "17:00"
+
 [[class]]
 name = "bulk"
 match = { proto = "tcp", ports = [21] }
@@ -618,7 +623,8 @@ fn user_beats_group_beats_everyone_per_profile() {
     k.expect(&bulk([10, 0, 0, 4]), "carol", "bulk", UP, V::Monitor);
     let mut k = k;
     // Switching the profile is one store; every profile is preloaded.
-    k.dp.set_profile(0).unwrap();
+    k.dp.set_profile(k.policy.profile("off_hours").unwrap())
+        .unwrap();
     k.expect(&bulk(ALICE4), "alice", "bulk", UP, V::Pass);
     k.expect(&bulk([10, 0, 0, 4]), "carol", "bulk", UP, V::Monitor);
 }

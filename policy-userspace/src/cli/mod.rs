@@ -61,6 +61,29 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The profile slot to enforce: `name` when given (it must be one of the
+/// policy's), else the one its schedules give at the clock's time.
+fn profile_index(
+    policy: &crate::policy::Policy,
+    compiled: &crate::policy::CompiledPolicy,
+    name: Option<&str>,
+    clock: &crate::schedule::Clock,
+) -> anyhow::Result<usize> {
+    match name {
+        Some(name) => compiled.profile(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the policy has no profile `{name}`; it has: {}",
+                compiled.profiles.join(", ")
+            )
+        }),
+        None => Ok(crate::schedule::active_profile(
+            &policy.schedules,
+            &policy.settings.timezone,
+            clock.now(),
+        )),
+    }
+}
+
 /// Writes `bytes` to standard output; a reader that went away (`| head`) is
 /// not an error.
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {

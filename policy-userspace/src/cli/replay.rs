@@ -17,7 +17,8 @@ use policy_common::{CounterKey, Counters, dir, side};
 use crate::{
     dataplane::{Capacity, Dataplane, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
     model::{Hook, Model, Verdict},
-    policy::{self, CompiledPolicy, PROFILES},
+    policy::{self, CompiledPolicy},
+    schedule::Clock,
 };
 
 /// Where the packets are taken to be seen.
@@ -46,9 +47,10 @@ pub(super) struct ReplayArgs {
     /// The policy to try.
     #[arg(long, short = 'p', value_name = "FILE")]
     policy: PathBuf,
-    /// Schedule profile in force.
-    #[arg(long, default_value = "business", value_parser = clap::builder::PossibleValuesParser::new(PROFILES))]
-    profile: String,
+    /// Schedule profile in force (default: the one the policy's schedules
+    /// give right now).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
     /// Where the packets are seen.
     #[arg(long, value_enum, default_value_t = HookArg::Xdp)]
     hook: HookArg,
@@ -78,10 +80,8 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     dataplane
         .apply(&compiled)
         .context("writing the policy into the maps")?;
-    let profile = PROFILES
-        .iter()
-        .position(|p| *p == args.profile)
-        .unwrap_or(0);
+    let profile =
+        super::profile_index(&policy, &compiled, args.profile.as_deref(), &Clock::real())?;
     dataplane.set_profile(profile)?;
     let file =
         File::open(&args.pcap).with_context(|| format!("cannot open `{}`", args.pcap.display()))?;

@@ -14,10 +14,9 @@ use aya::{
     },
 };
 use policy_common::{
-    ActionEntry, Addr16, IfaceConfig, MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_CLASS_LIMITS,
-    MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS,
-    MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES,
-    MAX_CLASSES, UserInfo, side,
+    ActionEntry, Addr16, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG,
+    MAP_IFACES, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO,
+    MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, UserInfo, side,
 };
 
 use super::{DataplaneError, Side};
@@ -35,12 +34,6 @@ where
         .ok_or(DataplaneError::MissingMap(name))?
         .try_into()
         .map_err(DataplaneError::map(name, "unexpected map type"))
-}
-
-pub(super) fn set_profile(ebpf: &mut Ebpf, index: u32) -> Result<(), DataplaneError> {
-    let mut a: Array<&mut MapData, u32> = map_mut(ebpf, MAP_ACTIVE_PROFILE)?;
-    a.set(0, index, 0)
-        .map_err(DataplaneError::map(MAP_ACTIVE_PROFILE, "set"))
 }
 
 pub(super) fn set_iface_side(ebpf: &mut Ebpf, iface: &str, s: Side) -> Result<(), DataplaneError> {

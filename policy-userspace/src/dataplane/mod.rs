@@ -5,7 +5,7 @@ mod counters;
 mod error;
 mod maps;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -126,11 +126,34 @@ enum Link {
     TcEgress(SchedClassifierLinkId),
 }
 
+/// The active-profile slot, owned apart from the object so a scheduler can
+/// flip it while the daemon holds the rest.
+pub struct ProfileSwitch {
+    map: aya::maps::Array<MapData, u32>,
+}
+
+impl ProfileSwitch {
+    /// Makes profile `index` the active one: a single store, every profile's
+    /// parameters being preloaded.
+    pub fn set(&mut self, index: usize) -> Result<(), DataplaneError> {
+        if index >= MAX_PROFILES {
+            return Err(DataplaneError::BadProfile(index));
+        }
+        self.map
+            .set(0, index as u32, 0)
+            .map_err(DataplaneError::map(
+                policy_common::MAP_ACTIVE_PROFILE,
+                "set",
+            ))
+    }
+}
+
 /// A loaded object, its attachments and its maps. Dropping it detaches every
 /// program and frees the maps (nothing is pinned yet).
 pub struct Dataplane {
     ebpf: Ebpf,
     counters: Arc<Counters>,
+    profile: Arc<Mutex<ProfileSwitch>>,
     links: Vec<(String, Link)>,
 }
 
@@ -187,9 +210,18 @@ impl Dataplane {
             maps::take(&mut ebpf, MAP_COUNTERS)?,
             maps::take(&mut ebpf, MAP_GLOBAL_COUNTERS)?,
         )?;
+        let profile = ProfileSwitch {
+            map: maps::take(&mut ebpf, policy_common::MAP_ACTIVE_PROFILE)?
+                .try_into()
+                .map_err(DataplaneError::map(
+                    policy_common::MAP_ACTIVE_PROFILE,
+                    "unexpected map type",
+                ))?,
+        };
         let mut dp = Self {
             ebpf,
             counters: Arc::new(counters),
+            profile: Arc::new(Mutex::new(profile)),
             links: Vec::new(),
         };
         dp.set_profile(0)?;
@@ -204,10 +236,15 @@ impl Dataplane {
     /// Makes profile `index` (into the policy's profile list) the active one:
     /// a single store, every profile's parameters being preloaded.
     pub fn set_profile(&mut self, index: usize) -> Result<(), DataplaneError> {
-        if index >= MAX_PROFILES {
-            return Err(DataplaneError::BadProfile(index));
-        }
-        maps::set_profile(&mut self.ebpf, index as u32)
+        self.profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(index)
+    }
+
+    /// The active-profile slot, for a scheduler running beside the daemon.
+    pub fn profile_switch(&self) -> Arc<Mutex<ProfileSwitch>> {
+        Arc::clone(&self.profile)
     }
 
     /// Attaches XDP on ingress of `iface` and, unless `ingress_only`, TC on

@@ -31,6 +31,8 @@ pub struct CompiledPolicy {
     pub groups: Vec<String>,
     /// Index = class id; entry 0 is `default`.
     pub classes: Vec<String>,
+    /// Index = profile slot; entry 0 is `off_hours`.
+    pub profiles: Vec<String>,
     pub config: Config,
     pub exact: Vec<(Addr16, UserId)>,
     /// (prefix length in the 128-bit space, network, user).
@@ -242,6 +244,7 @@ impl CompiledPolicy {
             classes: std::iter::once(DEFAULT_CLASS.to_owned())
                 .chain(policy.classes.iter().map(|c| c.name.clone()))
                 .collect(),
+            profiles: policy.profiles.clone(),
             ..Self::default()
         };
         out.users.push(CompiledUser {

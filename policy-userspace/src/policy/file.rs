@@ -12,6 +12,9 @@ use toml::Spanned;
 pub(super) struct PolicyFile {
     #[serde(default)]
     pub settings: Option<SettingsSection>,
+    /// Named schedules; each is a profile, `off_hours` is the rest.
+    #[serde(default)]
+    pub schedule: BTreeMap<String, Spanned<ScheduleEntry>>,
     /// The user packets fall under when no identity matches.
     #[serde(default)]
     pub unidentified: Option<UnidentifiedSection>,
@@ -23,7 +26,21 @@ pub(super) struct PolicyFile {
     #[serde(default, rename = "user")]
     pub users: Vec<UserEntry>,
     #[serde(default, rename = "rule")]
-    pub rules: Vec<RuleEntry>,
+    pub rules: Vec<Spanned<RuleEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleEntry {
+    /// `mon` .. `sun`.
+    pub days: Vec<Spanned<String>>,
+    /// `HH:MM`, local time.
+    pub start: Spanned<String>,
+    /// `HH:MM` (`24:00` allowed); not after `start` means overnight.
+    pub end: Spanned<String>,
+    /// `YYYY-MM-DD`: these days the windows stay shut.
+    #[serde(default)]
+    pub holidays: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +52,8 @@ pub(super) struct SettingsSection {
     pub malformed: Option<Spanned<String>>,
     /// Least time between two events of one kind for one user (`1s`).
     pub event_interval: Option<Spanned<String>>,
+    /// IANA time zone of the schedules (`America/New_York`).
+    pub timezone: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,8 +129,11 @@ pub(super) struct UserEntry {
     pub action: Option<Spanned<String>>,
 }
 
+/// A rule. Besides the fields below, a key named after a profile
+/// (`business = "limit 20Mbit"`, `off_hours = "allow"`) sets the action in
+/// that profile; any other key is an error, reported by validation (serde's
+/// `deny_unknown_fields` does not combine with `flatten`).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RuleEntry {
     pub class: Spanned<String>,
     pub user: Option<Spanned<String>>,
@@ -119,8 +141,10 @@ pub(super) struct RuleEntry {
     /// The limit applies to the class as a whole (all users together).
     #[serde(default)]
     pub aggregate: bool,
-    /// The action in every profile not given below.
+    /// The action in every profile not given by name.
     pub action: Option<Spanned<String>>,
-    pub business: Option<Spanned<String>>,
-    pub off_hours: Option<Spanned<String>>,
+    /// Profile name -> action. Plain values: flattened fields lose their
+    /// spans, so validation finds the key in the rule's text instead.
+    #[serde(flatten)]
+    pub profiles: BTreeMap<String, toml::Value>,
 }

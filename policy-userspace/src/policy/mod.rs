@@ -20,6 +20,13 @@ pub use compile::{CompiledPolicy, CompiledUser, addr16, default_burst, net16, pa
 pub use error::PolicyError;
 pub use types::*;
 
+impl CompiledPolicy {
+    /// The slot of profile `name`, if the policy has it.
+    pub fn profile(&self, name: &str) -> Option<usize> {
+        self.profiles.iter().position(|p| p == name)
+    }
+}
+
 /// The built-in acceptable-use baseline (`policyd default-policy`).
 pub const BASELINE: &str = include_str!("baseline.toml");
 

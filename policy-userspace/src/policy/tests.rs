@@ -165,6 +165,11 @@ mode = "monitor"
 malformed = "drop"
 event_interval = "250ms"
 
+[schedule.business]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "17:00"
+
 [sets]
 webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
 banned = ["203.0.113.128/25", "198.51.100.0/24"]
@@ -399,7 +404,7 @@ fn too_many_kernel_rules_is_an_error() {
 
 #[test]
 fn rule_errors_name_the_field() {
-    let base = "[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\" }\n[[user]]\nname = \"a\"\nips = [\"10.0.0.1\"]\ngroup = \"g\"\n";
+    let base = "[schedule.business]\ndays = [\"mon\"]\nstart = \"08:00\"\nend = \"17:00\"\n[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\" }\n[[user]]\nname = \"a\"\nips = [\"10.0.0.1\"]\ngroup = \"g\"\n";
     let e = err(&format!(
         "{base}[[rule]]\nclass = \"nope\"\naction = \"deny\"\n"
     ));
@@ -501,8 +506,8 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
             .map(|(_, e)| *e)
             .unwrap()
     };
-    let business = PROFILES.iter().position(|p| *p == "business").unwrap();
-    let off = PROFILES.iter().position(|p| *p == "off_hours").unwrap();
+    let business = c.profile("business").unwrap();
+    let off = c.profile("off_hours").unwrap();
     assert_eq!(everyone("webmail").profiles[business].kind, kind::DENY);
     assert_eq!(everyone("prohibited").profiles[off].kind, kind::DENY);
     assert_eq!(everyone("bulk").profiles[business].kind, kind::LIMIT);
@@ -521,4 +526,122 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
         matches!(p.unidentified, Some(ActionSpec::Limit(_))),
         "unidentified senders are restricted"
     );
+}
+
+#[test]
+fn schedules_define_the_profiles() {
+    let p = parse_str(
+        "[settings]\ntimezone = \"Europe/Paris\"\n[schedule.evening]\ndays = [\"fri\", \"sat\"]\nstart = \"18:00\"\nend = \"02:00\"\n[schedule.business]\ndays = [\"mon\"]\nstart = \"08:00\"\nend = \"24:00\"\nholidays = [\"2026-12-25\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        p.profiles,
+        ["off_hours", "business", "evening"],
+        "off_hours, then by name"
+    );
+    assert_eq!(p.settings.timezone_name, "Europe/Paris");
+    assert_eq!(p.schedules[0].window.end, 1440);
+    assert_eq!(
+        p.schedules[1].window.days,
+        [false, false, false, false, true, true, false]
+    );
+    assert_eq!(p.schedules[1].window.start, 18 * 60);
+    assert_eq!(p.schedules[0].holidays.len(), 1);
+}
+
+#[test]
+fn rules_set_actions_per_profile_and_reject_unknown_keys_with_their_line() {
+    let base = "[schedule.business]\ndays = [\"mon\"]\nstart = \"08:00\"\nend = \"17:00\"\n[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\" }\n";
+    let p = parse_str(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\naction = \"deny\"\nbusiness = \"limit 1Mbit\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        p.rules[0].actions[0],
+        ActionSpec::Deny,
+        "off_hours takes `action`"
+    );
+    assert!(matches!(p.rules[0].actions[1], ActionSpec::Limit(_)));
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\naction = \"deny\"\nweekend = \"allow\"\n"
+    ));
+    assert!(
+        e.starts_with("p.toml:11:1: rule[0].weekend: unknown field `weekend`"),
+        "{e}"
+    );
+    assert!(e.contains("(`off_hours`, `business`)"), "{e}");
+    let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\n  business = \"limit fast\"\n"
+    ));
+    assert!(e.starts_with("p.toml:10:3: rule[0].business:"), "{e}");
+    let e = err(&format!("{base}[[rule]]\nclass = \"bulk\"\nbusiness = 5\n"));
+    assert!(e.contains("expected an action as a string"), "{e}");
+    let e = err(
+        "[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\" }\n[[rule]]\nclass = \"bulk\"\nbusiness = \"deny\"\n",
+    );
+    assert!(
+        e.contains("unknown field `business`") && e.contains("(`off_hours`)"),
+        "no schedule, no business: {e}"
+    );
+}
+
+#[test]
+fn schedule_errors() {
+    let sched = |body: &str| format!("[schedule.business]\n{body}\n");
+    let e = err(&sched(
+        "days = [\"monday\"]\nstart = \"08:00\"\nend = \"17:00\"",
+    ));
+    assert!(
+        e.contains("schedule.business.days[0]: `monday` is not a day"),
+        "{e}"
+    );
+    let e = err(&sched(
+        "days = [\"mon\"]\nstart = \"8:00\"\nend = \"17:00\"",
+    ));
+    assert!(
+        e.contains("schedule.business.start: `8:00` is not a time of day"),
+        "{e}"
+    );
+    let e = err(&sched(
+        "days = [\"mon\"]\nstart = \"24:00\"\nend = \"17:00\"",
+    ));
+    assert!(e.contains("schedule.business.start"), "{e}");
+    let e = err(&sched(
+        "days = [\"mon\"]\nstart = \"08:00\"\nend = \"08:00\"",
+    ));
+    assert!(e.contains("the window is empty"), "{e}");
+    let e = err(&sched(
+        "days = [\"mon\"]\nstart = \"08:00\"\nend = \"17:00\"\nholidays = [\"25/12/2026\"]",
+    ));
+    assert!(
+        e.contains("schedule.business.holidays[0]: `25/12/2026` is not a date"),
+        "{e}"
+    );
+    let e = err(&sched("days = []\nstart = \"08:00\"\nend = \"17:00\""));
+    assert!(e.contains("the schedule has no days"), "{e}");
+    let e = err(&sched(
+        "days = [\"mon\"]\nstart = \"08:00\"\nend = \"17:00\"\nweekly = true",
+    ));
+    assert!(e.contains("unknown field `weekly`"), "{e}");
+    let e = err("[schedule.off_hours]\ndays = [\"mon\"]\nstart = \"08:00\"\nend = \"17:00\"\n");
+    assert!(e.contains("cannot name a schedule"), "{e}");
+    let e = err("[settings]\ntimezone = \"Mars/Olympus\"\n");
+    assert!(
+        e.contains("settings.timezone: unknown time zone `Mars/Olympus`"),
+        "{e}"
+    );
+    // Sunday night runs into Monday morning.
+    let e = err(
+        "[schedule.a]\ndays = [\"sun\"]\nstart = \"22:00\"\nend = \"09:00\"\n[schedule.b]\ndays = [\"mon\"]\nstart = \"08:00\"\nend = \"17:00\"\n",
+    );
+    assert!(e.contains("overlap those of schedule `a`"), "{e}");
+    let four: String = ["a", "b", "c", "d"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!("[schedule.{n}]\ndays = [\"mon\"]\nstart = \"0{i}:00\"\nend = \"0{i}:30\"\n")
+        })
+        .collect();
+    let e = err(&four);
+    assert!(e.contains("at most 3 schedules"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! The validated policy: what a file means, with every name resolved and
 //! every value checked. Built by `validate`, consumed by `compile`.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
 
@@ -11,9 +11,8 @@ pub use super::units::{ActionSpec, LimitSpec, Rate};
 pub const UNIDENTIFIED: &str = "unidentified";
 /// The class of packets no class rule matches. Reserved.
 pub const DEFAULT_CLASS: &str = "default";
-/// Schedule profiles, by index in the kernel's per-profile tables. Until
-/// schedules exist the active one is chosen with `policyd run --profile`.
-pub const PROFILES: [&str; 2] = ["off_hours", "business"];
+/// The profile in force outside every schedule window (index 0).
+pub const OFF_HOURS: &str = "off_hours";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,6 +25,10 @@ pub struct Settings {
     pub mode: Mode,
     pub malformed_drop: bool,
     pub event_interval: Duration,
+    /// The zone schedule windows are in; the system's own when not given.
+    pub timezone: jiff::tz::TimeZone,
+    /// Its IANA name, for messages (`system` when not given).
+    pub timezone_name: String,
 }
 
 impl Default for Settings {
@@ -34,8 +37,29 @@ impl Default for Settings {
             mode: Mode::Enforce,
             malformed_drop: false,
             event_interval: Duration::from_secs(1),
+            timezone: jiff::tz::TimeZone::system(),
+            timezone_name: "system".to_owned(),
         }
     }
+}
+
+/// When a schedule is in force: on `days` (Monday first), from `start` to
+/// `end`, in minutes after local midnight. `end <= start` runs overnight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub days: [bool; 7],
+    pub start: u16,
+    /// 1 to 1440 (`24:00`).
+    pub end: u16,
+}
+
+/// A named schedule: its windows make its profile the active one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub name: String,
+    pub window: Window,
+    /// Dates whose windows do not open (they are off-hours).
+    pub holidays: BTreeSet<jiff::civil::Date>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,14 +118,18 @@ pub enum Subject {
 pub struct Rule {
     pub class: String,
     pub subject: Subject,
-    /// The action per profile (index as in [`PROFILES`]).
-    pub actions: [ActionSpec; PROFILES.len()],
+    /// The action per profile, indexed like [`Policy::profiles`].
+    pub actions: Vec<ActionSpec>,
 }
 
 /// A validated policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub settings: Settings,
+    /// In file order (by name); schedule `i` is profile `i + 1`.
+    pub schedules: Vec<Schedule>,
+    /// `off_hours`, then the schedules' names: the kernel's profile slots.
+    pub profiles: Vec<String>,
     pub sets: Vec<Set>,
     /// In match order; the implicit `default` class is not listed.
     pub classes: Vec<Class>,

@@ -197,9 +197,15 @@ pub(super) fn validate(
         Some(section) => Some(cx.action(&section.action, "unidentified.action")?),
         None => None,
     };
-    let rules = rules(&cx, &raw.rules, &classes, &users)?;
+    let schedules = schedules(&cx, &raw.schedule)?;
+    let profiles: Vec<String> = std::iter::once(OFF_HOURS.to_owned())
+        .chain(schedules.iter().map(|s| s.name.clone()))
+        .collect();
+    let rules = rules(&cx, &raw.rules, &classes, &users, &profiles)?;
     Ok(Policy {
         settings,
+        schedules,
+        profiles,
         sets,
         classes,
         users,
@@ -224,11 +230,151 @@ fn settings(cx: &Ctx<'_>, raw: Option<&file::SettingsSection>) -> Result<Setting
         s.malformed_drop =
             cx.choice(m, "settings.malformed", &[("pass", false), ("drop", true)])?;
     }
+    if let Some(tz) = &raw.timezone {
+        s.timezone = jiff::tz::TimeZone::get(tz.get_ref()).map_err(|_| {
+            cx.err(
+                tz,
+                "settings.timezone",
+                format!(
+                    "unknown time zone `{}`, expected an IANA name like `America/New_York`",
+                    tz.get_ref()
+                ),
+            )
+        })?;
+        s.timezone_name.clone_from(tz.get_ref());
+    }
     if let Some(i) = &raw.event_interval {
         s.event_interval =
             parse_duration(i.get_ref()).map_err(|m| cx.err(i, "settings.event_interval", m))?;
     }
     Ok(s)
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `HH:MM` as minutes after midnight; `24:00` only where `allow_24`.
+fn parse_hhmm(text: &str, allow_24: bool) -> Result<u16, String> {
+    let bad = || format!("`{text}` is not a time of day (like `08:00` or `17:30`)");
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    match (h, m) {
+        (24, 0) if allow_24 => Ok(24 * 60),
+        (0..=23, 0..=59) => Ok(h * 60 + m),
+        _ => Err(bad()),
+    }
+}
+
+/// The minutes of the week a window covers, as ranges (overnight windows
+/// spill into the next day; Sunday night into Monday).
+fn week_ranges(w: &Window) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let week = 7 * 1440;
+    for (d, on) in w.days.iter().enumerate() {
+        if !on {
+            continue;
+        }
+        let day = d as u32 * 1440;
+        let (start, end) = (u32::from(w.start), u32::from(w.end));
+        if start < end {
+            out.push((day + start, day + end));
+        } else {
+            out.push((day + start, day + 1440));
+            let next = (day + 1440) % week;
+            out.push((next, next + end));
+        }
+    }
+    out
+}
+
+fn schedules(
+    cx: &Ctx<'_>,
+    raw: &std::collections::BTreeMap<String, Spanned<file::ScheduleEntry>>,
+) -> Result<Vec<Schedule>, PolicyError> {
+    let mut out: Vec<Schedule> = Vec::new();
+    for (name, entry) in raw {
+        let field = |f: &str| format!("schedule.{name}.{f}");
+        if !valid_name(name) || name == OFF_HOURS {
+            return Err(cx.err(
+                entry,
+                format!("schedule.{name}"),
+                format!("`{name}` cannot name a schedule (`{OFF_HOURS}` is the time outside all of them)"),
+            ));
+        }
+        if out.len() + 1 == policy_common::MAX_PROFILES {
+            return Err(cx.err(
+                entry,
+                format!("schedule.{name}"),
+                format!(
+                    "at most {} schedules (plus `{OFF_HOURS}`)",
+                    policy_common::MAX_PROFILES - 1
+                ),
+            ));
+        }
+        let e = entry.get_ref();
+        let mut days = [false; 7];
+        for (j, d) in e.days.iter().enumerate() {
+            let i = DAYS.iter().position(|x| x == d.get_ref()).ok_or_else(|| {
+                cx.err(
+                    d,
+                    field(&format!("days[{j}]")),
+                    format!(
+                        "`{}` is not a day: expected one of {}",
+                        d.get_ref(),
+                        DAYS.join(", ")
+                    ),
+                )
+            })?;
+            days[i] = true;
+        }
+        if !days.contains(&true) {
+            return Err(cx.err(entry, field("days"), "the schedule has no days"));
+        }
+        let start = parse_hhmm(e.start.get_ref(), false)
+            .map_err(|m| cx.err(&e.start, field("start"), m))?;
+        let end = parse_hhmm(e.end.get_ref(), true).map_err(|m| cx.err(&e.end, field("end"), m))?;
+        if start == end {
+            return Err(cx.err(
+                &e.end,
+                field("end"),
+                "the window is empty (start and end are equal)",
+            ));
+        }
+        let mut holidays = std::collections::BTreeSet::new();
+        for (j, h) in e.holidays.iter().enumerate() {
+            let date: jiff::civil::Date = h.get_ref().parse().map_err(|_| {
+                cx.err(
+                    h,
+                    field(&format!("holidays[{j}]")),
+                    format!("`{}` is not a date (like `2026-12-25`)", h.get_ref()),
+                )
+            })?;
+            holidays.insert(date);
+        }
+        let window = Window { days, start, end };
+        for other in &out {
+            let mine = week_ranges(&window);
+            let theirs = week_ranges(&other.window);
+            if mine
+                .iter()
+                .any(|a| theirs.iter().any(|b| a.0 < b.1 && b.0 < a.1))
+            {
+                return Err(cx.err(
+                    entry,
+                    format!("schedule.{name}"),
+                    format!("its windows overlap those of schedule `{}`: a moment must have one profile", other.name),
+                ));
+            }
+        }
+        out.push(Schedule {
+            name: name.clone(),
+            window,
+            holidays,
+        });
+    }
+    Ok(out)
 }
 
 fn sets(
@@ -553,16 +699,41 @@ fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError
     Ok(out)
 }
 
+/// The span of `key = value` in the table whose header is at `table`:
+/// flattened fields lose their spans, so the key is looked up in the text,
+/// from the header to the next one (a line that starts with the key, then
+/// `=`). Falls back to the header.
+fn key_span(source: &str, table: std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
+    let text = source.get(table.start..).unwrap_or("");
+    let mut offset = 0;
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if n > 0 && trimmed.starts_with('[') {
+            break;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with('=')
+        {
+            let start = table.start + offset + (line.len() - trimmed.len());
+            return start..start + key.len();
+        }
+        offset += line.len();
+    }
+    table
+}
+
 fn rules(
     cx: &Ctx<'_>,
-    raw: &[file::RuleEntry],
+    raw: &[Spanned<file::RuleEntry>],
     classes: &[Class],
     users: &[User],
+    profiles: &[String],
 ) -> Result<Vec<Rule>, PolicyError> {
     let groups: HashSet<&str> = users.iter().filter_map(|u| u.group.as_deref()).collect();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
-    for (i, r) in raw.iter().enumerate() {
+    for (i, spanned) in raw.iter().enumerate() {
+        let r = spanned.get_ref();
         let field = |f: &str| format!("rule[{i}].{f}");
         let class = r.class.get_ref().clone();
         if class != DEFAULT_CLASS && !classes.iter().any(|c| c.name == class) {
@@ -618,24 +789,36 @@ fn rules(
             Some(a) => Some(cx.action(a, field("action"))?),
             None => None,
         };
-        let mut actions = [ActionSpec::Allow; PROFILES.len()];
-        let mut given = default.is_some();
-        for (p, (profile_field, value)) in
-            PROFILES.iter().zip([&r.off_hours, &r.business]).enumerate()
-        {
-            actions[p] = match value {
-                Some(v) => {
-                    given = true;
-                    cx.action(v, field(profile_field))?
-                }
-                None => default.unwrap_or(ActionSpec::Allow),
+        let mut actions = vec![default.unwrap_or(ActionSpec::Allow); profiles.len()];
+        for (key, value) in &r.profiles {
+            let span = key_span(cx.source, spanned.span(), key);
+            let err = |message: String| {
+                PolicyError::invalid(cx.path, cx.source, span.clone(), field(key), message)
             };
+            let Some(p) = profiles.iter().position(|x| x == key) else {
+                let names: Vec<String> = profiles.iter().map(|p| format!("`{p}`")).collect();
+                return Err(err(format!(
+                    "unknown field `{key}`, expected `class`, `user`, `group`, `aggregate`, `action` \
+                     or a profile of this policy ({})",
+                    names.join(", ")
+                )));
+            };
+            let toml::Value::String(text) = value else {
+                return Err(err(format!(
+                    "expected an action as a string, like \"limit 20Mbit\", found {value}"
+                )));
+            };
+            actions[p] = units::parse_action(text).map_err(|e| err(e.to_string()))?;
         }
-        if !given {
+        if default.is_none() && r.profiles.is_empty() {
+            let names: Vec<String> = profiles.iter().map(|p| format!("`{p}`")).collect();
             return Err(cx.err(
                 &r.class,
                 field("action"),
-                "the rule sets no action: give `action`, or `business` / `off_hours`",
+                format!(
+                    "the rule sets no action: give `action`, or one per profile ({})",
+                    names.join(", ")
+                ),
             ));
         }
         if subject == Subject::Aggregate

@@ -9,7 +9,7 @@ use aya::programs::{TestRun as _, TestRunOptions};
 use policy_common::{CounterKey, Counters, dir};
 use policyd::{
     dataplane::{Capacity, Dataplane, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
-    policy::{self, CompiledPolicy, PROFILES},
+    policy::{self, CompiledPolicy},
 };
 
 pub const XDP_DROP: u32 = 1;
@@ -25,20 +25,26 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Loads the programs with `src` as policy, profile `business`.
+    /// Loads the programs with `src` as policy, in profile `business` if the
+    /// policy has one (else `off_hours`).
     pub fn new(src: &str) -> Self {
-        Self::with_profile(src, "business")
+        Self::with_profile(src, None)
     }
 
-    pub fn with_profile(src: &str, profile: &str) -> Self {
+    pub fn with_profile(src: &str, profile: Option<&str>) -> Self {
         let policy = CompiledPolicy::compile(
             &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
         );
         let mut dp = Dataplane::load(Capacity::default().fit(&policy))
             .expect("loading the programs (are you root?)");
         dp.apply(&policy).unwrap();
-        dp.set_profile(PROFILES.iter().position(|p| *p == profile).unwrap())
-            .unwrap();
+        let slot = match profile {
+            Some(name) => policy
+                .profile(name)
+                .unwrap_or_else(|| panic!("no profile {name}")),
+            None => policy.profile("business").unwrap_or(0),
+        };
+        dp.set_profile(slot).unwrap();
         Self { dp, policy }
     }
 
