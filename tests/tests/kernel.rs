@@ -886,3 +886,27 @@ action = "deny"
     // Another flow of the same user is still small.
     k.expect(&other, "alice", "default", UP, V::Pass);
 }
+
+#[test]
+fn limits_can_hand_downloads_to_an_htb_class_instead_of_policing() {
+    let k = Kernel::new(
+        "[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\naction = \"limit 10pps burst 1 htb 1:10\"\n",
+    );
+    // Far over 10 pps, yet nothing is dropped on TC egress: every packet
+    // leaves with priority 1:10 (0x00010010) for the HTB qdisc to queue.
+    let down = eth(ETH_P_IP, &ipv4(REMOTE4, ALICE4, 17, &udp(1, 2, &[0; 64])));
+    for _ in 0..20 {
+        assert_eq!(k.run_tc_egress_priority(&down), (TC_ACT_OK, 0x0001_0010));
+    }
+    assert_eq!(k.counters("alice", "default", DOWN).pass_packets, 20);
+    // XDP cannot hand off: there the same limit polices.
+    let up = udp4_frame(ALICE4, 10);
+    k.expect(&up, "alice", "default", UP, V::Pass);
+    k.expect(&up, "alice", "default", UP, V::Limit);
+    // Another user's downloads keep priority 0.
+    let other = eth(
+        ETH_P_IP,
+        &ipv4(REMOTE4, STRANGER4, 17, &udp(1, 2, &[0; 64])),
+    );
+    assert_eq!(k.run_tc_egress_priority(&other), (TC_ACT_OK, 0));
+}

@@ -104,6 +104,31 @@ impl Kernel {
         }
     }
 
+    /// Runs TC egress on `frame` and returns the verdict and the
+    /// `__sk_buff.priority` the program left (HTB reads it as a class id).
+    pub fn run_tc_egress_priority(&self, frame: &[u8]) -> (u32, u32) {
+        // struct __sk_buff: `priority` is the ninth u32. The test run takes
+        // a zeroed context and hands back the one the program saw.
+        const SKB_SIZE: usize = 192;
+        const PRIORITY: usize = 32;
+        let ctx_in = [0u8; SKB_SIZE];
+        let mut ctx_out = [0u8; SKB_SIZE];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx_in),
+            ctx_out: Some(&mut ctx_out),
+            ..TestRunOptions::default()
+        };
+        let r = self
+            .dp
+            .tc(TC_EGRESS_PROGRAM)
+            .unwrap()
+            .test_run(opts)
+            .unwrap();
+        let priority = u32::from_ne_bytes(ctx_out[PRIORITY..PRIORITY + 4].try_into().unwrap());
+        (r.return_value, priority)
+    }
+
     pub fn user_id(&self, name: &str) -> u32 {
         self.policy
             .user(name)
