@@ -38,8 +38,8 @@ fn valid_policy_passes_with_a_summary() {
     assert!(ok);
     assert!(
         stdout.contains(
-            "ok: 1 users, 0 groups, 0 classes (0 kernel rules), 0 sets, 0 rules; \
-             unidentified: as everyone"
+            "ok: 1 users, 0 groups, 0 classes (0 kernel rules), 0 sets, 0 rules, \
+             profiles off_hours; unidentified: as everyone"
         ),
         "{stdout}"
     );
@@ -121,4 +121,58 @@ fn completions_are_generated_for_bash_and_zsh() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "an unknown shell is an error");
+}
+
+#[test]
+fn layered_files_show_where_each_setting_comes_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.toml");
+    let agency = dir.path().join("agency.toml");
+    std::fs::write(
+        &state,
+        "[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\", ports = [21] }\n[[rule]]\nclass = \"bulk\"\naction = \"limit 20Mbit\"\n",
+    )
+    .unwrap();
+    std::fs::write(&agency, "[[rule]]\nclass = \"bulk\"\naction = \"deny\"\n").unwrap();
+    let out = Command::new(policyd_bin())
+        .arg("check")
+        .arg(&state)
+        .arg(&agency)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("state.toml + "), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("rule bulk for everyone, off_hours"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("= deny") && line.ends_with("agency.toml)"),
+        "{line}"
+    );
+    let line = stdout.lines().find(|l| l.contains("class bulk")).unwrap();
+    assert!(line.ends_with("state.toml)"), "{line}");
+    // Conflicts name both files and fail.
+    std::fs::write(
+        &agency,
+        "[[class]]\nname = \"bulk\"\nmatch = { proto = \"udp\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(policyd_bin())
+        .arg("check")
+        .arg(&state)
+        .arg(&agency)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("agency.toml: conflicts with") && stderr.contains("class `bulk` differs"),
+        "{stderr}"
+    );
 }

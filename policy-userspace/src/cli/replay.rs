@@ -44,9 +44,9 @@ pub(super) struct ReplayArgs {
     /// The capture (pcap, Ethernet).
     #[arg(long, value_name = "FILE")]
     pcap: PathBuf,
-    /// The policy to try.
-    #[arg(long, short = 'p', value_name = "FILE")]
-    policy: PathBuf,
+    /// The policy to try; repeat to layer files.
+    #[arg(long = "policy", short = 'p', value_name = "FILE", required = true)]
+    policies: Vec<PathBuf>,
     /// Schedule profile in force (default: the one the policy's schedules
     /// give right now).
     #[arg(long, value_name = "NAME")]
@@ -73,7 +73,9 @@ fn verdict_name(v: Verdict, kernel_dropped: bool) -> &'static str {
 }
 
 pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
-    let policy = policy::load(&args.policy).context("the policy is invalid")?;
+    let policy = policy::load_layers(&args.policies)
+        .context("the policy is invalid")?
+        .policy;
     let compiled = CompiledPolicy::compile(&policy);
     let mut dataplane = Dataplane::load(Capacity::default().fit(&compiled))
         .context("loading the kernel programs failed")?;

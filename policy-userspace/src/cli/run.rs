@@ -42,10 +42,11 @@ pub(super) struct RunArgs {
     /// Interface facing the network (uplink); repeat for several.
     #[arg(long = "uplink", value_name = "IFACE")]
     uplinks: Vec<String>,
-    /// Policy file (TOML); see `policyd check`. Without it, the built-in
-    /// acceptable-use baseline is enforced (`policyd default-policy`).
-    #[arg(long, short = 'p', value_name = "FILE")]
-    policy: Option<PathBuf>,
+    /// Policy file (TOML); see `policyd check`. Repeat to layer files (the
+    /// more restrictive setting wins). Without it, the built-in acceptable-
+    /// use baseline is enforced (`policyd default-policy`).
+    #[arg(long = "policy", short = 'p', value_name = "FILE")]
+    policies: Vec<PathBuf>,
     /// Pin a profile (e.g. `off_hours`) instead of following the policy's
     /// schedules.
     #[arg(long, value_name = "NAME")]
@@ -83,19 +84,24 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.ifaces.is_empty() && args.uplinks.is_empty() {
         bail!("nothing to enforce on: give at least one --iface or --uplink");
     }
-    let policy = match &args.policy {
-        Some(path) => policy::load(path).context("the policy is invalid; nothing was loaded")?,
-        None => {
-            tracing::warn!(
-                "no --policy given: enforcing the built-in baseline (see `policyd default-policy`)"
-            );
-            policy::baseline().context("the built-in baseline is invalid (a bug)")?
-        }
+    if args.policies.is_empty() {
+        tracing::warn!(
+            "no --policy given: enforcing the built-in baseline (see `policyd default-policy`)"
+        );
+    }
+    let policy = policy::load_layers(&args.policies)
+        .context("the policy is invalid; nothing was loaded")?
+        .policy;
+    let source = if args.policies.is_empty() {
+        policy::BASELINE_NAME.to_owned()
+    } else {
+        let names: Vec<String> = args
+            .policies
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        names.join(" + ")
     };
-    let source = args.policy.as_ref().map_or_else(
-        || policy::BASELINE_NAME.to_owned(),
-        |p| p.display().to_string(),
-    );
     let compiled = CompiledPolicy::compile(&policy);
     let capacity = Capacity {
         flows: args.max_flows,

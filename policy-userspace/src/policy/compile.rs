@@ -173,7 +173,11 @@ fn class_rules(policy: &Policy) -> Vec<ClassRule> {
         }
         if !m.sets.is_empty() {
             base.fields |= field::REMOTE_SETS;
-            base.remote_sets = m.sets.iter().fold(0, |bits, s| bits | 1u64 << s);
+            base.remote_sets = m
+                .sets
+                .iter()
+                .filter_map(|name| policy.sets.iter().position(|s| s.name == *name))
+                .fold(0, |bits, i| bits | 1u64 << i);
         }
         if let Some(c) = m.l2_cast {
             base.fields |= field::L2_CAST;

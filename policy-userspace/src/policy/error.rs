@@ -14,6 +14,13 @@ pub enum PolicyError {
     /// deserializer's message names the field and what it expected.
     #[error("{location}: {message}")]
     Syntax { location: Location, message: String },
+    /// Two layered files that cannot be combined.
+    #[error("{}: conflicts with {}: {message}", path.display(), earlier.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Conflict {
+        earlier: Vec<PathBuf>,
+        path: PathBuf,
+        message: String,
+    },
     /// Well-formed TOML whose values break a rule (bad address, duplicate
     /// name, ...).
     #[error("{location}: {field}: {message}")]

@@ -10,6 +10,7 @@
 mod compile;
 mod error;
 mod file;
+mod merge;
 mod types;
 pub mod units;
 mod validate;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub use compile::{CompiledPolicy, CompiledUser, addr16, default_burst, net16, params, truncate};
 pub use error::PolicyError;
+pub use merge::{Layered, Provenance, stricter};
 pub use types::*;
 
 impl CompiledPolicy {
@@ -47,11 +49,37 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     parse(path, &source)
 }
 
+/// Reads and validates policy files as layers: each may refer to what the
+/// earlier ones define, and where they disagree the more restrictive
+/// setting wins (see `merge`). No file at all means the built-in baseline.
+pub fn load_layers(paths: &[std::path::PathBuf]) -> Result<Layered, PolicyError> {
+    let mut layered: Option<Layered> = None;
+    for (i, path) in paths.iter().enumerate() {
+        let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let raw: file::PolicyFile =
+            toml::from_str(&source).map_err(|e| PolicyError::syntax(path, &source, &e))?;
+        let base = layered.as_ref().map(|l| &l.policy);
+        let policy = validate::validate(path, &source, raw, base)?;
+        layered = Some(match layered {
+            None => merge::first(policy, path),
+            Some(base) => merge::add(base, &paths[..i], policy, path)?,
+        });
+    }
+    match layered {
+        Some(l) => Ok(l),
+        // No file: the built-in baseline.
+        None => Ok(merge::first(baseline()?, Path::new(BASELINE_NAME))),
+    }
+}
+
 /// Parses and validates policy text; `path` is only used in messages.
 pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
     let raw: file::PolicyFile =
         toml::from_str(source).map_err(|e| PolicyError::syntax(path, source, &e))?;
-    validate::validate(path, source, raw)
+    validate::validate(path, source, raw, None)
 }
 
 #[cfg(test)]

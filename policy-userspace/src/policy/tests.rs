@@ -645,3 +645,206 @@ fn schedule_errors() {
     let e = err(&four);
     assert!(e.contains("at most 3 schedules"), "{e}");
 }
+
+/// Writes each text to a file and loads them as layers.
+fn layers(texts: &[&str]) -> (tempfile::TempDir, Result<Layered, PolicyError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<std::path::PathBuf> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let p = dir.path().join(format!("layer{i}.toml"));
+            std::fs::write(&p, t).unwrap();
+            p
+        })
+        .collect();
+    let result = load_layers(&paths);
+    (dir, result)
+}
+
+const STATE: &str = r#"
+[settings]
+mode = "monitor"
+timezone = "America/New_York"
+
+[schedule.business]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "17:00"
+
+[sets]
+webmail = ["203.0.113.0/24"]
+
+[[class]]
+name = "bulk"
+match = { proto = "tcp", ports = [21] }
+
+[[user]]
+name = "alice"
+ips = ["10.0.0.2"]
+
+[[rule]]
+class = "bulk"
+business = "limit 20Mbit"
+off_hours = "allow"
+"#;
+
+#[test]
+fn layers_take_the_more_restrictive_setting_and_say_where_from() {
+    let agency = r#"
+[settings]
+mode = "enforce"
+malformed = "drop"
+
+[sets]
+webmail = ["198.51.100.0/24"]
+
+[[class]]
+name = "webmail"
+match = { sets = ["webmail"] }
+
+[[user]]
+name = "alice"
+ips = ["2001:db8::2"]
+
+[[rule]]
+class = "bulk"
+business = "limit 10Mbit burst 64KiB"
+off_hours = "limit 50Mbit"
+
+[[rule]]
+class = "webmail"
+user = "alice"
+action = "deny"
+"#;
+    let (_dir, l) = layers(&[STATE, agency]);
+    let l = l.unwrap();
+    let p = &l.policy;
+    assert_eq!(p.settings.mode, Mode::Enforce, "enforce beats monitor");
+    assert!(p.settings.malformed_drop);
+    assert_eq!(
+        p.settings.timezone_name, "America/New_York",
+        "kept from the state file"
+    );
+    assert_eq!(p.sets[0].nets.len(), 2, "sets are the union");
+    assert_eq!(
+        p.classes
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["bulk", "webmail"]
+    );
+    assert_eq!(p.users.len(), 1);
+    assert_eq!(p.users[0].nets.len(), 2, "identifiers are the union");
+    let bulk = p.rules.iter().find(|r| r.class == "bulk").unwrap();
+    let business = p.profiles.iter().position(|x| x == "business").unwrap();
+    assert_eq!(
+        bulk.actions[business].to_string(),
+        "limit 10Mbit burst 64KiB",
+        "smaller rate and burst"
+    );
+    assert_eq!(
+        bulk.actions[0].to_string(),
+        "limit 50Mbit",
+        "limit beats allow off-hours"
+    );
+    let from = |what: &str| {
+        let (value, path) = &l.provenance[what];
+        (
+            value.clone(),
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+        )
+    };
+    assert_eq!(
+        from("settings.mode"),
+        ("enforce".into(), "layer1.toml".into())
+    );
+    assert_eq!(
+        from("settings.timezone"),
+        ("America/New_York".into(), "layer0.toml".into())
+    );
+    assert_eq!(from("rule bulk for everyone, business").1, "layer1.toml");
+    assert_eq!(
+        from("user alice is identified by 10.0.0.2/32").1,
+        "layer0.toml"
+    );
+    assert_eq!(
+        from("user alice is identified by 2001:db8::2/128").1,
+        "layer1.toml"
+    );
+    assert_eq!(from("rule webmail for user alice, off_hours").0, "deny");
+}
+
+#[test]
+fn deny_beats_limit_beats_monitor_beats_allow() {
+    let a = |s: &str| units::parse_action(s).unwrap();
+    let pick = |x: &str, y: &str| stricter(&a(x), &a(y)).unwrap().0.to_string();
+    assert_eq!(pick("deny", "limit 1Mbit"), "deny");
+    assert_eq!(pick("limit 1Mbit", "deny"), "deny");
+    assert_eq!(pick("allow", "monitor"), "monitor");
+    assert_eq!(pick("monitor", "limit 5Mbit"), "limit 5Mbit");
+    assert_eq!(
+        pick("limit 5Mbit burst 1MiB", "limit 8Mbit burst 64KiB"),
+        "limit 5Mbit burst 64KiB"
+    );
+    assert_eq!(
+        pick("limit 5Mbit no-ecn", "limit 8Mbit"),
+        "limit 5Mbit burst 156250B no-ecn"
+    );
+    assert!(
+        stricter(&a("limit 5Mbit"), &a("limit 10pps")).is_err(),
+        "bits and packets"
+    );
+}
+
+#[test]
+fn a_later_layer_adds_a_schedule_and_earlier_rules_keep_their_default() {
+    let overlay = "[schedule.evening]\ndays = [\"mon\"]\nstart = \"18:00\"\nend = \"22:00\"\n[[rule]]\nclass = \"bulk\"\nevening = \"deny\"\n";
+    let (_dir, l) = layers(&[STATE, overlay]);
+    let p = l.unwrap().policy;
+    assert_eq!(p.profiles, ["off_hours", "business", "evening"]);
+    let bulk = &p.rules[0];
+    assert_eq!(bulk.actions.len(), 3);
+    assert_eq!(bulk.actions[2], ActionSpec::Deny);
+    let c = CompiledPolicy::compile(&p);
+    assert_eq!(c.profiles, p.profiles);
+}
+
+#[test]
+fn layers_that_cannot_be_combined_are_errors_naming_both_files() {
+    let (_dir, l) = layers(&[STATE, "[settings]\ntimezone = \"Europe/Paris\"\n"]);
+    let e = l.unwrap_err().to_string();
+    assert!(
+        e.contains("layer1.toml: conflicts with") && e.contains("layer0.toml"),
+        "{e}"
+    );
+    assert!(
+        e.contains("settings.timezone is `Europe/Paris` here but `America/New_York`"),
+        "{e}"
+    );
+    let (_dir, l) = layers(&[
+        STATE,
+        "[[user]]\nname = \"mallory\"\nips = [\"10.0.0.2\"]\n",
+    ]);
+    let e = l.unwrap_err().to_string();
+    assert!(
+        e.contains("10.0.0.2/32 belongs to user `mallory` here but to user `alice`"),
+        "{e}"
+    );
+    let (_dir, l) = layers(&[
+        STATE,
+        "[[class]]\nname = \"bulk\"\nmatch = { proto = \"udp\" }\n",
+    ]);
+    assert!(l.unwrap_err().to_string().contains("class `bulk` differs"));
+    let (_dir, l) = layers(&[STATE, "[[rule]]\nclass = \"nope\"\naction = \"deny\"\n"]);
+    let e = l.unwrap_err().to_string();
+    assert!(
+        e.contains("layer1.toml:2:9: rule[0].class: no class named `nope`"),
+        "{e}"
+    );
+    let (_dir, l) = layers(&[
+        STATE,
+        "[[rule]]\nclass = \"bulk\"\nbusiness = \"limit 10pps\"\n",
+    ]);
+    assert!(l.unwrap_err().to_string().contains("different units"));
+}

@@ -29,6 +29,17 @@ pub struct Settings {
     pub timezone: jiff::tz::TimeZone,
     /// Its IANA name, for messages (`system` when not given).
     pub timezone_name: String,
+    /// Which fields the file gave (layering only combines given ones).
+    pub given: SettingsGiven,
+}
+
+/// Which `[settings]` fields a file set explicitly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettingsGiven {
+    pub mode: bool,
+    pub malformed: bool,
+    pub event_interval: bool,
+    pub timezone: bool,
 }
 
 impl Default for Settings {
@@ -39,6 +50,7 @@ impl Default for Settings {
             event_interval: Duration::from_secs(1),
             timezone: jiff::tz::TimeZone::system(),
             timezone_name: "system".to_owned(),
+            given: SettingsGiven::default(),
         }
     }
 }
@@ -76,8 +88,8 @@ pub struct Match {
     /// Inclusive ranges; empty = any.
     pub remote_ports: Vec<(u16, u16)>,
     pub user_ports: Vec<(u16, u16)>,
-    /// Indexes into [`Policy::sets`]; empty = any.
-    pub sets: Vec<usize>,
+    /// Names of sets in [`Policy::sets`]; empty = any.
+    pub sets: Vec<String>,
     /// Bits of `policy_common::cast`.
     pub l2_cast: Option<u8>,
     pub icmp_type: Option<u8>,
@@ -120,6 +132,9 @@ pub struct Rule {
     pub subject: Subject,
     /// The action per profile, indexed like [`Policy::profiles`].
     pub actions: Vec<ActionSpec>,
+    /// The action in profiles the rule does not name (its `action`, else
+    /// allow); used when a later layer adds profiles.
+    pub default: ActionSpec,
 }
 
 /// A validated policy.

@@ -183,25 +183,58 @@ fn proto(spec: &ProtoSpec) -> Result<u8, String> {
     }
 }
 
+/// Validates one file. `base` is what earlier layers defined: this file may
+/// refer to its sets, classes, users, groups and schedules.
 pub(super) fn validate(
     path: &Path,
     source: &str,
     raw: file::PolicyFile,
+    base: Option<&Policy>,
 ) -> Result<Policy, PolicyError> {
     let cx = Ctx { path, source };
     let settings = settings(&cx, raw.settings.as_ref())?;
     let sets = sets(&cx, &raw.sets)?;
-    let classes = classes(&cx, &raw.classes, &sets)?;
+    let known_sets: Vec<String> = sets
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(
+            base.into_iter()
+                .flat_map(|b| b.sets.iter().map(|s| s.name.clone())),
+        )
+        .collect();
+    let classes = classes(&cx, &raw.classes, &known_sets)?;
     let users = users(&cx, &raw.users)?;
     let unidentified = match &raw.unidentified {
         Some(section) => Some(cx.action(&section.action, "unidentified.action")?),
         None => None,
     };
     let schedules = schedules(&cx, &raw.schedule)?;
-    let profiles: Vec<String> = std::iter::once(OFF_HOURS.to_owned())
-        .chain(schedules.iter().map(|s| s.name.clone()))
-        .collect();
-    let rules = rules(&cx, &raw.rules, &classes, &users, &profiles)?;
+    // Profiles: the earlier layers' first, then this file's new schedules.
+    let mut profiles: Vec<String> =
+        base.map_or_else(|| vec![OFF_HOURS.to_owned()], |b| b.profiles.clone());
+    for s in &schedules {
+        if !profiles.contains(&s.name) {
+            profiles.push(s.name.clone());
+        }
+    }
+    let all_users = || {
+        users
+            .iter()
+            .chain(base.into_iter().flat_map(|b| b.users.iter()))
+    };
+    let known = Known {
+        classes: classes
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(
+                base.into_iter()
+                    .flat_map(|b| b.classes.iter().map(|c| c.name.as_str())),
+            )
+            .collect(),
+        users: all_users().map(|u| u.name.as_str()).collect(),
+        groups: all_users().filter_map(|u| u.group.as_deref()).collect(),
+    };
+    let rules = rules(&cx, &raw.rules, &known, &profiles)?;
     Ok(Policy {
         settings,
         schedules,
@@ -218,6 +251,12 @@ fn settings(cx: &Ctx<'_>, raw: Option<&file::SettingsSection>) -> Result<Setting
     let mut s = Settings::default();
     let Some(raw) = raw else {
         return Ok(s);
+    };
+    s.given = SettingsGiven {
+        mode: raw.mode.is_some(),
+        malformed: raw.malformed.is_some(),
+        event_interval: raw.event_interval.is_some(),
+        timezone: raw.timezone.is_some(),
     };
     if let Some(mode) = &raw.mode {
         s.mode = cx.choice(
@@ -269,7 +308,7 @@ fn parse_hhmm(text: &str, allow_24: bool) -> Result<u16, String> {
 
 /// The minutes of the week a window covers, as ranges (overnight windows
 /// spill into the next day; Sunday night into Monday).
-fn week_ranges(w: &Window) -> Vec<(u32, u32)> {
+pub(super) fn week_ranges(w: &Window) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     let week = 7 * 1440;
     for (d, on) in w.days.iter().enumerate() {
@@ -407,7 +446,7 @@ fn sets(
 fn classes(
     cx: &Ctx<'_>,
     raw: &[file::ClassEntry],
-    sets: &[Set],
+    sets: &[String],
 ) -> Result<Vec<Class>, PolicyError> {
     let mut out: Vec<Class> = Vec::new();
     let mut kernel_rules = 0usize;
@@ -493,7 +532,7 @@ fn class_match(
     cx: &Ctx<'_>,
     m: &Spanned<file::MatchEntry>,
     field: &str,
-    sets: &[Set],
+    sets: &[String],
 ) -> Result<Match, PolicyError> {
     let raw = m.get_ref();
     let mut out = Match::default();
@@ -521,17 +560,16 @@ fn class_match(
         ));
     }
     for (j, s) in raw.sets.iter().enumerate() {
-        let idx = sets
-            .iter()
-            .position(|set| set.name == *s.get_ref())
-            .ok_or_else(|| {
-                cx.err(
-                    s,
-                    format!("{field}.sets[{j}]"),
-                    format!("no set named `{}` in [sets]", s.get_ref()),
-                )
-            })?;
-        out.sets.push(idx);
+        if !sets.contains(s.get_ref()) {
+            return Err(cx.err(
+                s,
+                format!("{field}.sets[{j}]"),
+                format!("no set named `{}` in [sets]", s.get_ref()),
+            ));
+        }
+        if !out.sets.contains(s.get_ref()) {
+            out.sets.push(s.get_ref().clone());
+        }
     }
     if let Some(l2) = &raw.l2 {
         out.l2_cast = Some(cx.choice(
@@ -722,21 +760,27 @@ fn key_span(source: &str, table: std::ops::Range<usize>, key: &str) -> std::ops:
     table
 }
 
+/// The names a rule may refer to: this file's and earlier layers'.
+struct Known<'a> {
+    classes: HashSet<&'a str>,
+    users: HashSet<&'a str>,
+    groups: HashSet<&'a str>,
+}
+
 fn rules(
     cx: &Ctx<'_>,
     raw: &[Spanned<file::RuleEntry>],
-    classes: &[Class],
-    users: &[User],
+    known: &Known<'_>,
     profiles: &[String],
 ) -> Result<Vec<Rule>, PolicyError> {
-    let groups: HashSet<&str> = users.iter().filter_map(|u| u.group.as_deref()).collect();
+    let groups = &known.groups;
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, spanned) in raw.iter().enumerate() {
         let r = spanned.get_ref();
         let field = |f: &str| format!("rule[{i}].{f}");
         let class = r.class.get_ref().clone();
-        if class != DEFAULT_CLASS && !classes.iter().any(|c| c.name == class) {
+        if class != DEFAULT_CLASS && !known.classes.contains(class.as_str()) {
             return Err(cx.err(
                 &r.class,
                 field("class"),
@@ -753,7 +797,7 @@ fn rules(
             }
             (Some(u), None, false) => {
                 let name = u.get_ref();
-                if name != UNIDENTIFIED && !users.iter().any(|x| x.name == *name) {
+                if name != UNIDENTIFIED && !known.users.contains(name.as_str()) {
                     return Err(cx.err(u, field("user"), format!("no user named `{name}`")));
                 }
                 Subject::User(name.clone())
@@ -852,6 +896,7 @@ fn rules(
             class,
             subject,
             actions,
+            default: default.unwrap_or(ActionSpec::Allow),
         });
     }
     Ok(out)

@@ -1,0 +1,461 @@
+//! Layering: `--policy state.toml --policy agency.toml`. Later files may
+//! refer to what earlier ones define and add their own; where two files
+//! disagree, the more restrictive setting wins: deny beats limit beats
+//! monitor beats allow, the smaller rate and burst win, `enforce` beats
+//! `monitor`, `drop` beats `pass` for malformed packets, the shorter event
+//! interval wins, and a user's identifiers are the union. What cannot be
+//! ordered (two time zones, two definitions of one class or schedule, one
+//! address for two users) is an error naming both files.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    PolicyError,
+    compile::default_burst,
+    types::*,
+    units::{ActionSpec, LimitSpec, Rate},
+    validate::week_ranges,
+};
+
+/// Where each effective setting came from: description -> (value, file).
+pub type Provenance = BTreeMap<String, (String, PathBuf)>;
+
+/// A policy made of layers, and where each effective setting came from.
+#[derive(Debug, Clone)]
+pub struct Layered {
+    pub policy: Policy,
+    pub provenance: Provenance,
+}
+
+fn rank(a: &ActionSpec) -> u8 {
+    match a {
+        ActionSpec::Allow => 0,
+        ActionSpec::Monitor => 1,
+        ActionSpec::Limit(_) => 2,
+        ActionSpec::Deny => 3,
+    }
+}
+
+fn burst(l: &LimitSpec) -> u64 {
+    l.burst.unwrap_or_else(|| default_burst(l.rate))
+}
+
+/// The more restrictive of two actions, and whether it is `b` (so the
+/// provenance can say which file it came from).
+pub fn stricter(a: &ActionSpec, b: &ActionSpec) -> Result<(ActionSpec, bool), String> {
+    match (a, b) {
+        (ActionSpec::Limit(x), ActionSpec::Limit(y)) => {
+            let rate = match (x.rate, y.rate) {
+                (Rate::BytesPerSec(p), Rate::BytesPerSec(q)) => Rate::BytesPerSec(p.min(q)),
+                (Rate::PacketsPerSec(p), Rate::PacketsPerSec(q)) => Rate::PacketsPerSec(p.min(q)),
+                _ => {
+                    return Err(format!(
+                        "`{a}` and `{b}` limit in different units (bits and packets); they cannot be ordered"
+                    ));
+                }
+            };
+            let merged = LimitSpec {
+                rate,
+                burst: Some(burst(x).min(burst(y))),
+                // Marking instead of dropping is the gentler choice.
+                ecn: if x.ecn == Some(false) || y.ecn == Some(false) {
+                    Some(false)
+                } else {
+                    x.ecn.or(y.ecn)
+                },
+                monitor_only: x.monitor_only && y.monitor_only,
+                // Queueing is gentler than policing: keep it only if both ask.
+                htb_class: if x.htb_class == y.htb_class {
+                    x.htb_class
+                } else {
+                    None
+                },
+            };
+            let from_b = ActionSpec::Limit(merged) == *b;
+            Ok((ActionSpec::Limit(merged), from_b))
+        }
+        _ if rank(b) > rank(a) => Ok((*b, true)),
+        _ => Ok((*a, false)),
+    }
+}
+
+struct Merger<'a> {
+    base_paths: &'a [PathBuf],
+    path: &'a Path,
+    provenance: Provenance,
+}
+
+impl Merger<'_> {
+    fn conflict(&self, message: String) -> PolicyError {
+        PolicyError::Conflict {
+            earlier: self.base_paths.to_vec(),
+            path: self.path.to_owned(),
+            message,
+        }
+    }
+
+    fn note(&mut self, what: String, value: String) {
+        self.provenance.insert(what, (value, self.path.to_owned()));
+    }
+}
+
+/// Records every setting of the first layer.
+pub fn first(policy: Policy, path: &Path) -> Layered {
+    let mut m = Merger {
+        base_paths: &[],
+        path,
+        provenance: Provenance::new(),
+    };
+    let s = &policy.settings;
+    m.note(
+        "settings.mode".into(),
+        format!("{:?}", s.mode).to_lowercase(),
+    );
+    m.note(
+        "settings.malformed".into(),
+        if s.malformed_drop { "drop" } else { "pass" }.into(),
+    );
+    m.note(
+        "settings.event_interval".into(),
+        format!("{:?}", s.event_interval),
+    );
+    m.note("settings.timezone".into(), s.timezone_name.clone());
+    for sch in &policy.schedules {
+        m.note(
+            format!("schedule {}", sch.name),
+            describe_window(&sch.window),
+        );
+    }
+    for set in &policy.sets {
+        for net in &set.nets {
+            m.note(format!("set {} contains {net}", set.name), "yes".into());
+        }
+    }
+    for c in &policy.classes {
+        m.note(format!("class {}", c.name), "defined".into());
+    }
+    for u in &policy.users {
+        for id in identifiers(u) {
+            m.note(
+                format!("user {} is identified by {id}", u.name),
+                "yes".into(),
+            );
+        }
+        if let Some(a) = &u.action {
+            m.note(format!("user {} action", u.name), a.to_string());
+        }
+    }
+    if let Some(a) = &policy.unidentified {
+        m.note("unidentified action".into(), a.to_string());
+    }
+    for r in &policy.rules {
+        for (p, a) in policy.profiles.iter().zip(&r.actions) {
+            m.note(rule_key(r, p), a.to_string());
+        }
+    }
+    Layered {
+        provenance: m.provenance,
+        policy,
+    }
+}
+
+fn describe_window(w: &Window) -> String {
+    let days: Vec<&str> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .zip(w.days)
+        .filter_map(|(d, on)| on.then_some(*d))
+        .collect();
+    format!(
+        "{} {:02}:{:02}-{:02}:{:02}",
+        days.join(","),
+        w.start / 60,
+        w.start % 60,
+        w.end / 60,
+        w.end % 60
+    )
+}
+
+fn identifiers(u: &User) -> Vec<String> {
+    u.nets
+        .iter()
+        .map(ToString::to_string)
+        .chain(u.macs.iter().map(|m| {
+            format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )
+        }))
+        .chain(u.uids.iter().map(|id| format!("uid {id}")))
+        .chain(u.cgroups.iter().map(|c| format!("cgroup {}", c.display())))
+        .collect()
+}
+
+fn subject_name(s: &Subject) -> String {
+    match s {
+        Subject::User(u) => format!("user {u}"),
+        Subject::Group(g) => format!("group {g}"),
+        Subject::Everyone => "everyone".into(),
+        Subject::Aggregate => "the class as a whole".into(),
+    }
+}
+
+fn rule_key(r: &Rule, profile: &str) -> String {
+    format!(
+        "rule {} for {}, {profile}",
+        r.class,
+        subject_name(&r.subject)
+    )
+}
+
+/// Adds `layer` (the file at `path`, validated against `base`) on top of
+/// `base` (from `base_paths`).
+pub fn add(
+    base: Layered,
+    base_paths: &[PathBuf],
+    layer: Policy,
+    path: &Path,
+) -> Result<Layered, PolicyError> {
+    let mut m = Merger {
+        base_paths,
+        path,
+        provenance: base.provenance,
+    };
+    let mut p = base.policy;
+
+    // Settings: only what the layer gave counts.
+    let (s, l) = (&mut p.settings, &layer.settings);
+    if l.given.mode && l.mode == Mode::Enforce && s.mode == Mode::Monitor {
+        s.mode = Mode::Enforce;
+        m.note("settings.mode".into(), "enforce".into());
+    }
+    if l.given.malformed && l.malformed_drop && !s.malformed_drop {
+        s.malformed_drop = true;
+        m.note("settings.malformed".into(), "drop".into());
+    }
+    if l.given.event_interval && (!s.given.event_interval || l.event_interval < s.event_interval) {
+        s.event_interval = l.event_interval;
+        s.given.event_interval = true;
+        m.note(
+            "settings.event_interval".into(),
+            format!("{:?}", l.event_interval),
+        );
+    }
+    if l.given.timezone {
+        if s.given.timezone && s.timezone_name != l.timezone_name {
+            return Err(m.conflict(format!(
+                "settings.timezone is `{}` here but `{}` in an earlier file",
+                l.timezone_name, s.timezone_name
+            )));
+        }
+        s.timezone = l.timezone.clone();
+        s.timezone_name.clone_from(&l.timezone_name);
+        s.given.timezone = true;
+        m.note("settings.timezone".into(), l.timezone_name.clone());
+    }
+
+    // Schedules: new ones join; a name defined twice must be the same.
+    for sch in &layer.schedules {
+        match p.schedules.iter().find(|x| x.name == sch.name) {
+            Some(existing) if existing != sch => {
+                return Err(m.conflict(format!(
+                    "schedule `{}` differs from an earlier file's",
+                    sch.name
+                )));
+            }
+            Some(_) => {}
+            None => {
+                for other in &p.schedules {
+                    let (a, b) = (week_ranges(&sch.window), week_ranges(&other.window));
+                    if a.iter().any(|x| b.iter().any(|y| x.0 < y.1 && y.0 < x.1)) {
+                        return Err(m.conflict(format!(
+                            "schedule `{}` overlaps schedule `{}` of an earlier file",
+                            sch.name, other.name
+                        )));
+                    }
+                }
+                m.note(
+                    format!("schedule {}", sch.name),
+                    describe_window(&sch.window),
+                );
+                p.schedules.push(sch.clone());
+            }
+        }
+    }
+    // The layer's profile list is the base's plus its new schedules; rules
+    // of earlier files take their default action in the new profiles.
+    for r in &mut p.rules {
+        r.actions.resize(layer.profiles.len(), r.default);
+    }
+    p.profiles.clone_from(&layer.profiles);
+
+    // Sets: the union of prefixes.
+    for set in &layer.sets {
+        let i = match p.sets.iter().position(|x| x.name == set.name) {
+            Some(i) => i,
+            None => {
+                p.sets.push(Set {
+                    name: set.name.clone(),
+                    nets: Vec::new(),
+                });
+                p.sets.len() - 1
+            }
+        };
+        for net in &set.nets {
+            if !p.sets[i].nets.contains(net) {
+                p.sets[i].nets.push(*net);
+                m.note(format!("set {} contains {net}", set.name), "yes".into());
+            }
+        }
+    }
+    if p.sets.len() > policy_common::MAX_SETS as usize {
+        return Err(m.conflict(format!(
+            "together the files define more than {} sets",
+            policy_common::MAX_SETS
+        )));
+    }
+
+    // Classes: new ones are tried after the earlier files' (first match
+    // wins); a class defined twice must be the same.
+    for c in &layer.classes {
+        match p.classes.iter().find(|x| x.name == c.name) {
+            Some(existing) if existing != c => {
+                return Err(
+                    m.conflict(format!("class `{}` differs from an earlier file's", c.name))
+                );
+            }
+            Some(_) => {}
+            None => {
+                if c.elephant_bytes.is_some()
+                    && p.classes.iter().any(|x| x.elephant_bytes.is_some())
+                {
+                    return Err(m.conflict(format!(
+                        "class `{}` takes elephant flows, but an earlier file's class already does",
+                        c.name
+                    )));
+                }
+                m.note(format!("class {}", c.name), "defined".into());
+                p.classes.push(c.clone());
+            }
+        }
+    }
+
+    // Users: identifiers are the union; an identifier names one user.
+    for u in &layer.users {
+        for other in p.users.iter().filter(|x| x.name != u.name) {
+            let theirs = identifiers(other);
+            if let Some(id) = identifiers(u).into_iter().find(|id| theirs.contains(id)) {
+                return Err(m.conflict(format!(
+                    "{id} belongs to user `{}` here but to user `{}` in an earlier file",
+                    u.name, other.name
+                )));
+            }
+        }
+        let Some(existing) = p.users.iter_mut().find(|x| x.name == u.name) else {
+            for id in identifiers(u) {
+                m.note(
+                    format!("user {} is identified by {id}", u.name),
+                    "yes".into(),
+                );
+            }
+            if let Some(a) = &u.action {
+                m.note(format!("user {} action", u.name), a.to_string());
+            }
+            p.users.push(u.clone());
+            continue;
+        };
+        match (&existing.group, &u.group) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(m.conflict(format!(
+                    "user `{}` is in group `{b}` here but in group `{a}` in an earlier file",
+                    u.name
+                )));
+            }
+            (None, Some(b)) => existing.group = Some(b.clone()),
+            _ => {}
+        }
+        let before = identifiers(existing);
+        for id in identifiers(u).into_iter().filter(|id| !before.contains(id)) {
+            m.note(
+                format!("user {} is identified by {id}", u.name),
+                "yes".into(),
+            );
+        }
+        for net in &u.nets {
+            if !existing.nets.contains(net) {
+                existing.nets.push(*net);
+            }
+        }
+        for mac in &u.macs {
+            if !existing.macs.contains(mac) {
+                existing.macs.push(*mac);
+            }
+        }
+        for uid in &u.uids {
+            if !existing.uids.contains(uid) {
+                existing.uids.push(*uid);
+            }
+        }
+        for c in &u.cgroups {
+            if !existing.cgroups.contains(c) {
+                existing.cgroups.push(c.clone());
+            }
+        }
+        existing.spoof_check |= u.spoof_check;
+        if let Some(a) = &u.action {
+            let merged = match &existing.action {
+                Some(e) => {
+                    stricter(e, a).map_err(|msg| m.conflict(format!("user `{}`: {msg}", u.name)))?
+                }
+                None => (*a, true),
+            };
+            if merged.1 {
+                m.note(format!("user {} action", u.name), merged.0.to_string());
+            }
+            existing.action = Some(merged.0);
+        }
+    }
+
+    if let Some(a) = &layer.unidentified {
+        let merged = match &p.unidentified {
+            Some(e) => stricter(e, a).map_err(|msg| m.conflict(format!("unidentified: {msg}")))?,
+            None => (*a, true),
+        };
+        if merged.1 {
+            m.note("unidentified action".into(), merged.0.to_string());
+        }
+        p.unidentified = Some(merged.0);
+    }
+
+    // Rules: per (class, subject) and profile, the stricter action.
+    for r in &layer.rules {
+        let Some(existing) = p
+            .rules
+            .iter_mut()
+            .find(|x| x.class == r.class && x.subject == r.subject)
+        else {
+            for (prof, a) in p.profiles.iter().zip(&r.actions) {
+                m.note(rule_key(r, prof), a.to_string());
+            }
+            p.rules.push(r.clone());
+            continue;
+        };
+        for (i, prof) in p.profiles.iter().enumerate() {
+            let (merged, from_layer) = stricter(&existing.actions[i], &r.actions[i])
+                .map_err(|msg| m.conflict(format!("{}: {msg}", rule_key(r, prof))))?;
+            if from_layer {
+                m.note(rule_key(r, prof), merged.to_string());
+            }
+            existing.actions[i] = merged;
+        }
+        existing.default = stricter(&existing.default, &r.default)
+            .map_err(|msg| m.conflict(format!("rule for class `{}`: {msg}", r.class)))?
+            .0;
+    }
+    Ok(Layered {
+        policy: p,
+        provenance: m.provenance,
+    })
+}
