@@ -2,6 +2,7 @@
 //! parses arguments, sets up logging and maps results to exit codes.
 
 mod check;
+mod explain;
 mod replay;
 mod run;
 
@@ -27,6 +28,7 @@ enum Command {
     Run(run::RunArgs),
     Check(check::CheckArgs),
     Replay(replay::ReplayArgs),
+    Explain(explain::ExplainArgs),
     /// Print the built-in acceptable-use baseline policy (what `run` enforces
     /// without --policy): a starting point to copy and edit.
     DefaultPolicy,
@@ -45,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(&args),
         Command::Replay(args) => replay::replay(&args),
+        Command::Explain(args) => explain::explain(&args),
         Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -147,27 +147,40 @@ impl<'a> Model<'a> {
             .map_or(CLASS_DEFAULT, |r| r.class)
     }
 
-    /// The action for (user, class) in the active profile: the user's own,
-    /// else the group's, else everyone's, else allow.
-    pub fn action(&self, user: UserId, class: u32) -> ActionParams {
+    /// Which entry of the action table decides (user, class): the user's
+    /// own, else the group's, else everyone's; `None` means no rule (allow).
+    pub fn action_key(&self, user: UserId, class: u32) -> Option<ActionKey> {
         let group = self.policy.users.get(user as usize).map_or(0, |u| u.group);
-        let find = |subject: u32| {
+        let has = |subject: u32| {
+            let key = ActionKey { subject, class };
             self.policy
                 .actions
-                .binary_search_by_key(&ActionKey { subject, class }, |(k, _)| *k)
-                .ok()
-                .map(|i| self.policy.actions[i].1)
+                .binary_search_by_key(&key, |(k, _)| *k)
+                .is_ok()
+                .then_some(key)
         };
-        find(user)
+        has(user)
             .or_else(|| {
                 if group == 0 {
                     None
                 } else {
-                    find(GROUP_BIT | group)
+                    has(GROUP_BIT | group)
                 }
             })
-            .or_else(|| find(SUBJECT_ANY))
-            .map_or_else(ActionParams::default, |e| e.profiles[self.profile])
+            .or_else(|| has(SUBJECT_ANY))
+    }
+
+    /// The action for (user, class) in the model's profile.
+    pub fn action(&self, user: UserId, class: u32) -> ActionParams {
+        self.action_key(user, class)
+            .and_then(|key| {
+                self.policy
+                    .actions
+                    .binary_search_by_key(&key, |(k, _)| *k)
+                    .ok()
+                    .map(|i| self.policy.actions[i].1.profiles[self.profile])
+            })
+            .unwrap_or_default()
     }
 
     fn flow_key(p: &PacketInfo, direction: u8) -> FlowKey {

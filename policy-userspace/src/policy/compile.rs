@@ -7,8 +7,8 @@ use std::{collections::HashMap, net::IpAddr, path::PathBuf};
 use ipnet::IpNet;
 use policy_common::{
     ActionEntry, ActionKey, ActionParams, Addr16, ClassRule, Config, GROUP_BIT,
-    MAX_MACS_PER_BINDING, MAX_PROFILES, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId,
-    field, flag, kind, mac8, mode, present, v4_mapped,
+    MAX_MACS_PER_BINDING, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId, field, flag,
+    kind, mac8, mode, present, v4_mapped,
 };
 
 use super::types::*;
@@ -242,6 +242,38 @@ fn set_cidrs(policy: &Policy) -> Vec<(u32, Addr16, u64)> {
     out
 }
 
+/// A blanket action (a user's `action`, or `[unidentified]`) in one class,
+/// per profile: combined with the rule the user's group (else everyone) has
+/// for the class, the stricter winning, so a blanket `limit` cannot lift a
+/// `deny` meant for everybody.
+pub fn blanket_actions(
+    policy: &Policy,
+    blanket: ActionSpec,
+    group: Option<&str>,
+    class: &str,
+) -> Vec<ActionSpec> {
+    let shared = policy
+        .rules
+        .iter()
+        .find(|r| {
+            r.class == class && group.is_some_and(|g| r.subject == Subject::Group(g.to_owned()))
+        })
+        .or_else(|| {
+            policy
+                .rules
+                .iter()
+                .find(|r| r.class == class && r.subject == Subject::Everyone)
+        });
+    match shared {
+        Some(r) => r
+            .actions
+            .iter()
+            .map(|a| super::stricter(&blanket, a).map_or(blanket, |(s, _)| s))
+            .collect(),
+        None => vec![blanket; policy.profiles.len().max(1)],
+    }
+}
+
 impl CompiledPolicy {
     pub fn compile(policy: &Policy) -> Self {
         let mut out = Self {
@@ -364,7 +396,9 @@ impl CompiledPolicy {
             actions.push((ActionKey { subject, class }, entry(&rule.actions)));
         }
         // A user's (or unidentified's) blanket action fills every class the
-        // rules leave open for them.
+        // rules leave open for them, combined with the rule their group or
+        // everyone has for the class: the stricter applies, so a blanket
+        // `limit` cannot lift a `deny` meant for everybody.
         let blanket: Vec<(UserId, ActionSpec)> = policy
             .unidentified
             .map(|a| (USER_UNIDENTIFIED, a))
@@ -382,9 +416,17 @@ impl CompiledPolicy {
                     subject: user,
                     class,
                 };
-                if !actions.iter().any(|(k, _)| *k == key) {
-                    actions.push((key, entry(&[action; MAX_PROFILES])));
+                if actions.iter().any(|(k, _)| *k == key) {
+                    continue;
                 }
+                let class_name = &self.classes[class as usize];
+                let group = policy
+                    .users
+                    .iter()
+                    .find(|u| self.user_id(&u.name) == user)
+                    .and_then(|u| u.group.as_deref());
+                let per_profile = blanket_actions(policy, action, group, class_name);
+                actions.push((key, entry(&per_profile)));
             }
         }
         actions.sort_unstable_by_key(|(k, _)| *k);

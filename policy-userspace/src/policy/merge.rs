@@ -203,11 +203,12 @@ fn subject_name(s: &Subject) -> String {
 }
 
 fn rule_key(r: &Rule, profile: &str) -> String {
-    format!(
-        "rule {} for {}, {profile}",
-        r.class,
-        subject_name(&r.subject)
-    )
+    provenance_key(&r.class, &r.subject, profile)
+}
+
+/// The provenance entry of the rule for (`class`, `subject`) in `profile`.
+pub fn provenance_key(class: &str, subject: &Subject, profile: &str) -> String {
+    format!("rule {class} for {}, {profile}", subject_name(subject))
 }
 
 /// Adds `layer` (the file at `path`, validated against `base`) on top of

@@ -17,9 +17,11 @@ mod validate;
 
 use std::path::Path;
 
-pub use compile::{CompiledPolicy, CompiledUser, addr16, default_burst, net16, params, truncate};
+pub use compile::{
+    CompiledPolicy, CompiledUser, addr16, blanket_actions, default_burst, net16, params, truncate,
+};
 pub use error::PolicyError;
-pub use merge::{Layered, Provenance, stricter};
+pub use merge::{Layered, Provenance, provenance_key, stricter};
 pub use types::*;
 
 impl CompiledPolicy {

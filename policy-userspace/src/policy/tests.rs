@@ -848,3 +848,38 @@ fn layers_that_cannot_be_combined_are_errors_naming_both_files() {
     ]);
     assert!(l.unwrap_err().to_string().contains("different units"));
 }
+
+#[test]
+fn a_blanket_action_cannot_lift_a_stricter_class_rule() {
+    let src = "[sets]\nwebmail = [\"203.0.113.0/24\"]\n[[class]]\nname = \"webmail\"\nmatch = { sets = [\"webmail\"] }\n[[class]]\nname = \"dns\"\nmatch = { proto = \"udp\", ports = [53] }\n[[rule]]\nclass = \"webmail\"\naction = \"deny\"\n[[rule]]\nclass = \"dns\"\naction = \"limit 100Mbit\"\n[unidentified]\naction = \"limit 1Mbit\"\n";
+    let c = CompiledPolicy::compile(&parse_str(src).unwrap());
+    let kind_of = |class: u32| {
+        c.actions
+            .iter()
+            .find(|(k, _)| {
+                *k == ActionKey {
+                    subject: USER_UNIDENTIFIED,
+                    class,
+                }
+            })
+            .map(|(_, e)| e.profiles[0])
+            .unwrap()
+    };
+    assert_eq!(
+        kind_of(1).kind,
+        kind::DENY,
+        "webmail stays denied for unidentified senders"
+    );
+    let dns = kind_of(2);
+    assert_eq!(dns.kind, kind::LIMIT);
+    assert_eq!(
+        dns.cost_fp,
+        8000 << 16,
+        "the blanket 1 Mbit/s (8000 ns per byte) is the stricter"
+    );
+    assert_eq!(
+        kind_of(0).kind,
+        kind::LIMIT,
+        "no rule for default: the blanket alone"
+    );
+}
