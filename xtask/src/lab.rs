@@ -1,29 +1,35 @@
 //! `cargo xtask lab`: policyd on a throwaway network of namespaces, with
-//! live traffic, so a new user can watch it enforce a policy.
+//! live traffic, so a new user can watch it enforce an acceptable-use policy.
 //!
-//! Layout: namespace `gw` runs `policyd run --iface gw0`; namespace `users`
-//! holds every user's address on `users0`, the other end of the veth pair.
-//! Each user sends UDP to a sink in `gw`; the table shows what policyd counted
-//! and what actually reached the gateway. Everything is removed at the end,
-//! also on Ctrl-C.
+//! Layout: namespace `gw` runs `policyd run --iface gw0` with the built-in
+//! baseline plus the lab's layer (`lab/policy.toml`); namespace `users` holds
+//! the users' machines behind `users0`, the other end of the veth pair. Each
+//! sender repeats one kind of traffic (business, a large transfer, a mass
+//! mailing, personal webmail, a spoofed address, an unregistered host); the
+//! table shows what policyd counted and what reached the gateway. Everything
+//! is removed at the end, also on Ctrl-C.
 
 use std::{
-    collections::HashMap,
     fmt::Write as _,
     io::IsTerminal as _,
-    net::{IpAddr, SocketAddr, UdpSocket},
+    net::SocketAddr,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+        atomic::{AtomicBool, Ordering},
     },
     thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
-use policyd_tests::{Daemon, NetNs, http_get, metric_sum, veth_pair};
+use policyd_tests::{
+    Daemon, NetNs, http_get, metric_sum, metric_value,
+    packet::{ETH_P_IP, eth_macs, ipv4, tcp},
+    topology::{ArrivalCounter, Pacer},
+    veth_pair,
+};
 
-use crate::{build_cmd, privileges};
+use crate::{build_cmd, cmd, privileges};
 
 #[derive(clap::Args)]
 pub struct LabArgs {
@@ -32,64 +38,163 @@ pub struct LabArgs {
     pub seconds: u64,
 }
 
-const POLICY: &str = include_str!("lab/policy.toml");
-const GATEWAY: &str = "10.77.0.1";
-const SINK_PORT: u16 = 9000;
+const LAB_POLICY: &str = include_str!("lab/policy.toml");
 const METRICS: &str = "127.0.0.1:9617";
-/// Per sender: packets per second and UDP payload bytes. Light on purpose:
-/// the lab shows verdicts, not throughput.
-const PPS: u64 = 100;
-const PAYLOAD: usize = 512;
+const GW_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x01];
+const USERS_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x10];
+const OTHER_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x66];
+/// Each user's machine has its own MAC (the frames are built by hand, so one
+/// veth can stand for several machines); alice's is `users0`'s own.
+const BOB_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x11];
+const CAROL_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x12];
+const DAVE_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x13];
+const STRANGER_MAC: [u8; 6] = [0x02, 0x77, 0, 0, 0, 0x14];
 
-/// A sender in the users namespace, and the user policyd should see.
+/// What a sender's traffic should meet.
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    Pass,
+    /// At most this many bits per second reach the gateway (whole frames),
+    /// plus the burst.
+    LimitBits(u64, u64),
+    /// At most this many packets per second, plus the burst.
+    LimitPackets(u64, u64),
+    Deny,
+    Spoofed,
+}
+
 struct Sender {
     label: &'static str,
-    addr: &'static str,
+    what: &'static str,
+    src: [u8; 4],
+    mac: [u8; 6],
+    dst: [u8; 4],
+    dport: u16,
+    flags: u8,
+    payload: usize,
+    pps: u64,
+    /// The user and class policyd counts the traffic under.
     user: &'static str,
-    denied: bool,
+    class: &'static str,
+    expect: Expect,
 }
 
 const SENDERS: &[Sender] = &[
     Sender {
         label: "alice",
-        addr: "10.77.0.2",
+        what: "business (TCP 443)",
+        src: [10, 77, 0, 2],
+        mac: USERS_MAC,
+        dst: [10, 77, 0, 1],
+        dport: 443,
+        flags: 0x18,
+        payload: 600,
+        pps: 200,
         user: "alice",
-        denied: false,
+        class: "default",
+        expect: Expect::Pass,
     },
     Sender {
         label: "bob",
-        addr: "10.77.0.3",
+        what: "large transfer (TCP 445)",
+        src: [10, 77, 0, 3],
+        mac: BOB_MAC,
+        dst: [10, 77, 0, 1],
+        dport: 445,
+        flags: 0x18,
+        payload: 1400,
+        pps: 1500,
         user: "bob",
-        denied: false,
+        class: "bulk",
+        expect: Expect::LimitBits(4_000_000, 64 * 1024),
+    },
+    Sender {
+        label: "carol",
+        what: "mass mailing (TCP 25)",
+        src: [10, 77, 0, 4],
+        mac: CAROL_MAC,
+        dst: [10, 77, 0, 1],
+        dport: 25,
+        flags: 0x02,
+        payload: 0,
+        pps: 100,
+        user: "carol",
+        class: "mail",
+        expect: Expect::LimitPackets(10, 50),
+    },
+    Sender {
+        label: "dave",
+        what: "personal webmail",
+        src: [10, 77, 0, 5],
+        mac: DAVE_MAC,
+        dst: [10, 77, 9, 1],
+        dport: 443,
+        flags: 0x18,
+        payload: 400,
+        pps: 50,
+        user: "dave",
+        class: "webmail",
+        expect: Expect::Deny,
     },
     Sender {
         label: "mallory",
-        addr: "10.77.0.66",
-        user: "mallory",
-        denied: true,
-    },
-    Sender {
-        label: "a guest",
-        addr: "10.77.0.200",
-        user: "guests",
-        denied: true,
+        what: "alice's address, own MAC",
+        src: [10, 77, 0, 2],
+        mac: OTHER_MAC,
+        dst: [10, 77, 0, 1],
+        dport: 443,
+        flags: 0x18,
+        payload: 400,
+        pps: 50,
+        user: "alice",
+        class: "default",
+        expect: Expect::Spoofed,
     },
     Sender {
         label: "unregistered host",
-        addr: "10.77.0.100",
+        what: "web (TCP 80)",
+        src: [10, 77, 0, 100],
+        mac: STRANGER_MAC,
+        dst: [10, 77, 0, 1],
+        dport: 80,
+        flags: 0x18,
+        payload: 1000,
+        pps: 400,
         user: "unidentified",
-        denied: false,
+        class: "default",
+        expect: Expect::LimitBits(1_000_000, 64 * 1024),
     },
 ];
+
+fn frame(s: &Sender) -> Vec<u8> {
+    let l4 = tcp(40000, s.dport, s.flags, &vec![0x42; s.payload]);
+    eth_macs(GW_MAC, s.mac, ETH_P_IP, &ipv4(s.src, s.dst, 6, &l4))
+}
+
+/// What the arrival counter keys a frame by: source address and MAC, and
+/// the destination port (IPv4/TCP frames only).
+type Key = ([u8; 4], [u8; 6], u16);
+
+fn key(f: &[u8]) -> Option<Key> {
+    if f.len() < 14 + 20 + 4 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 6 {
+        return None;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let l4 = 14 + ihl;
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&f[6..12]);
+    let src = [f[26], f[27], f[28], f[29]];
+    let dport = u16::from_be_bytes([*f.get(l4 + 2)?, *f.get(l4 + 3)?]);
+    Some((src, mac, dport))
+}
 
 #[derive(Default, Clone, Copy)]
 struct Row {
     sent: u64,
-    passed: u64,
-    dropped: u64,
-    passed_bytes: u64,
-    dropped_bytes: u64,
     reached: u64,
+    pass: u64,
+    deny: u64,
+    limit: u64,
 }
 
 pub fn run(args: LabArgs) -> anyhow::Result<()> {
@@ -107,31 +212,58 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
     println!("\n==> lab: namespaces `gw` (policyd) and `users`, joined by veth gw0 <-> users0");
     let gw = NetNs::new("lab-gw").context("creating the gateway namespace (are you root?)")?;
     let users = NetNs::new("lab-users").context("creating the users namespace")?;
-    let user_addrs: Vec<String> = SENDERS.iter().map(|s| format!("{}/24", s.addr)).collect();
-    let user_addrs: Vec<&str> = user_addrs.iter().map(String::as_str).collect();
     veth_pair(
-        (&gw, "gw0", &[&format!("{GATEWAY}/24")]),
-        (&users, "users0", &user_addrs),
+        (&gw, "gw0", &["10.77.0.1/24"]),
+        (&users, "users0", &["10.77.0.2/24"]),
     )
     .context("creating the veth pair")?;
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    gw.ip(&["link", "set", "gw0", "address", &mac(GW_MAC)])?;
+    users.ip(&["link", "set", "users0", "address", &mac(USERS_MAC)])?;
 
     let dir = std::env::temp_dir().join(format!("policyd-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("creating the lab's temporary directory")?;
-    let policy = dir.join("lab-policy.toml");
-    std::fs::write(&policy, POLICY).context("writing the lab policy")?;
-    println!("==> policy ({}):\n", policy.display());
-    for line in POLICY.lines() {
+    let baseline = dir.join("baseline.toml");
+    let lab = dir.join("lab.toml");
+    let printed = cmd::probe(std::process::Command::new(&policyd).arg("default-policy"))
+        .context("policyd default-policy failed")?;
+    std::fs::write(&baseline, printed).context("writing the baseline")?;
+    std::fs::write(&lab, LAB_POLICY).context("writing the lab policy")?;
+    println!("==> policy: the built-in baseline (`policyd default-policy`), plus this layer:\n");
+    for line in LAB_POLICY.lines() {
         println!("    {line}");
     }
 
     let metrics: SocketAddr = METRICS.parse().context("metrics address")?;
     let log = dir.join("policyd.log");
-    println!("\n==> starting policyd in `gw` (log: {})", log.display());
+    println!(
+        "\n==> starting policyd in `gw`, business-hours profile pinned so the bulk limit shows \
+         (log: {})",
+        log.display()
+    );
+    let lab_arg = lab.display().to_string();
     let result = (|| {
-        let daemon = Daemon::start(&gw, &policyd, &["gw0"], &policy, metrics, &log, &[])
-            .context("policyd did not start")?;
+        let daemon = Daemon::start(
+            &gw,
+            &policyd,
+            &["gw0"],
+            &baseline,
+            metrics,
+            &log,
+            &["--policy", &lab_arg, "--profile", "business"],
+        )
+        .context("policyd did not start")?;
         let outcome = traffic(&gw, &users, &daemon, args.seconds, &stop);
+        let events = daemon.events_text();
         drop(daemon);
+        if outcome.is_ok() {
+            print_events(&events);
+        }
         outcome
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -141,8 +273,6 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
     result
 }
 
-/// Runs the senders and the sink, shows live counters, and checks the
-/// outcome: allowed senders reach the gateway, denied ones never do.
 fn traffic(
     gw: &NetNs,
     users: &NetNs,
@@ -150,59 +280,24 @@ fn traffic(
     seconds: u64,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let reached: Arc<Mutex<HashMap<IpAddr, u64>>> = Arc::default();
-    let sent: Arc<Vec<AtomicU64>> = Arc::new(SENDERS.iter().map(|_| AtomicU64::new(0)).collect());
-    let done = Arc::new(AtomicBool::new(false));
-
-    let sink = {
-        let (reached, done) = (Arc::clone(&reached), Arc::clone(&done));
-        gw.spawn(move || -> std::io::Result<()> {
-            let sock = UdpSocket::bind((GATEWAY, SINK_PORT))?;
-            sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-            let mut buf = [0u8; 2048];
-            while !done.load(Ordering::Relaxed) {
-                if let Ok((_, from)) = sock.recv_from(&mut buf) {
-                    let mut map = reached.lock().unwrap_or_else(|p| p.into_inner());
-                    *map.entry(from.ip()).or_default() += 1;
-                }
-            }
-            Ok(())
-        })?
-    };
-    let mut senders = Vec::new();
-    for (i, s) in SENDERS.iter().enumerate() {
-        let (sent, done) = (Arc::clone(&sent), Arc::clone(&done));
-        let addr: IpAddr = s.addr.parse()?;
-        senders.push(users.spawn(move || -> std::io::Result<()> {
-            let sock = UdpSocket::bind((addr, 0))?;
-            let start = Instant::now();
-            let mut n = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                // Paced by the clock, so the rate holds whatever the sleeps do.
-                let due = start.elapsed().as_micros() as u64 * PPS / 1_000_000;
-                while n < due {
-                    sock.send_to(&[0x42; PAYLOAD], (GATEWAY, SINK_PORT))?;
-                    n += 1;
-                    sent[i].store(n, Ordering::Relaxed);
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            Ok(())
-        })?);
+    let arrivals = ArrivalCounter::start(gw, "gw0", key).context("counting arrivals on gw0")?;
+    let mut pacers = Vec::new();
+    for s in SENDERS {
+        pacers.push(Pacer::start(users, "users0", frame(s), s.pps).context("starting a sender")?);
     }
-
     println!(
-        "==> {} senders, {PPS} packets/s each, for {seconds} s (Ctrl-C ends early)\n",
+        "==> {} senders for {seconds} s (Ctrl-C ends early)\n",
         SENDERS.len()
     );
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
     let mut rows = vec![Row::default(); SENDERS.len()];
+    let mut body = String::new();
     let mut drawn = 0;
     while started.elapsed() < Duration::from_secs(seconds) && !stop.load(Ordering::SeqCst) {
         thread::sleep(Duration::from_secs(1));
         let metrics = daemon.metrics;
-        let Ok(Ok(body)) = gw.run(move || http_get(metrics, "/metrics")) else {
+        let Ok(Ok(b)) = gw.run(move || http_get(metrics, "/metrics")) else {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -211,7 +306,32 @@ fn traffic(
                 daemon.log_text()
             );
         };
-        rows = collect(&body, &sent, &reached);
+        body = b;
+        rows = SENDERS
+            .iter()
+            .zip(&pacers)
+            .map(|(s, p)| {
+                let m = |verdict: &str| {
+                    metric_sum(
+                        &body,
+                        "policyd_packets_total",
+                        &[
+                            ("user", s.user),
+                            ("class", s.class),
+                            ("direction", "upload"),
+                            ("verdict", verdict),
+                        ],
+                    )
+                };
+                Row {
+                    sent: p.sent(),
+                    reached: arrivals.get(&(s.src, s.mac, s.dport)),
+                    pass: m("pass"),
+                    deny: m("deny"),
+                    limit: m("limit"),
+                }
+            })
+            .collect();
         let table = render(&rows, started.elapsed());
         if tty && drawn > 0 {
             // Redraw in place: up `drawn` lines, clear to the end of screen.
@@ -223,113 +343,96 @@ fn traffic(
             println!();
         }
     }
-    done.store(true, Ordering::Relaxed);
-    for s in senders {
-        join(s, "a sender")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    for p in pacers {
+        p.stop().context("a sender failed")?;
     }
-    join(sink, "the sink")?;
-    summary(&rows)
-}
-
-/// Waits for a thread started in a namespace and passes on its error.
-fn join(
-    handle: thread::JoinHandle<std::io::Result<std::io::Result<()>>>,
-    what: &str,
-) -> anyhow::Result<()> {
-    handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("{what} panicked"))?
-        .with_context(|| format!("{what} could not enter its namespace"))?
-        .with_context(|| format!("{what} failed"))
-}
-
-fn collect(body: &str, sent: &[AtomicU64], reached: &Mutex<HashMap<IpAddr, u64>>) -> Vec<Row> {
-    let reached = reached.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    SENDERS
-        .iter()
-        .zip(sent)
-        .map(|(s, sent)| {
-            let m = |metric: &str, verdict: &str| {
-                metric_sum(body, metric, &[("user", s.user), ("verdict", verdict)])
-            };
-            let addr: IpAddr = s.addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            Row {
-                sent: sent.load(Ordering::Relaxed),
-                passed: m("policyd_packets_total", "pass"),
-                dropped: m("policyd_packets_total", "deny") + m("policyd_packets_total", "limit"),
-                passed_bytes: m("policyd_bytes_total", "pass"),
-                dropped_bytes: m("policyd_bytes_total", "deny") + m("policyd_bytes_total", "limit"),
-                reached: reached.get(&addr).copied().unwrap_or(0),
-            }
-        })
-        .collect()
+    thread::sleep(Duration::from_millis(300));
+    for (row, s) in rows.iter_mut().zip(SENDERS) {
+        row.reached = arrivals.get(&(s.src, s.mac, s.dport));
+    }
+    drop(arrivals);
+    summary(&rows, &body, elapsed)
 }
 
 fn render(rows: &[Row], elapsed: Duration) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  policyd lab, {:>3} s   (counters from /metrics; 'reached' = received by the gateway)",
+        "  policyd lab, {:>3} s   (policyd's counters from /metrics; 'reached' = arrived at the gateway)",
         elapsed.as_secs()
     );
     let _ = writeln!(
         out,
-        "  {:<18} {:<15} {:<13} {:>7} {:>8} {:>8} {:>10} {:>10} {:>8}",
-        "sender",
-        "address",
-        "policyd user",
-        "sent",
-        "passed",
-        "dropped",
-        "pass B",
-        "drop B",
-        "reached"
+        "  {:<18} {:<26} {:<13} {:<9} {:>7} {:>7} {:>7} {:>7} {:>8}",
+        "sender", "traffic", "user", "class", "sent", "pass", "deny", "limit", "reached"
     );
     for (s, r) in SENDERS.iter().zip(rows) {
         let _ = writeln!(
             out,
-            "  {:<18} {:<15} {:<13} {:>7} {:>8} {:>8} {:>10} {:>10} {:>8}",
-            s.label,
-            s.addr,
-            s.user,
-            r.sent,
-            r.passed,
-            r.dropped,
-            r.passed_bytes,
-            r.dropped_bytes,
-            r.reached
+            "  {:<18} {:<26} {:<13} {:<9} {:>7} {:>7} {:>7} {:>7} {:>8}",
+            s.label, s.what, s.user, s.class, r.sent, r.pass, r.deny, r.limit, r.reached
         );
     }
     out
 }
 
-/// Explains what was enforced and checks it; an error if policyd let a
-/// denied sender through or dropped an allowed one.
-fn summary(rows: &[Row]) -> anyhow::Result<()> {
-    println!("\n==> summary");
+/// Explains what was enforced and checks it; an error if the lab saw
+/// something the policy does not say.
+fn summary(rows: &[Row], body: &str, elapsed: f64) -> anyhow::Result<()> {
+    println!("\n==> summary ({elapsed:.0} s of traffic)");
+    let spoofed = metric_value(body, "policyd_spoofed_packets_total", &[]).unwrap_or(0);
     let mut wrong = 0;
     for (s, r) in SENDERS.iter().zip(rows) {
-        let ok = if s.denied {
-            r.reached == 0 && r.passed == 0 && r.dropped > 0
-        } else {
-            r.dropped == 0 && r.passed > 0 && r.reached > 0
-        };
-        let why = if s.denied {
-            format!(
-                "denied: policyd dropped {} packets ({} bytes) at XDP; {} reached the gateway",
-                r.dropped, r.dropped_bytes, r.reached
-            )
-        } else {
-            format!(
-                "allowed: {} packets passed ({} bytes), {} reached the gateway",
-                r.passed, r.passed_bytes, r.reached
-            )
+        let frame_bits = (frame(s).len() * 8) as f64;
+        let reached_rate = r.reached as f64 / elapsed;
+        let (ok, why) = match s.expect {
+            // (alice's `deny` counts are mallory's spoofed packets.)
+            Expect::Pass => (
+                r.reached + 5 >= r.sent && r.limit == 0,
+                format!(
+                    "allowed: {} of {} packets reached the gateway",
+                    r.reached, r.sent
+                ),
+            ),
+            Expect::LimitBits(bits, burst) => {
+                let max = bits as f64 * elapsed / frame_bits + (burst * 8) as f64 / frame_bits;
+                (
+                    r.limit > 0 && (r.reached as f64) <= max * 1.05 + 5.0,
+                    format!(
+                        "limited to {} Mbit/s in class `{}`: {:.2} Mbit/s reached the gateway, {} packets dropped by the limit",
+                        bits as f64 / 1e6,
+                        s.class,
+                        reached_rate * frame_bits / 1e6,
+                        r.limit
+                    ),
+                )
+            }
+            Expect::LimitPackets(pps, burst) => (
+                r.limit > 0 && (r.reached as f64) <= pps as f64 * elapsed + burst as f64 + 5.0,
+                format!(
+                    "class `{}` limited to {pps} packets/s (no mass mailings): {} of {} reached the gateway",
+                    s.class, r.reached, r.sent
+                ),
+            ),
+            Expect::Deny => (
+                r.reached == 0 && r.deny > 0,
+                format!(
+                    "class `{}` is denied: {} packets dropped, none reached the gateway",
+                    s.class, r.deny
+                ),
+            ),
+            Expect::Spoofed => (
+                r.reached == 0 && spoofed > 0,
+                format!(
+                    "used alice's address from another MAC: {spoofed} packets dropped as spoofed, none reached the gateway"
+                ),
+            ),
         };
         println!(
-            "  [{}] {:<18} as `{}`: {why}",
+            "  [{}] {:<18} {why}",
             if ok { "ok" } else { "WRONG" },
-            s.label,
-            s.user
+            s.label
         );
         if !ok {
             wrong += 1;
@@ -340,4 +443,17 @@ fn summary(rows: &[Row]) -> anyhow::Result<()> {
     }
     println!("  every sender was treated as the policy says");
     Ok(())
+}
+
+/// A few of policyd's enforcement events (JSON lines), one per kind.
+fn print_events(events: &str) {
+    println!("\n==> enforcement events (policyd writes them as JSON lines; one per kind shown)");
+    for kind in ["\"deny\"", "\"limit\"", "\"spoof\""] {
+        if let Some(line) = events
+            .lines()
+            .find(|l| l.contains(&format!("\"event\":{kind}")))
+        {
+            println!("  {line}");
+        }
+    }
 }

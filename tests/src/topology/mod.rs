@@ -2,6 +2,7 @@
 //! policyd, a client namespace on the other end of the veth pair, and tools
 //! to send traffic across and count what arrives.
 
+mod pace;
 mod process;
 mod raw;
 mod udp;
@@ -16,6 +17,7 @@ use std::{
 };
 
 pub use self::{
+    pace::{ArrivalCounter, Pacer},
     process::ChildGuard,
     raw::{Captured, PacketTap, send_frames},
     udp::{Blast, Received, Sent, UdpSink, send_udp},

@@ -25,55 +25,65 @@ pub fn send_frames(
 ) -> io::Result<usize> {
     let ifname = CString::new(ifname).map_err(io::Error::other)?;
     ns.run(move || -> io::Result<usize> {
-        // SAFETY: if_nametoindex reads a NUL-terminated name; it resolves
-        // the name in this thread's network namespace.
-        let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Protocol 0: the socket only sends; it subscribes to no incoming
-        // frames, so nothing piles up in its receive queue.
-        // SAFETY: plain socket(2); the fd is owned at once.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh fd nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let (fd, ifindex) = send_socket(&ifname)?;
         let mut sent = 0;
         for frame in &frames {
-            if frame.len() < 14 {
-                return Err(io::Error::other("a frame needs an Ethernet header"));
-            }
-            // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-            let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = u16::try_from(libc::AF_PACKET).expect("small");
-            // The EtherType as skb->protocol; the frame's own header says
-            // the same.
-            addr.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
-            addr.sll_ifindex = i32::try_from(ifindex).map_err(io::Error::other)?;
-            addr.sll_halen = 6;
-            addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-            // SAFETY: sendto with a valid fd, buffer and address of the
-            // stated sizes.
-            let n = unsafe {
-                libc::sendto(
-                    fd.as_raw_fd(),
-                    frame.as_ptr().cast(),
-                    frame.len(),
-                    0,
-                    (&raw const addr).cast(),
-                    libc::socklen_t::try_from(size_of::<libc::sockaddr_ll>()).expect("small"),
-                )
-            };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            send_one(&fd, ifindex, frame)?;
             sent += 1;
             thread::sleep(gap);
         }
         Ok(sent)
     })?
+}
+
+/// A packet socket that only sends, and the index of `ifname` (resolved in
+/// the calling thread's namespace).
+pub(super) fn send_socket(ifname: &CString) -> io::Result<(OwnedFd, u32)> {
+    // SAFETY: if_nametoindex reads a NUL-terminated name; it resolves the
+    // name in this thread's network namespace.
+    let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Protocol 0: the socket only sends; it subscribes to no incoming
+    // frames, so nothing piles up in its receive queue.
+    // SAFETY: plain socket(2); the fd is owned at once.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh fd nobody else owns.
+    Ok((unsafe { OwnedFd::from_raw_fd(raw) }, ifindex))
+}
+
+/// Sends one whole Ethernet frame out of interface `ifindex`.
+pub(super) fn send_one(fd: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    if frame.len() < 14 {
+        return Err(io::Error::other("a frame needs an Ethernet header"));
+    }
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = u16::try_from(libc::AF_PACKET).expect("small");
+    // The EtherType as skb->protocol; the frame's own header says the same.
+    addr.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
+    addr.sll_ifindex = i32::try_from(ifindex).map_err(io::Error::other)?;
+    addr.sll_halen = 6;
+    addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+    // SAFETY: sendto with a valid fd, buffer and address of the stated sizes.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&raw const addr).cast(),
+            libc::socklen_t::try_from(size_of::<libc::sockaddr_ll>()).expect("small"),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Bytes of each frame a [`PacketTap`] keeps: every header the tests look
@@ -141,7 +151,7 @@ pub struct PacketTap {
     handle: Option<JoinHandle<io::Result<io::Result<Vec<Captured>>>>>,
 }
 
-fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+pub(super) fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     let all = u16::try_from(libc::ETH_P_ALL).expect("16 bits").to_be();
     // SAFETY: plain socket(2); the fd is owned at once.
     let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(all)) };
@@ -190,7 +200,7 @@ fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
 }
 
 /// One frame from `fd`: `Ok(None)` on timeout or for a frame going out.
-fn receive(fd: &OwnedFd, nonblocking: bool) -> io::Result<Option<Captured>> {
+pub(super) fn receive(fd: &OwnedFd, nonblocking: bool) -> io::Result<Option<Captured>> {
     let mut buf = [0u8; TAP_SNAPLEN];
     // u64s: the control buffer must be aligned for cmsghdr.
     let mut control = [0u64; 16];

@@ -1,0 +1,169 @@
+//! Long-running traffic for the lab: a sender that repeats a frame at a
+//! steady rate until told to stop, and a counter of what arrives on an
+//! interface, keyed however the caller likes, without keeping the frames.
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    hash::Hash,
+    io,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use super::raw::{packet_socket, receive, send_one, send_socket};
+use crate::NetNs;
+
+/// Neither a sender nor a counter runs longer than this, whatever happens.
+const MAX_RUN: Duration = Duration::from_secs(600);
+
+/// Sends `frame` out of `ifname` in `ns`, `pps` times a second, until
+/// stopped (or dropped).
+#[derive(Debug)]
+pub struct Pacer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    handle: Option<JoinHandle<io::Result<io::Result<()>>>>,
+}
+
+impl Pacer {
+    pub fn start(ns: &NetNs, ifname: &str, frame: Vec<u8>, pps: u64) -> io::Result<Self> {
+        let ifname = CString::new(ifname).map_err(io::Error::other)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (stop2, sent2) = (Arc::clone(&stop), Arc::clone(&sent));
+        let handle = ns.spawn(move || -> io::Result<()> {
+            let (fd, ifindex) = send_socket(&ifname)?;
+            let start = Instant::now();
+            let mut n = 0u64;
+            while !stop2.load(Ordering::Relaxed) && start.elapsed() < MAX_RUN {
+                // Paced by the clock: the rate holds whatever the sleeps do.
+                let due = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX) * pps
+                    / 1_000_000;
+                while n < due && !stop2.load(Ordering::Relaxed) {
+                    send_one(&fd, ifindex, &frame)?;
+                    n += 1;
+                    sent2.store(n, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
+        })?;
+        Ok(Self {
+            stop,
+            sent,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stops sending; returns the sender's error, if it had one.
+    pub fn stop(mut self) -> io::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join()
+                .map_err(|_| io::Error::other("the sender panicked"))???;
+        }
+        Ok(self.sent())
+    }
+}
+
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Counts the frames `ifname` in `ns` receives (after XDP: what policyd let
+/// in), by the key `key` gives a frame (frames it maps to `None` are not
+/// counted).
+pub struct ArrivalCounter<K> {
+    stop: Arc<AtomicBool>,
+    counts: Arc<Mutex<HashMap<K, u64>>>,
+    handle: Option<JoinHandle<io::Result<io::Result<()>>>>,
+}
+
+impl<K: Eq + Hash + Clone + Send + 'static> ArrivalCounter<K> {
+    pub fn start(
+        ns: &NetNs,
+        ifname: &str,
+        key: impl Fn(&[u8]) -> Option<K> + Send + 'static,
+    ) -> io::Result<Self> {
+        let ifname = CString::new(ifname).map_err(io::Error::other)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts: Arc<Mutex<HashMap<K, u64>>> = Arc::default();
+        let (stop2, counts2) = (Arc::clone(&stop), Arc::clone(&counts));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let handle = ns.spawn(move || -> io::Result<()> {
+            // SAFETY: a NUL-terminated name, resolved in this thread's
+            // namespace.
+            let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+            let fd = if ifindex == 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                packet_socket(ifindex)
+            };
+            let fd = match fd {
+                Ok(fd) => {
+                    let _ = ready_tx.send(Ok(()));
+                    fd
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return Err(e);
+                }
+            };
+            let start = Instant::now();
+            while !stop2.load(Ordering::Relaxed) && start.elapsed() < MAX_RUN {
+                if let Some(c) = receive(&fd, false)?
+                    && let Some(k) = key(&c.frame)
+                {
+                    *counts2
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(k)
+                        .or_default() += 1;
+                }
+            }
+            Ok(())
+        })?;
+        match ready_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(())) => Ok(Self {
+                stop,
+                counts,
+                handle: Some(handle),
+            }),
+            Ok(Err(e)) => Err(io::Error::other(format!("arrival counter: {e}"))),
+            Err(_) => Err(io::Error::other("arrival counter not ready after 5 s")),
+        }
+    }
+
+    /// How many frames with key `k` arrived so far.
+    pub fn get(&self, k: &K) -> u64 {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(k)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl<K> Drop for ArrivalCounter<K> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
