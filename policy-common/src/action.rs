@@ -3,8 +3,8 @@
 use crate::UserId;
 
 /// Schedule profiles (business hours, off-hours, ...) preloaded side by
-/// side; [`crate::MAP_ACTIVE_PROFILE`] holds the index in force, so a switch
-/// is a single store.
+/// side; [`crate::MAP_ACTIVE_PROFILE`] holds the index in force (one slot per
+/// generation), so a switch is a single store.
 pub const MAX_PROFILES: usize = 4;
 
 /// [`ActionParams::kind`] codes.
@@ -57,7 +57,17 @@ pub struct ActionEntry {
 }
 
 /// Who an [`ActionEntry`] in [`crate::MAP_ACTIONS`] is for: a user id, a
-/// group (`GROUP_BIT | group`), or everybody ([`SUBJECT_ANY`]).
+/// group (`GROUP_BIT | group`), or everybody ([`SUBJECT_ANY`]), in a
+/// generation (the kernel key; userspace sorts and searches [`ActionKey`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GenActionKey {
+    pub generation: u32,
+    pub subject: u32,
+    pub class: u32,
+}
+
+/// (subject, class), as the compiled policy lists actions.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ActionKey {
@@ -104,7 +114,9 @@ pub struct Config {
     /// data path skips lookups that cannot match (hash and LPM lookups are
     /// most of its cost).
     pub present: u32,
-    pub _pad: u32,
+    /// Entries per generation in [`crate::MAP_USER_INFO`] (the array holds
+    /// two generations: ids `0..users_per_generation` each).
+    pub users_per_generation: u32,
 }
 
 /// Bits of [`Config::present`].

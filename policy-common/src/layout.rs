@@ -21,6 +21,14 @@ fn layouts_are_pinned() {
     );
     assert_eq!(size_of::<ActionEntry>(), 32 * MAX_PROFILES);
     assert_eq!((size_of::<ActionKey>(), align_of::<ActionKey>()), (8, 4));
+    assert_eq!(
+        (size_of::<GenActionKey>(), align_of::<GenActionKey>()),
+        (12, 4)
+    );
+    assert_eq!((size_of::<GenAddr>(), align_of::<GenAddr>()), (20, 4));
+    assert_eq!((size_of::<GenMac>(), align_of::<GenMac>()), (12, 4));
+    assert_eq!((size_of::<GenU32>(), align_of::<GenU32>()), (8, 4));
+    assert_eq!((size_of::<GenU64>(), align_of::<GenU64>()), (16, 8));
     assert_eq!((size_of::<BucketKey>(), align_of::<BucketKey>()), (8, 4));
     assert_eq!((size_of::<Config>(), align_of::<Config>()), (40, 8));
     assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
@@ -58,4 +66,11 @@ fn counters_accumulate_every_field() {
     assert_eq!(total.limit_bytes, 12);
     assert_eq!(total.monitor_packets, 14);
     assert_eq!(total.deny_bytes, 8);
+}
+
+#[test]
+fn generation_prefixes_lead_with_the_generation() {
+    let p = gen_prefix(1, &v4_mapped([10, 0, 0, 1]));
+    assert_eq!(&p[..4], &[0, 0, 0, 1]);
+    assert_eq!(&p[4..], &v4_mapped([10, 0, 0, 1]));
 }

@@ -11,6 +11,7 @@ pub mod action;
 pub mod classify;
 pub mod counters;
 pub mod event;
+pub mod generation;
 pub mod identity;
 pub mod maps;
 
@@ -21,6 +22,7 @@ pub use action::*;
 pub use classify::*;
 pub use counters::*;
 pub use event::*;
+pub use generation::*;
 pub use identity::*;
 pub use maps::*;
 
@@ -42,4 +44,9 @@ mod pod {
     unsafe impl aya::Pod for super::Counters {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::GenActionKey {}
+    unsafe impl aya::Pod for super::GenAddr {}
+    unsafe impl aya::Pod for super::GenMac {}
+    unsafe impl aya::Pod for super::GenU32 {}
+    unsafe impl aya::Pod for super::GenU64 {}
 }

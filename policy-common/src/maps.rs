@@ -37,10 +37,13 @@ pub const MAP_CLASS_LIMITS: &str = "CLASS_LIMITS";
 pub const MAP_CLASS_BUCKETS: &str = "CLASS_BUCKETS";
 /// LRU [`crate::BucketKey`] -> bucket time (`u64`).
 pub const MAP_BUCKETS: &str = "BUCKETS";
-/// Single entry: the active profile index (`u32`).
+/// Per generation: the active profile index (`u32`).
 pub const MAP_ACTIVE_PROFILE: &str = "ACTIVE_PROFILE";
-/// Single entry: [`crate::Config`].
+/// Per generation: [`crate::Config`].
 pub const MAP_CONFIG: &str = "CONFIG";
+/// Single entry: the generation in force (0 or 1). Switching it is the one
+/// store that makes a reloaded policy take effect.
+pub const MAP_GENERATION: &str = "GENERATION";
 
 // Accounting.
 /// Per-CPU hash [`crate::CounterKey`] -> [`crate::Counters`].

@@ -2,7 +2,10 @@
 //! reclassification.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use policy_common::{CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, present};
+use policy_common::{
+    CLASS_DEFAULT, ClassRule, Config, GENERATION_BITS, MAX_CLASS_RULES, dir, field, gen_prefix,
+    present,
+};
 
 use crate::{
     atomic::fetch_add,
@@ -54,14 +57,20 @@ fn matches(r: &ClassRule, p: &Packet, direction: u8, sets: u64) -> bool {
 
 /// The class of the first matching rule, or [`CLASS_DEFAULT`].
 #[inline(always)]
-pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config) -> u32 {
+pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32) -> u32 {
     let remote = if direction == dir::UPLOAD {
         &p.dst
     } else {
         &p.src
     };
     let sets = if cfg.present & present::SETS != 0 {
-        SET_CIDRS.get(Key::new(128, *remote)).copied().unwrap_or(0)
+        SET_CIDRS
+            .get(Key::new(
+                GENERATION_BITS + 128,
+                gen_prefix(generation, remote),
+            ))
+            .copied()
+            .unwrap_or(0)
     } else {
         0
     };
@@ -69,7 +78,7 @@ pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config) -> u32 {
         if i >= cfg.rule_count {
             break;
         }
-        if let Some(r) = CLASS_RULES.get(i)
+        if let Some(r) = CLASS_RULES.get(generation * MAX_CLASS_RULES + i)
             && matches(r, p, direction, sets)
         {
             return r.class;

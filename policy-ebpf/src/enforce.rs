@@ -3,8 +3,8 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use policy_common::{
-    ActionKey, ActionParams, BucketKey, Config, GROUP_BIT, MAX_CLASSES, MAX_PROFILES, SUBJECT_ANY,
-    UserId, flag, global_counter, kind, mode, present,
+    ActionParams, BucketKey, Config, GROUP_BIT, GenActionKey, MAX_CLASSES, MAX_PROFILES,
+    SUBJECT_ANY, UserId, flag, global_counter, kind, mode, present,
 };
 
 use crate::{
@@ -33,8 +33,8 @@ pub(crate) struct Enforced {
 }
 
 #[inline(always)]
-pub(crate) fn active_profile() -> usize {
-    let p = ACTIVE_PROFILE.get(0).copied().unwrap_or(0) as usize;
+pub(crate) fn active_profile(generation: u32) -> usize {
+    let p = ACTIVE_PROFILE.get(generation).copied().unwrap_or(0) as usize;
     if p < MAX_PROFILES { p } else { 0 }
 }
 
@@ -42,16 +42,29 @@ pub(crate) fn active_profile() -> usize {
 /// allow when none is set. Kinds of entry the table does not hold are not
 /// looked up (`present`): hash lookups are most of the program's cost.
 #[inline(always)]
-fn params(user: UserId, class: u32, profile: usize, present: u32) -> ActionParams {
+fn params(user: UserId, class: u32, profile: usize, cfg: &Config, generation: u32) -> ActionParams {
+    let present = cfg.present;
     // SAFETY (HashMap::get): entries are replaced whole by userspace and we
     // copy the one field set we need at once.
-    let lookup = |subject| unsafe { ACTIONS.get(ActionKey { subject, class }) };
+    let lookup = |subject| unsafe {
+        ACTIONS.get(GenActionKey {
+            generation,
+            subject,
+            class,
+        })
+    };
     let mut entry = None;
     if present & present::USER_ACTIONS != 0 {
         entry = lookup(user);
     }
     if entry.is_none() && present & present::GROUP_ACTIONS != 0 {
-        let group = USER_INFO.get(user).map_or(0, |i| i.group);
+        // Each generation has its half of the array.
+        let index = generation * cfg.users_per_generation + user;
+        let group = if user < cfg.users_per_generation {
+            USER_INFO.get(index).map_or(0, |i| i.group)
+        } else {
+            0
+        };
         if group != 0 {
             entry = lookup(GROUP_BIT | group);
         }
@@ -113,6 +126,8 @@ pub(crate) struct Traffic {
     pub dir: u8,
     /// Whole frame length in bytes.
     pub len: u64,
+    /// The policy generation in force for this packet.
+    pub generation: u32,
 }
 
 #[inline(always)]
@@ -122,9 +137,10 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         class,
         dir: direction,
         len,
+        generation,
     } = *t;
-    let profile = active_profile();
-    let a = params(user, class, profile, cfg.present);
+    let profile = active_profile(generation);
+    let a = params(user, class, profile, cfg, generation);
     let mut out = Enforced {
         decision: Decision::Pass,
         mark_ce: false,
@@ -152,7 +168,15 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         && class < MAX_CLASSES
         && cfg.present & present::CLASS_LIMITS != 0
     {
-        aggregate(class, direction, profile, len, ecn_capable, &mut out);
+        aggregate(
+            class,
+            direction,
+            profile,
+            generation,
+            len,
+            ecn_capable,
+            &mut out,
+        );
     }
     if cfg.mode == mode::MONITOR && matches!(out.decision, Decision::Deny | Decision::Limited) {
         out.decision = Decision::Monitor;
@@ -166,11 +190,12 @@ fn aggregate(
     class: u32,
     direction: u8,
     profile: usize,
+    generation: u32,
     len: u64,
     ecn_capable: bool,
     out: &mut Enforced,
 ) {
-    let Some(entry) = CLASS_LIMITS.get(class) else {
+    let Some(entry) = CLASS_LIMITS.get(generation * MAX_CLASSES + class) else {
         return;
     };
     if profile >= MAX_PROFILES {

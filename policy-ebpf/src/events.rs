@@ -18,6 +18,7 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
         class,
         dir: direction,
         len,
+        ..
     } = *t;
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };

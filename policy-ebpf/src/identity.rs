@@ -5,7 +5,10 @@
 //! longest CIDR prefix; else the `unidentified` user.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use policy_common::{IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir, mac8, present, side};
+use policy_common::{
+    GENERATION_BITS, GenAddr, GenMac, IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir,
+    gen_prefix, mac8, present, side,
+};
 
 use crate::{
     maps::{IFACES, IP_BINDINGS, USER_CIDRS, USER_MACS, USERS},
@@ -35,6 +38,7 @@ pub(crate) fn identify(
     egress: bool,
     socket_user: Option<UserId>,
     present: u32,
+    generation: u32,
 ) -> Who {
     let direction = match (iface_side == side::USERS, egress) {
         (true, false) | (false, true) => dir::UPLOAD,
@@ -55,14 +59,33 @@ pub(crate) fn identify(
     // SAFETY (HashMap::get): values are plain ids copied out at once, so a
     // concurrent userspace update cannot leave us a torn reference.
     let user = if iface_side == side::USERS && present & present::MACS != 0 {
-        unsafe { USER_MACS.get(mac8(*mac)) }.copied()
+        unsafe {
+            USER_MACS.get(GenMac {
+                generation,
+                mac: mac8(*mac),
+            })
+        }
+        .copied()
     } else {
         None
     }
-    .or_else(|| unsafe { USERS.get(addr) }.copied())
+    .or_else(|| {
+        unsafe {
+            USERS.get(GenAddr {
+                generation,
+                addr: *addr,
+            })
+        }
+        .copied()
+    })
     .or_else(|| {
         if present & present::CIDRS != 0 {
-            USER_CIDRS.get(Key::new(128, *addr)).copied()
+            USER_CIDRS
+                .get(Key::new(
+                    GENERATION_BITS + 128,
+                    gen_prefix(generation, addr),
+                ))
+                .copied()
         } else {
             None
         }
@@ -74,7 +97,12 @@ pub(crate) fn identify(
     if iface_side == side::USERS
         && !egress
         && present & present::BINDINGS != 0
-        && let Some(b) = unsafe { IP_BINDINGS.get(p.src) }
+        && let Some(b) = unsafe {
+            IP_BINDINGS.get(GenAddr {
+                generation,
+                addr: p.src,
+            })
+        }
         && !bound(b, mac8(p.src_mac))
     {
         return Who {

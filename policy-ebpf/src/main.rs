@@ -22,11 +22,11 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use policy_common::{UserId, event_kind, global_counter};
+use policy_common::{GenU32, GenU64, UserId, event_kind, global_counter};
 
 use crate::{
     enforce::Decision,
-    maps::{CONFIG, SCRATCH, USER_CGROUPS, USER_UIDS},
+    maps::{CONFIG, GENERATION, SCRATCH, USER_CGROUPS, USER_UIDS},
     parse::{Malformed, Parsed},
 };
 
@@ -39,7 +39,7 @@ trait Hook {
     fn len(&self) -> u64;
     fn ifindex(&self) -> u32;
     /// The user owning the sending socket (TC egress of local traffic).
-    fn socket_user(&self, _present: u32) -> Option<UserId> {
+    fn socket_user(&self, _present: u32, _generation: u32) -> Option<UserId> {
         None
     }
     /// Hands the packet to a traffic-control class (TC egress); false where
@@ -83,7 +83,7 @@ impl<const E: bool> Hook for Tc<'_, E> {
         // SAFETY: reading a field of the program's own context.
         unsafe { (*self.0.skb.skb).ifindex }
     }
-    fn socket_user(&self, present: u32) -> Option<UserId> {
+    fn socket_user(&self, present: u32, generation: u32) -> Option<UserId> {
         if !E || present & policy_common::present::SOCKET_OWNERS == 0 {
             return None;
         }
@@ -94,9 +94,20 @@ impl<const E: bool> Hook for Tc<'_, E> {
             return None;
         }
         // SAFETY (HashMap::get): plain ids copied out at once.
-        unsafe { USER_CGROUPS.get(cgroup) }
-            .or_else(|| unsafe { USER_UIDS.get(self.0.get_socket_uid()) })
-            .copied()
+        unsafe {
+            USER_CGROUPS.get(GenU64 {
+                generation,
+                _pad: 0,
+                value: cgroup,
+            })
+        }
+        .or_else(|| unsafe {
+            USER_UIDS.get(GenU32 {
+                generation,
+                value: self.0.get_socket_uid(),
+            })
+        })
+        .copied()
     }
     fn set_classid(&self, classid: u32) -> bool {
         if !E {
@@ -117,8 +128,10 @@ enum Verdict {
 /// The whole pipeline for one packet.
 #[inline(always)]
 fn process<H: Hook>(ctx: &H) -> Verdict {
-    // Both lookups are of index 0 of single-entry arrays: they cannot fail.
-    let (Some(cfg), Some(p)) = (CONFIG.get(0), SCRATCH.get_ptr_mut(0)) else {
+    // Read once: this packet sees one generation of the policy throughout.
+    let generation = GENERATION.get(0).copied().unwrap_or(0) & 1;
+    // In-range indexes of arrays: the lookups cannot fail.
+    let (Some(cfg), Some(p)) = (CONFIG.get(generation), SCRATCH.get_ptr_mut(0)) else {
         return Verdict::Pass;
     };
     // SAFETY: this CPU's scratch slot; nothing else uses it during the run
@@ -148,13 +161,14 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         p,
         identity::iface_side(ctx.ifindex()),
         H::EGRESS,
-        ctx.socket_user(cfg.present),
+        ctx.socket_user(cfg.present, generation),
         cfg.present,
+        generation,
     );
     if who.user == policy_common::USER_UNIDENTIFIED {
         counters::global(global_counter::UNIDENTIFIED);
     }
-    let mut class = classify::classify(p, who.dir, cfg);
+    let mut class = classify::classify(p, who.dir, cfg, generation);
     if classify::is_elephant(p, who.dir, cfg) {
         class = cfg.elephant_class;
     }
@@ -164,6 +178,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         class,
         dir: who.dir,
         len,
+        generation,
     };
     let enforced = if who.spoofed {
         counters::global(global_counter::SPOOFED);

@@ -9,55 +9,59 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use policy_common::{
-    ActionEntry, ActionKey, Addr16, BucketKey, ClassRule, Config, CounterKey, Counters,
-    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
-    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_EVENT_LIMITER, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS,
-    DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, EVENTS_BYTES, FlowKey, IfaceConfig,
-    MAX_CLASS_RULES, MAX_CLASSES, Mac8, MacBinding, UserId, UserInfo, global_counter,
+    ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_MAX_ACTIONS,
+    DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
+    DEFAULT_MAX_EVENT_LIMITER, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
+    DEFAULT_MAX_USERS, EVENTS_BYTES, FlowKey, GENERATIONS, GenActionKey, GenAddr, GenMac,
+    GenPrefix, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MacBinding, UserId,
+    UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
 // lookup never allocates and an entry never disappears under load.
 #[map(name = "USERS")]
-pub(crate) static USERS: HashMap<Addr16, UserId> = HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
+pub(crate) static USERS: HashMap<GenAddr, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
 // Longest-prefix match is what LPM tries do (kernel >= 4.11).
 #[map(name = "USER_CIDRS")]
-pub(crate) static USER_CIDRS: LpmTrie<Addr16, UserId> =
-    LpmTrie::with_max_entries(DEFAULT_MAX_CIDRS, 0);
+pub(crate) static USER_CIDRS: LpmTrie<GenPrefix, UserId> =
+    LpmTrie::with_max_entries(DEFAULT_MAX_CIDRS * GENERATIONS, 0);
 
 #[map(name = "USER_MACS")]
-pub(crate) static USER_MACS: HashMap<Mac8, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
+pub(crate) static USER_MACS: HashMap<GenMac, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
 #[map(name = "USER_UIDS")]
-pub(crate) static USER_UIDS: HashMap<u32, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS, 0);
+pub(crate) static USER_UIDS: HashMap<GenU32, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS * GENERATIONS, 0);
 
 #[map(name = "USER_CGROUPS")]
-pub(crate) static USER_CGROUPS: HashMap<u64, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS, 0);
+pub(crate) static USER_CGROUPS: HashMap<GenU64, UserId> =
+    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS * GENERATIONS, 0);
 
 #[map(name = "IP_BINDINGS")]
-pub(crate) static IP_BINDINGS: HashMap<Addr16, MacBinding> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS, 0);
+pub(crate) static IP_BINDINGS: HashMap<GenAddr, MacBinding> =
+    HashMap::with_max_entries(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
 // Dense user ids make per-user data an array: one bounds-checked index.
 #[map(name = "USER_INFO")]
-pub(crate) static USER_INFO: Array<UserInfo> = Array::with_max_entries(DEFAULT_MAX_USERS, 0);
+pub(crate) static USER_INFO: Array<UserInfo> =
+    Array::with_max_entries(DEFAULT_MAX_USERS * GENERATIONS, 0);
 
 #[map(name = "IFACES")]
 pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(256, 0);
 
 // Classification.
 #[map(name = "CLASS_RULES")]
-pub(crate) static CLASS_RULES: Array<ClassRule> = Array::with_max_entries(MAX_CLASS_RULES, 0);
+pub(crate) static CLASS_RULES: Array<ClassRule> =
+    Array::with_max_entries(MAX_CLASS_RULES * GENERATIONS, 0);
 
 // One lookup gives every set the remote address is in: each prefix carries
 // the bitmap of all sets that contain it (computed by userspace).
 #[map(name = "SET_CIDRS")]
-pub(crate) static SET_CIDRS: LpmTrie<Addr16, u64> =
-    LpmTrie::with_max_entries(DEFAULT_MAX_SET_CIDRS, 0);
+pub(crate) static SET_CIDRS: LpmTrie<GenPrefix, u64> =
+    LpmTrie::with_max_entries(DEFAULT_MAX_SET_CIDRS * GENERATIONS, 0);
 
 // Created by traffic, so LRU: old flows make room for new ones instead of
 // the map filling up.
@@ -67,11 +71,12 @@ pub(crate) static FLOWS: LruHashMap<FlowKey, u64> =
 
 // Actions.
 #[map(name = "ACTIONS")]
-pub(crate) static ACTIONS: HashMap<ActionKey, ActionEntry> =
-    HashMap::with_max_entries(DEFAULT_MAX_ACTIONS, 0);
+pub(crate) static ACTIONS: HashMap<GenActionKey, ActionEntry> =
+    HashMap::with_max_entries(DEFAULT_MAX_ACTIONS * GENERATIONS, 0);
 
 #[map(name = "CLASS_LIMITS")]
-pub(crate) static CLASS_LIMITS: Array<ActionEntry> = Array::with_max_entries(MAX_CLASSES, 0);
+pub(crate) static CLASS_LIMITS: Array<ActionEntry> =
+    Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
 
 // Shared by all CPUs on purpose (not per-CPU): see bucket.rs.
 #[map(name = "CLASS_BUCKETS")]
@@ -83,10 +88,15 @@ pub(crate) static BUCKETS: LruHashMap<BucketKey, u64> =
     LruHashMap::with_max_entries(DEFAULT_MAX_BUCKETS, 0);
 
 #[map(name = "ACTIVE_PROFILE")]
-pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::with_max_entries(1, 0);
+pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::with_max_entries(GENERATIONS, 0);
 
 #[map(name = "CONFIG")]
-pub(crate) static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+pub(crate) static CONFIG: Array<Config> = Array::with_max_entries(GENERATIONS, 0);
+
+// The one word a reload stores to switch generations (see generation.rs in
+// policy-common): every policy table above holds two.
+#[map(name = "GENERATION")]
+pub(crate) static GENERATION: Array<u32> = Array::with_max_entries(1, 0);
 
 // Accounting. Per-CPU so the hot path increments without atomics. A plain
 // hash (not LRU) so counters are never silently evicted: when it is full the

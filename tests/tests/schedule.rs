@@ -1,6 +1,6 @@
 //! The daemon follows the policy's schedule: at a window's end the profile
 //! flips within a second, and enforcement with it. The clock is shifted with
-//! `--now` so the boundary comes two seconds after start. Needs root.
+//! `--now` so the boundary comes three seconds after start. Needs root.
 
 use std::{
     net::SocketAddr,
@@ -81,14 +81,14 @@ fn profile(topo: &Topology) -> Option<String> {
 
 #[test]
 fn the_profile_flips_at_the_end_of_business_hours() {
-    // Tuesday 1 December 2026, 16:59:58 in New York: two seconds of
+    // Tuesday 1 December 2026, 16:59:57 in New York: three seconds of
     // business hours left.
     let net = Net::new("sched", 220, &[], &["10.220.0.2/24"]).unwrap();
     let topo = Topology::start(
         net,
         &policyd_bin(),
         POLICY,
-        &["--now", "2026-12-01T16:59:58-05:00"],
+        &["--now", "2026-12-01T16:59:57-05:00"],
     )
     .unwrap();
     assert_eq!(

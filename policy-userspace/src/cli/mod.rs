@@ -3,6 +3,7 @@
 
 mod check;
 mod explain;
+mod reload;
 mod replay;
 mod run;
 

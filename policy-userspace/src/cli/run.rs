@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::reload::{self, Reloader};
 use crate::{
     dataplane::{Capacity, Dataplane, Side},
     policy::{self, CompiledPolicy},
@@ -52,7 +53,8 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
     /// Run the schedule clock from this instant instead of the real time
-    /// (RFC 3339, e.g. `2026-12-01T16:59:55-05:00`): for trying schedules.
+    /// (RFC 3339, e.g. `2026-12-01T16:59:55-05:00`), counted from when
+    /// enforcement starts: for trying schedules.
     #[arg(long, env = "POLICYD_NOW", value_name = "TIME")]
     now: Option<jiff::Timestamp>,
     /// Address for the Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`).
@@ -111,19 +113,20 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     .fit(&compiled);
     let mut dataplane = Dataplane::load(capacity).context("loading the kernel programs failed")?;
-    dataplane
-        .apply(&compiled)
-        .context("writing the policy into the kernel maps failed")?;
+    // The clock starts now, after the slow part (the verifier), so that
+    // `--now` is the time when enforcement starts.
     let clock = args.now.map_or_else(Clock::real, Clock::starting_at);
     let profile = super::profile_index(&policy, &compiled, args.profile.as_deref(), &clock)?;
     dataplane
-        .set_profile(profile)
-        .context("setting the profile")?;
+        .apply_with_profile(&compiled, profile)
+        .context("writing the policy into the kernel maps failed")?;
 
     let names = Arc::new(RwLock::new(Names {
         users: compiled.users.iter().map(|u| u.name.clone()).collect(),
         classes: compiled.classes.clone(),
         profile: compiled.profiles[profile].clone(),
+        generation: 1,
+        ..Names::default()
     }));
     let mut registry = Registry::default();
     registry.register_collector(Box::new(KernelCounters::new(
@@ -170,34 +173,75 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         "enforcing"
     );
 
+    let mut reloader = Reloader {
+        paths: args.policies.clone(),
+        pinned: args.profile.clone(),
+        clock,
+        names: Arc::clone(&names),
+        policy,
+        compiled,
+        profile,
+    };
     let served = runtime.block_on(async {
         let events = tokio::spawn(EventSink::new(events_out, Arc::clone(&names)).run(ring));
-        let scheduler = args.profile.is_none().then(|| {
-            tokio::spawn(follow_schedule(
-                policy.clone(),
-                compiled.profiles.clone(),
-                clock,
-                dataplane.profile_switch(),
-                Arc::clone(&names),
-                profile,
-            ))
-        });
-        let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
-        let waiter = tokio::spawn(async move {
-            let which = wait_for_signal().await;
-            let _ = tx.send(which);
-        });
-        let result = server
-            .serve(async move {
-                let _ = rx.await;
+        let start_scheduler = |r: &Reloader, switch| {
+            r.pinned.is_none().then(|| {
+                tokio::spawn(follow_schedule(
+                    r.policy.clone(),
+                    r.compiled.profiles.clone(),
+                    r.clock,
+                    switch,
+                    Arc::clone(&r.names),
+                    r.profile,
+                ))
             })
-            .await;
-        waiter.abort();
+        };
+        let mut scheduler = start_scheduler(&reloader, dataplane.profile_switch());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(server.serve(async move {
+            let _ = stop_rx.await;
+        }));
+        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        let _watcher = reload::watch(&reloader.paths, changed_tx);
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stop policyd with SIGKILL");
+            return server
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?
+                .map_err(anyhow::Error::from);
+        };
+        loop {
+            let trigger = tokio::select! {
+                _ = int.recv() => { tracing::info!(signal = "SIGINT", "received signal"); break; }
+                _ = term.recv() => { tracing::info!(signal = "SIGTERM", "received signal"); break; }
+                _ = hup.recv() => "SIGHUP",
+                Some(()) = changed.recv() => {
+                    // Editors write in several steps: let them finish.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    while changed.try_recv().is_ok() {}
+                    "file change"
+                }
+            };
+            if reloader.reload(&mut dataplane, trigger) {
+                if let Some(s) = scheduler.take() {
+                    s.abort();
+                }
+                scheduler = start_scheduler(&reloader, dataplane.profile_switch());
+            }
+        }
+        let _ = stop_tx.send(());
         events.abort();
         if let Some(s) = scheduler {
             s.abort();
         }
-        result
+        server
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            .map_err(anyhow::Error::from)
     });
     tracing::info!("shutting down: detaching programs");
     dataplane
@@ -268,20 +312,4 @@ async fn follow_schedule(
             Err(e) => tracing::error!(error = %e, "cannot switch the profile; will retry"),
         }
     }
-}
-
-async fn wait_for_signal() -> &'static str {
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop policyd with SIGKILL");
-        return std::future::pending().await;
-    };
-    let which = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    };
-    tracing::info!(signal = which, "received signal");
-    which
 }

@@ -49,6 +49,11 @@ pub enum DataplaneError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the policy needs {ids} user ids but policyd was started with room for {capacity}; \
+         restart policyd to load it (ids of removed users are kept until then)"
+    )]
+    TooManyUsers { ids: usize, capacity: u32 },
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
 }

@@ -4,7 +4,7 @@
 //! id is never visible before its settings), then identities, then stale
 //! entries are removed. An atomic generation switch comes with hot reload.
 
-use std::{collections::HashSet, ffi::CString, hash::Hash, os::unix::fs::MetadataExt as _};
+use std::{ffi::CString, hash::Hash, os::unix::fs::MetadataExt as _};
 
 use aya::{
     Ebpf, Pod,
@@ -14,9 +14,10 @@ use aya::{
     },
 };
 use policy_common::{
-    ActionEntry, Addr16, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG,
-    MAP_IFACES, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO,
-    MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, UserInfo, side,
+    ActionEntry, Addr16, Config, GENERATION_BITS, GenActionKey, GenAddr, GenMac, GenPrefix, GenU32,
+    GenU64, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
+    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
+    MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, UserId, UserInfo, gen_prefix, side,
 };
 
 use super::{DataplaneError, Side};
@@ -78,50 +79,96 @@ pub(super) fn clear<K: Pod + Eq + Hash, V: Pod>(
     }
 }
 
-/// Makes a hash map hold exactly `want`: inserts (or overwrites) first, then
-/// removes keys that are not wanted.
-fn sync_hash<K: Pod + Eq + Hash, V: Pod>(
+/// A key of a policy table, which carries its generation.
+trait Generational {
+    fn generation(&self) -> u32;
+}
+
+impl Generational for GenAddr {
+    fn generation(&self) -> u32 {
+        self.generation
+    }
+}
+impl Generational for GenMac {
+    fn generation(&self) -> u32 {
+        self.generation
+    }
+}
+impl Generational for GenU32 {
+    fn generation(&self) -> u32 {
+        self.generation
+    }
+}
+impl Generational for GenU64 {
+    fn generation(&self) -> u32 {
+        self.generation
+    }
+}
+impl Generational for GenActionKey {
+    fn generation(&self) -> u32 {
+        self.generation
+    }
+}
+
+fn insert_all<K: Pod, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
-    want: impl IntoIterator<Item = (K, V)>,
+    entries: impl IntoIterator<Item = (K, V)>,
 ) -> Result<(), DataplaneError> {
     let mut map: HashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
-    let mut keep = HashSet::new();
-    for (k, v) in want {
+    for (k, v) in entries {
         map.insert(k, v, 0)
             .map_err(DataplaneError::map(name, "insert (is the map full?)"))?;
-        keep.insert(k);
     }
-    let stale: Vec<K> = map
+    Ok(())
+}
+
+fn insert_prefixes<V: Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    generation: u32,
+    entries: impl IntoIterator<Item = (u32, Addr16, V)>,
+) -> Result<(), DataplaneError> {
+    let mut map: LpmTrie<&mut MapData, GenPrefix, V> = map_mut(ebpf, name)?;
+    for (len, addr, v) in entries {
+        let key = Key::new(GENERATION_BITS + len, gen_prefix(generation, &addr));
+        map.insert(&key, v, 0)
+            .map_err(DataplaneError::map(name, "insert (is the map full?)"))?;
+    }
+    Ok(())
+}
+
+fn remove_keys<K: Pod + Generational, V: Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    generation: u32,
+) -> Result<(), DataplaneError> {
+    let mut map: HashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
+    let old: Vec<K> = map
         .keys()
         .filter_map(Result::ok)
-        .filter(|k| !keep.contains(k))
+        .filter(|k| k.generation() == generation)
         .collect();
-    for k in stale {
+    for k in old {
         map.remove(&k)
             .map_err(DataplaneError::map(name, "remove"))?;
     }
     Ok(())
 }
 
-fn sync_trie<V: Pod>(
+fn remove_prefixes<V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
-    want: impl IntoIterator<Item = (u32, Addr16, V)>,
+    generation: u32,
 ) -> Result<(), DataplaneError> {
-    let mut map: LpmTrie<&mut MapData, Addr16, V> = map_mut(ebpf, name)?;
-    let mut keep = HashSet::new();
-    for (len, addr, v) in want {
-        map.insert(&Key::new(len, addr), v, 0)
-            .map_err(DataplaneError::map(name, "insert (is the map full?)"))?;
-        keep.insert((len, addr));
-    }
-    let stale: Vec<Key<Addr16>> = map
+    let mut map: LpmTrie<&mut MapData, GenPrefix, V> = map_mut(ebpf, name)?;
+    let tag = generation.to_be_bytes();
+    let old: Vec<Key<GenPrefix>> = map
         .keys()
         .filter_map(Result::ok)
-        .filter(|k| !keep.contains(&(k.prefix_len(), k.data())))
+        .filter(|k| k.data()[..4] == tag)
         .collect();
-    for k in stale {
+    for k in old {
         map.remove(&k)
             .map_err(DataplaneError::map(name, "remove"))?;
     }
@@ -146,7 +193,15 @@ fn cgroup_id(path: &std::path::Path) -> std::io::Result<u64> {
     std::fs::metadata(path).map(|m| m.ino())
 }
 
-pub(super) fn write_policy(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+/// Writes `policy` as generation `generation`, which must be idle (empty):
+/// nothing reads it until the generation switch.
+pub(super) fn write_policy(
+    ebpf: &mut Ebpf,
+    policy: &CompiledPolicy,
+    generation: u32,
+    users_per_generation: u32,
+) -> Result<(), DataplaneError> {
+    let g = generation;
     let mut cgroups = Vec::with_capacity(policy.cgroups.len());
     for (path, user) in &policy.cgroups {
         let id = cgroup_id(path).map_err(|source| DataplaneError::Cgroup {
@@ -161,7 +216,7 @@ pub(super) fn write_policy(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(
         MAP_USER_INFO,
         policy.users.iter().map(|u| {
             (
-                u.id,
+                g * users_per_generation + u.id,
                 UserInfo {
                     group: u.group,
                     _pad: 0,
@@ -169,7 +224,20 @@ pub(super) fn write_policy(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(
             )
         }),
     )?;
-    sync_hash(ebpf, MAP_ACTIONS, policy.actions.iter().copied())?;
+    insert_all(
+        ebpf,
+        MAP_ACTIONS,
+        policy.actions.iter().map(|(k, e)| {
+            (
+                GenActionKey {
+                    generation: g,
+                    subject: k.subject,
+                    class: k.class,
+                },
+                *e,
+            )
+        }),
+    )?;
     let mut limits = vec![ActionEntry::default(); MAX_CLASSES as usize];
     for (class, entry) in &policy.class_limits {
         limits[*class as usize] = *entry;
@@ -177,7 +245,10 @@ pub(super) fn write_policy(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(
     set_array(
         ebpf,
         MAP_CLASS_LIMITS,
-        limits.into_iter().enumerate().map(|(i, e)| (i as u32, e)),
+        limits
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (g * MAX_CLASSES + i as u32, e)),
     )?;
     let mut rules = policy.class_rules.clone();
     rules.resize(
@@ -187,16 +258,85 @@ pub(super) fn write_policy(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(
     set_array(
         ebpf,
         MAP_CLASS_RULES,
-        rules.into_iter().enumerate().map(|(i, r)| (i as u32, r)),
+        rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (g * MAX_CLASS_RULES + i as u32, r)),
     )?;
-    sync_trie(ebpf, MAP_SET_CIDRS, policy.set_cidrs.iter().copied())?;
-    set_array(ebpf, MAP_CONFIG, [(0, policy.config)])?;
+    insert_prefixes(ebpf, MAP_SET_CIDRS, g, policy.set_cidrs.iter().copied())?;
+    let config = Config {
+        users_per_generation,
+        ..policy.config
+    };
+    set_array(ebpf, MAP_CONFIG, [(g, config)])?;
 
-    sync_hash(ebpf, MAP_USERS, policy.exact.iter().copied())?;
-    sync_trie(ebpf, MAP_USER_CIDRS, policy.cidrs.iter().copied())?;
-    sync_hash(ebpf, MAP_USER_MACS, policy.macs.iter().copied())?;
-    sync_hash(ebpf, MAP_USER_UIDS, policy.uids.iter().copied())?;
-    sync_hash(ebpf, MAP_USER_CGROUPS, cgroups)?;
-    sync_hash(ebpf, MAP_IP_BINDINGS, policy.bindings.iter().copied())?;
+    let addr = |a: Addr16| GenAddr {
+        generation: g,
+        addr: a,
+    };
+    insert_all(
+        ebpf,
+        MAP_USERS,
+        policy.exact.iter().map(|(a, u)| (addr(*a), *u)),
+    )?;
+    insert_prefixes(ebpf, MAP_USER_CIDRS, g, policy.cidrs.iter().copied())?;
+    insert_all(
+        ebpf,
+        MAP_USER_MACS,
+        policy.macs.iter().map(|(m, u)| {
+            (
+                GenMac {
+                    generation: g,
+                    mac: *m,
+                },
+                *u,
+            )
+        }),
+    )?;
+    insert_all(
+        ebpf,
+        MAP_USER_UIDS,
+        policy.uids.iter().map(|(id, u)| {
+            (
+                GenU32 {
+                    generation: g,
+                    value: *id,
+                },
+                *u,
+            )
+        }),
+    )?;
+    insert_all(
+        ebpf,
+        MAP_USER_CGROUPS,
+        cgroups.into_iter().map(|(id, u)| {
+            (
+                GenU64 {
+                    generation: g,
+                    _pad: 0,
+                    value: id,
+                },
+                u,
+            )
+        }),
+    )?;
+    insert_all(
+        ebpf,
+        MAP_IP_BINDINGS,
+        policy.bindings.iter().map(|(a, b)| (addr(*a), *b)),
+    )?;
     Ok(())
+}
+
+/// Removes every entry of generation `generation` from the hash and LPM
+/// tables (arrays are simply overwritten next time).
+pub(super) fn remove_generation(ebpf: &mut Ebpf, generation: u32) -> Result<(), DataplaneError> {
+    remove_keys::<GenAddr, UserId>(ebpf, MAP_USERS, generation)?;
+    remove_keys::<GenMac, UserId>(ebpf, MAP_USER_MACS, generation)?;
+    remove_keys::<GenU32, UserId>(ebpf, MAP_USER_UIDS, generation)?;
+    remove_keys::<GenU64, UserId>(ebpf, MAP_USER_CGROUPS, generation)?;
+    remove_keys::<GenAddr, policy_common::MacBinding>(ebpf, MAP_IP_BINDINGS, generation)?;
+    remove_keys::<GenActionKey, ActionEntry>(ebpf, MAP_ACTIONS, generation)?;
+    remove_prefixes::<UserId>(ebpf, MAP_USER_CIDRS, generation)?;
+    remove_prefixes::<u64>(ebpf, MAP_SET_CIDRS, generation)
 }

@@ -17,7 +17,7 @@ use aya::{
 use policy_common::{
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
-    DEFAULT_MAX_USERS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
+    DEFAULT_MAX_USERS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
     MAP_GLOBAL_COUNTERS, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
     MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
 };
@@ -27,6 +27,10 @@ use crate::policy::CompiledPolicy;
 
 /// The kernel programs, built by build.rs from the policy-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/policy-ebpf"));
+
+/// How long packets that read the old generation before a switch may still
+/// be using it. A program runs for microseconds; this is ample.
+const GRACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Entry points in the object (the functions' names).
 pub const XDP_PROGRAM: &str = "policyd_xdp";
@@ -126,25 +130,42 @@ enum Link {
     TcEgress(SchedClassifierLinkId),
 }
 
-/// The active-profile slot, owned apart from the object so a scheduler can
-/// flip it while the daemon holds the rest.
+/// The switches of the policy in force: which generation, and which profile
+/// in it. Owned apart from the object, behind one lock, so a scheduler can
+/// flip profiles while the daemon reloads, and the two never interleave.
 pub struct ProfileSwitch {
-    map: aya::maps::Array<MapData, u32>,
+    /// Per generation: the active profile slot.
+    profiles: aya::maps::Array<MapData, u32>,
+    /// The generation in force (one word).
+    generation_map: aya::maps::Array<MapData, u32>,
+    generation: u32,
+    profile: usize,
 }
 
 impl ProfileSwitch {
-    /// Makes profile `index` the active one: a single store, every profile's
-    /// parameters being preloaded.
+    /// Makes profile `index` the active one in the generation in force: a
+    /// single store, every profile's parameters being preloaded.
     pub fn set(&mut self, index: usize) -> Result<(), DataplaneError> {
+        self.set_in(self.generation, index)?;
+        self.profile = index;
+        Ok(())
+    }
+
+    fn set_in(&mut self, generation: u32, index: usize) -> Result<(), DataplaneError> {
         if index >= MAX_PROFILES {
             return Err(DataplaneError::BadProfile(index));
         }
-        self.map
-            .set(0, index as u32, 0)
+        self.profiles
+            .set(generation, index as u32, 0)
             .map_err(DataplaneError::map(
                 policy_common::MAP_ACTIVE_PROFILE,
                 "set",
             ))
+    }
+
+    /// The generation in force.
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 }
 
@@ -152,6 +173,7 @@ impl ProfileSwitch {
 /// program and frees the maps (nothing is pinned yet).
 pub struct Dataplane {
     ebpf: Ebpf,
+    capacity: Capacity,
     counters: Arc<Counters>,
     profile: Arc<Mutex<ProfileSwitch>>,
     links: Vec<(String, Link)>,
@@ -177,16 +199,19 @@ impl Dataplane {
         if EBPF_OBJECT.is_empty() {
             return Err(DataplaneError::NoObject);
         }
+        // Policy tables hold two generations (see policy-common's
+        // generation.rs): twice the entries.
+        let two = |n: u32| n.saturating_mul(GENERATIONS);
         let mut ebpf = EbpfLoader::new()
-            .map_max_entries(MAP_USER_INFO, capacity.users)
-            .map_max_entries(MAP_USERS, capacity.addrs)
-            .map_max_entries(MAP_USER_MACS, capacity.addrs)
-            .map_max_entries(MAP_IP_BINDINGS, capacity.addrs)
-            .map_max_entries(MAP_USER_CIDRS, capacity.cidrs)
-            .map_max_entries(MAP_USER_UIDS, capacity.socket_owners)
-            .map_max_entries(MAP_USER_CGROUPS, capacity.socket_owners)
-            .map_max_entries(MAP_SET_CIDRS, capacity.set_cidrs)
-            .map_max_entries(MAP_ACTIONS, capacity.actions)
+            .map_max_entries(MAP_USER_INFO, two(capacity.users))
+            .map_max_entries(MAP_USERS, two(capacity.addrs))
+            .map_max_entries(MAP_USER_MACS, two(capacity.addrs))
+            .map_max_entries(MAP_IP_BINDINGS, two(capacity.addrs))
+            .map_max_entries(MAP_USER_CIDRS, two(capacity.cidrs))
+            .map_max_entries(MAP_USER_UIDS, two(capacity.socket_owners))
+            .map_max_entries(MAP_USER_CGROUPS, two(capacity.socket_owners))
+            .map_max_entries(MAP_SET_CIDRS, two(capacity.set_cidrs))
+            .map_max_entries(MAP_ACTIONS, two(capacity.actions))
             .map_max_entries(MAP_COUNTERS, capacity.counters)
             .map_max_entries(MAP_BUCKETS, capacity.buckets)
             .map_max_entries(MAP_FLOWS, capacity.flows)
@@ -211,7 +236,15 @@ impl Dataplane {
             maps::take(&mut ebpf, MAP_GLOBAL_COUNTERS)?,
         )?;
         let profile = ProfileSwitch {
-            map: maps::take(&mut ebpf, policy_common::MAP_ACTIVE_PROFILE)?
+            generation_map: maps::take(&mut ebpf, policy_common::MAP_GENERATION)?
+                .try_into()
+                .map_err(DataplaneError::map(
+                    policy_common::MAP_GENERATION,
+                    "unexpected map type",
+                ))?,
+            generation: 0,
+            profile: 0,
+            profiles: maps::take(&mut ebpf, policy_common::MAP_ACTIVE_PROFILE)?
                 .try_into()
                 .map_err(DataplaneError::map(
                     policy_common::MAP_ACTIVE_PROFILE,
@@ -220,6 +253,7 @@ impl Dataplane {
         };
         let mut dp = Self {
             ebpf,
+            capacity,
             counters: Arc::new(counters),
             profile: Arc::new(Mutex::new(profile)),
             links: Vec::new(),
@@ -229,8 +263,50 @@ impl Dataplane {
     }
 
     /// Writes `policy` into the maps and removes entries it no longer has.
+    ///
+    /// The policy goes into the idle generation whole, then one store
+    /// switches generations: a packet sees the old policy or the new one,
+    /// never a mix. After a grace period (packets in flight finish in
+    /// microseconds) the old generation's entries are removed. The profile
+    /// in force stays the same slot.
     pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
-        maps::write_policy(&mut self.ebpf, policy)
+        let profile = self
+            .profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .profile;
+        self.apply_with_profile(policy, profile)
+    }
+
+    /// [`Self::apply`], with the new generation starting in profile `profile`.
+    pub fn apply_with_profile(
+        &mut self,
+        policy: &CompiledPolicy,
+        profile: usize,
+    ) -> Result<(), DataplaneError> {
+        if policy.users.len() > self.capacity.users as usize {
+            return Err(DataplaneError::TooManyUsers {
+                ids: policy.users.len(),
+                capacity: self.capacity.users,
+            });
+        }
+        let switch = Arc::clone(&self.profile);
+        let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
+        let old = sw.generation;
+        let new = 1 - old;
+        if let Err(e) = maps::write_policy(&mut self.ebpf, policy, new, self.capacity.users) {
+            // Nothing reads the idle generation: clear it for the next try.
+            let _ = maps::remove_generation(&mut self.ebpf, new);
+            return Err(e);
+        }
+        sw.set_in(new, profile)?;
+        sw.generation_map
+            .set(0, new, 0)
+            .map_err(DataplaneError::map(policy_common::MAP_GENERATION, "switch"))?;
+        sw.generation = new;
+        sw.profile = profile;
+        std::thread::sleep(GRACE);
+        maps::remove_generation(&mut self.ebpf, old)
     }
 
     /// Makes profile `index` (into the policy's profile list) the active one:

@@ -352,7 +352,7 @@ impl CompiledPolicy {
             event_interval_ns: u64::try_from(policy.settings.event_interval.as_nanos())
                 .unwrap_or(u64::MAX),
             present: 0,
-            _pad: 0,
+            users_per_generation: 0,
         };
         out.config.present = out.present();
         out

@@ -11,6 +11,7 @@ mod compile;
 mod error;
 mod file;
 mod merge;
+mod stable;
 mod types;
 pub mod units;
 mod validate;
@@ -22,6 +23,7 @@ pub use compile::{
 };
 pub use error::PolicyError;
 pub use merge::{Layered, Provenance, provenance_key, stricter};
+pub use stable::keep_ids;
 pub use types::*;
 
 impl CompiledPolicy {

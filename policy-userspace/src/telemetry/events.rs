@@ -129,6 +129,7 @@ mod tests {
             users: vec!["unidentified".into(), "mallory".into()],
             classes: vec!["default".into(), "webmail".into()],
             profile: "business".into(),
+            ..Names::default()
         };
         let e = Event {
             kind: event_kind::DENY,

@@ -24,6 +24,10 @@ pub struct Names {
     pub users: Vec<String>,
     pub classes: Vec<String>,
     pub profile: String,
+    /// Policies applied since start (the first one is 1).
+    pub generation: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
 }
 
 pub type SharedNames = Arc<RwLock<Names>>;
@@ -174,6 +178,25 @@ impl Collector for KernelCounters {
         )?;
         ConstGauge::new(1i64)
             .encode(family.encode_family(&[("profile", names.profile.as_str())])?)?;
+        let gauge = encoder.encode_descriptor(
+            "policyd_policy_generation",
+            "Policies applied since policyd started (1 for the first)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(names.generation).unwrap_or(i64::MAX)).encode(gauge)?;
+        let mut family = encoder.encode_descriptor(
+            "policyd_reloads",
+            "Policy reloads, by result (a failed one leaves the previous policy in force)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, n) in [
+            ("success", names.reloads_ok),
+            ("failure", names.reloads_failed),
+        ] {
+            ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+        }
         Ok(())
     }
 }

@@ -1,0 +1,118 @@
+//! Hot reload: on SIGHUP or when a policy file changes, parse and validate
+//! every layer, keep user and class ids, and apply the result as map updates
+//! into the idle generation, switched in by one store. An invalid policy
+//! changes nothing: the old one stays in force, and the error is logged and
+//! counted. Programs are never reloaded or detached.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use crate::{
+    dataplane::Dataplane,
+    policy::{self, CompiledPolicy, Policy, keep_ids},
+    schedule::Clock,
+    telemetry::Names,
+};
+
+/// What a reload needs to know and keeps up to date.
+pub(super) struct Reloader {
+    pub paths: Vec<PathBuf>,
+    pub pinned: Option<String>,
+    pub clock: Clock,
+    pub names: Arc<RwLock<Names>>,
+    /// The policy in force, and its compiled tables (ids to keep).
+    pub policy: Policy,
+    pub compiled: CompiledPolicy,
+    pub profile: usize,
+}
+
+impl Reloader {
+    /// Reloads; `Ok(false)` when the new policy was refused (the old one
+    /// stays in force; the reason is logged and counted).
+    pub fn reload(&mut self, dataplane: &mut Dataplane, why: &str) -> bool {
+        match self.try_reload(dataplane) {
+            Ok(()) => {
+                let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
+                n.reloads_ok += 1;
+                n.generation += 1;
+                tracing::info!(
+                    trigger = why,
+                    users = self.policy.users.len(),
+                    classes = self.policy.classes.len(),
+                    profile = %self.compiled.profiles[self.profile],
+                    generation = n.generation,
+                    "policy reloaded"
+                );
+                true
+            }
+            Err(e) => {
+                self.names
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .reloads_failed += 1;
+                tracing::error!(trigger = why, error = %format!("{e:#}"), "reload refused; the previous policy stays in force");
+                false
+            }
+        }
+    }
+
+    fn try_reload(&mut self, dataplane: &mut Dataplane) -> anyhow::Result<()> {
+        let policy = policy::load_layers(&self.paths)?.policy;
+        let compiled = keep_ids(&CompiledPolicy::compile(&policy), &self.compiled);
+        let profile =
+            super::profile_index(&policy, &compiled, self.pinned.as_deref(), &self.clock)?;
+        dataplane
+            .apply_with_profile(&compiled, profile)
+            .context("writing the new generation")?;
+        {
+            let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
+            n.users = compiled.users.iter().map(|u| u.name.clone()).collect();
+            n.classes.clone_from(&compiled.classes);
+            n.profile.clone_from(&compiled.profiles[profile]);
+        }
+        self.policy = policy;
+        self.compiled = compiled;
+        self.profile = profile;
+        Ok(())
+    }
+}
+
+/// Watches the policy files (through their directories, since editors
+/// replace files rather than write them) and sends `()` when one changes.
+/// `None` when watching is impossible; SIGHUP still works then.
+pub(super) fn watch(
+    paths: &[PathBuf],
+    tx: mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let files: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| std::path::absolute(p).ok())
+        .collect();
+    let dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    let wanted = files.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(e) = event
+            && !e.kind.is_access()
+            && e.paths.iter().any(|p| wanted.contains(p))
+        {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| tracing::warn!(error = %e, "cannot watch the policy files; reload with SIGHUP"))
+    .ok()?;
+    for dir in &dirs {
+        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch; reload with SIGHUP");
+        }
+    }
+    Some(watcher)
+}
