@@ -1,6 +1,10 @@
 //! Map definitions. Names come from policy-common so the loader finds them;
 //! sizes are defaults the loader may raise at load time. Each map says why
 //! it has its type.
+//!
+//! Every named map is pinned by name (under the loader's pin directory):
+//! a restarted policyd adopts them, so enforcement and counters carry on
+//! across its restarts. The two scratch maps are per-run and not pinned.
 
 use crate::parse::Packet;
 use aya_ebpf::{
@@ -21,82 +25,77 @@ use policy_common::{
 // lookup never allocates and an entry never disappears under load.
 #[map(name = "USERS")]
 pub(crate) static USERS: HashMap<GenAddr, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
+    HashMap::pinned(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
 // Longest-prefix match is what LPM tries do (kernel >= 4.11).
 #[map(name = "USER_CIDRS")]
 pub(crate) static USER_CIDRS: LpmTrie<GenPrefix, UserId> =
-    LpmTrie::with_max_entries(DEFAULT_MAX_CIDRS * GENERATIONS, 0);
+    LpmTrie::pinned(DEFAULT_MAX_CIDRS * GENERATIONS, 0);
 
 #[map(name = "USER_MACS")]
 pub(crate) static USER_MACS: HashMap<GenMac, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
+    HashMap::pinned(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
 #[map(name = "USER_UIDS")]
 pub(crate) static USER_UIDS: HashMap<GenU32, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS * GENERATIONS, 0);
+    HashMap::pinned(DEFAULT_MAX_SOCKET_OWNERS * GENERATIONS, 0);
 
 #[map(name = "USER_CGROUPS")]
 pub(crate) static USER_CGROUPS: HashMap<GenU64, UserId> =
-    HashMap::with_max_entries(DEFAULT_MAX_SOCKET_OWNERS * GENERATIONS, 0);
+    HashMap::pinned(DEFAULT_MAX_SOCKET_OWNERS * GENERATIONS, 0);
 
 #[map(name = "IP_BINDINGS")]
 pub(crate) static IP_BINDINGS: HashMap<GenAddr, MacBinding> =
-    HashMap::with_max_entries(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
+    HashMap::pinned(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
 // Dense user ids make per-user data an array: one bounds-checked index.
 #[map(name = "USER_INFO")]
-pub(crate) static USER_INFO: Array<UserInfo> =
-    Array::with_max_entries(DEFAULT_MAX_USERS * GENERATIONS, 0);
+pub(crate) static USER_INFO: Array<UserInfo> = Array::pinned(DEFAULT_MAX_USERS * GENERATIONS, 0);
 
 #[map(name = "IFACES")]
-pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(256, 0);
+pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::pinned(256, 0);
 
 // Classification.
 #[map(name = "CLASS_RULES")]
-pub(crate) static CLASS_RULES: Array<ClassRule> =
-    Array::with_max_entries(MAX_CLASS_RULES * GENERATIONS, 0);
+pub(crate) static CLASS_RULES: Array<ClassRule> = Array::pinned(MAX_CLASS_RULES * GENERATIONS, 0);
 
 // One lookup gives every set the remote address is in: each prefix carries
 // the bitmap of all sets that contain it (computed by userspace).
 #[map(name = "SET_CIDRS")]
 pub(crate) static SET_CIDRS: LpmTrie<GenPrefix, u64> =
-    LpmTrie::with_max_entries(DEFAULT_MAX_SET_CIDRS * GENERATIONS, 0);
+    LpmTrie::pinned(DEFAULT_MAX_SET_CIDRS * GENERATIONS, 0);
 
 // Created by traffic, so LRU: old flows make room for new ones instead of
 // the map filling up.
 #[map(name = "FLOWS")]
-pub(crate) static FLOWS: LruHashMap<FlowKey, u64> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+pub(crate) static FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::pinned(DEFAULT_MAX_FLOWS, 0);
 
 // Actions.
 #[map(name = "ACTIONS")]
 pub(crate) static ACTIONS: HashMap<GenActionKey, ActionEntry> =
-    HashMap::with_max_entries(DEFAULT_MAX_ACTIONS * GENERATIONS, 0);
+    HashMap::pinned(DEFAULT_MAX_ACTIONS * GENERATIONS, 0);
 
 #[map(name = "CLASS_LIMITS")]
-pub(crate) static CLASS_LIMITS: Array<ActionEntry> =
-    Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
+pub(crate) static CLASS_LIMITS: Array<ActionEntry> = Array::pinned(MAX_CLASSES * GENERATIONS, 0);
 
 // Shared by all CPUs on purpose (not per-CPU): see bucket.rs.
 #[map(name = "CLASS_BUCKETS")]
-pub(crate) static CLASS_BUCKETS: Array<u64> = Array::with_max_entries(MAX_CLASSES * 2, 0);
+pub(crate) static CLASS_BUCKETS: Array<u64> = Array::pinned(MAX_CLASSES * 2, 0);
 
 // Created by traffic: LRU. An evicted bucket was idle, hence full anyway.
 #[map(name = "BUCKETS")]
-pub(crate) static BUCKETS: LruHashMap<BucketKey, u64> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_BUCKETS, 0);
+pub(crate) static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::pinned(DEFAULT_MAX_BUCKETS, 0);
 
 #[map(name = "ACTIVE_PROFILE")]
-pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::with_max_entries(GENERATIONS, 0);
+pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::pinned(GENERATIONS, 0);
 
 #[map(name = "CONFIG")]
-pub(crate) static CONFIG: Array<Config> = Array::with_max_entries(GENERATIONS, 0);
+pub(crate) static CONFIG: Array<Config> = Array::pinned(GENERATIONS, 0);
 
 // The one word a reload stores to switch generations (see generation.rs in
 // policy-common): every policy table above holds two.
 #[map(name = "GENERATION")]
-pub(crate) static GENERATION: Array<u32> = Array::with_max_entries(1, 0);
+pub(crate) static GENERATION: Array<u32> = Array::pinned(1, 0);
 
 // Accounting. Per-CPU so the hot path increments without atomics. A plain
 // hash (not LRU) so counters are never silently evicted: when it is full the
@@ -104,7 +103,7 @@ pub(crate) static GENERATION: Array<u32> = Array::with_max_entries(1, 0);
 // traffic creates them.
 #[map(name = "COUNTERS")]
 pub(crate) static COUNTERS: PerCpuHashMap<CounterKey, Counters> =
-    PerCpuHashMap::with_max_entries(DEFAULT_MAX_COUNTERS, BPF_F_NO_PREALLOC);
+    PerCpuHashMap::pinned(DEFAULT_MAX_COUNTERS, BPF_F_NO_PREALLOC);
 
 // Always zero: the value new COUNTERS entries are created from. A map value
 // rather than a stack variable, because the stack (512 bytes) is scarce.
@@ -116,12 +115,11 @@ pub(crate) static ZERO_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_e
 pub(crate) static SCRATCH: PerCpuArray<Packet> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "GLOBAL_COUNTERS")]
-pub(crate) static GLOBAL_COUNTERS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(global_counter::COUNT, 0);
+pub(crate) static GLOBAL_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(global_counter::COUNT, 0);
 
 #[map(name = "EVENTS")]
-pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
 #[map(name = "EVENT_LIMITER")]
 pub(crate) static EVENT_LIMITER: LruHashMap<u64, u64> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_EVENT_LIMITER, 0);
+    LruHashMap::pinned(DEFAULT_MAX_EVENT_LIMITER, 0);

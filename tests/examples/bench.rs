@@ -16,7 +16,7 @@ use std::{
 use aya::programs::{TestRun as _, TestRunOptions};
 use policy_common::{ClassRule, USER_UNIDENTIFIED, field, v4_mapped};
 use policyd::{
-    dataplane::{Capacity, Dataplane, TC_EGRESS_PROGRAM},
+    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM},
     policy::{CompiledPolicy, CompiledUser},
 };
 use policyd_tests::{
@@ -99,7 +99,8 @@ fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
 }
 
 fn load(p: &CompiledPolicy) -> Dataplane {
-    let mut dp = Dataplane::load(Capacity::default().fit(p)).expect("load (are you root?)");
+    let mut dp = Dataplane::load(Capacity::default().fit(p), Pins::ephemeral())
+        .expect("load (are you root?)");
     dp.apply(p).expect("apply");
     dp
 }

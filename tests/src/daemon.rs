@@ -7,7 +7,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::{NetNs, http_get};
+
+static NEXT_PIN: AtomicU32 = AtomicU32::new(0);
 
 /// A `policyd run` inside a namespace. Dropping it stops the daemon (SIGTERM,
 /// then SIGKILL after 5 s).
@@ -17,6 +21,8 @@ pub struct Daemon {
     pub metrics: SocketAddr,
     log: PathBuf,
     events: PathBuf,
+    /// Where it pins its maps and links (one of its own, under bpffs).
+    pub pin_dir: PathBuf,
 }
 
 impl Daemon {
@@ -35,6 +41,18 @@ impl Daemon {
         extra: &[&str],
     ) -> io::Result<Self> {
         let events = log.with_extension("events.jsonl");
+        // Daemons of tests running at once must not share pins: each gets a
+        // directory of its own unless the caller names one.
+        let pin_dir = match extra.iter().position(|a| *a == "--pin-dir") {
+            Some(i) => PathBuf::from(extra.get(i + 1).copied().unwrap_or_default()),
+            None => {
+                let n = NEXT_PIN.fetch_add(1, Ordering::Relaxed);
+                PathBuf::from(format!(
+                    "/sys/fs/bpf/policyd-test-{}-{n}",
+                    std::process::id()
+                ))
+            }
+        };
         let mut cmd = ns.command(&policyd.display().to_string());
         cmd.arg("run").arg("--policy").arg(policy);
         for iface in ifaces {
@@ -42,6 +60,9 @@ impl Daemon {
         }
         cmd.arg("--metrics-addr").arg(metrics.to_string());
         cmd.arg("--events").arg(&events);
+        if !extra.contains(&"--pin-dir") {
+            cmd.arg("--pin-dir").arg(&pin_dir);
+        }
         cmd.args(extra);
         let child = cmd
             .stdin(Stdio::null())
@@ -53,6 +74,7 @@ impl Daemon {
             metrics,
             log: log.to_owned(),
             events,
+            pin_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -120,5 +142,8 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // A daemon that did not stop cleanly leaves its pins (that is the
+        // point of them); a test must not.
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
     }
 }

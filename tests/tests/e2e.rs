@@ -284,7 +284,9 @@ fn run_refuses_an_invalid_policy_and_attaches_nothing() {
     std::fs::write(&policy, "[[user]]\nname = \"a\"\nips = [\"10.0.0.300\"]\n").unwrap();
     let out = gw
         .command(&policyd_bin().display().to_string())
-        .args(["run", "--iface", "gw0", "--policy"])
+        .args(["run", "--iface", "gw0", "--pin-dir"])
+        .arg(dir.path().join("pins-never-used"))
+        .arg("--policy")
         .arg(&policy)
         .output()
         .unwrap();
@@ -302,7 +304,12 @@ fn run_fails_cleanly_on_a_missing_interface() {
     std::fs::write(&policy, "").unwrap();
     let out = gw
         .command(&policyd_bin().display().to_string())
-        .args(["run", "--iface", "nosuch0", "--policy"])
+        .args(["run", "--iface", "nosuch0", "--pin-dir"])
+        .arg(format!(
+            "/sys/fs/bpf/policyd-test-{}-noif",
+            std::process::id()
+        ))
+        .arg("--policy")
         .arg(&policy)
         .output()
         .unwrap();

@@ -168,7 +168,12 @@ fn an_unknown_profile_is_refused() {
     let ns = policyd_tests::NetNs::new("badprof").unwrap();
     let out = ns
         .command(&policyd_bin().display().to_string())
-        .args(["run", "--iface", "lo", "--profile", "weekend", "--policy"])
+        .args(["run", "--iface", "lo", "--profile", "weekend", "--pin-dir"])
+        .arg(format!(
+            "/sys/fs/bpf/policyd-test-{}-badprof",
+            std::process::id()
+        ))
+        .arg("--policy")
         .arg(&path)
         .output()
         .unwrap();

@@ -6,6 +6,7 @@ mod explain;
 mod reload;
 mod replay;
 mod run;
+mod unload;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ enum Command {
     Check(check::CheckArgs),
     Replay(replay::ReplayArgs),
     Explain(explain::ExplainArgs),
+    Unload(unload::UnloadArgs),
     /// Print the built-in acceptable-use baseline policy (what `run` enforces
     /// without --policy): a starting point to copy and edit.
     DefaultPolicy,
@@ -49,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::check(&args),
         Command::Replay(args) => replay::replay(&args),
         Command::Explain(args) => explain::explain(&args),
+        Command::Unload(args) => unload::unload(&args),
         Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -15,7 +15,7 @@ use pcap_file::{DataLink, pcap::PcapReader};
 use policy_common::{CounterKey, Counters, dir, side};
 
 use crate::{
-    dataplane::{Capacity, Dataplane, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
+    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
     model::{Hook, Model, Verdict},
     policy::{self, CompiledPolicy},
     schedule::Clock,
@@ -77,7 +77,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         .context("the policy is invalid")?
         .policy;
     let compiled = CompiledPolicy::compile(&policy);
-    let mut dataplane = Dataplane::load(Capacity::default().fit(&compiled))
+    let mut dataplane = Dataplane::load(Capacity::default().fit(&compiled), Pins::ephemeral())
         .context("loading the kernel programs failed")?;
     dataplane
         .apply(&compiled)

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::reload::{self, Reloader};
 use crate::{
-    dataplane::{Capacity, Dataplane, Side},
+    dataplane::{Capacity, DEFAULT_PIN_DIR, Dataplane, Pins, Side},
     policy::{self, CompiledPolicy},
     schedule::{self, Clock},
     telemetry::{DEFAULT_METRICS_ADDR, EventSink, KernelCounters, MetricsServer, Names},
@@ -67,6 +67,11 @@ pub(super) struct RunArgs {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
+    /// Where maps and links are pinned in bpffs. Enforcement outlives a
+    /// crashed policyd; the next one adopts it, counters included. A clean
+    /// stop (SIGINT/SIGTERM) removes everything; so does `policyd unload`.
+    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    pin_dir: PathBuf,
     /// Attach only on ingress (XDP), not TC on egress.
     #[arg(long)]
     ingress_only: bool,
@@ -112,13 +117,46 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         ..Capacity::default()
     }
     .fit(&compiled);
-    let mut dataplane = Dataplane::load(capacity).context("loading the kernel programs failed")?;
+    // A pinned profile must exist before anything is loaded.
+    if let Some(name) = &args.profile {
+        compiled.profile(name).with_context(|| {
+            format!(
+                "the policy has no profile `{name}`; it has: {}",
+                compiled.profiles.join(", ")
+            )
+        })?;
+    }
+    let pins = Pins::Persistent(args.pin_dir.clone());
+    let adopting = pins
+        .link(
+            args.ifaces
+                .first()
+                .or(args.uplinks.first())
+                .map_or("", String::as_str),
+            "xdp",
+        )
+        .exists();
+    let mut dataplane =
+        Dataplane::load(capacity, pins).context("loading the kernel programs failed")?;
+    if adopting {
+        tracing::info!(
+            pins = %args.pin_dir.display(),
+            "adopting the maps and links a previous policyd left: enforcement never stopped, counters carry on"
+        );
+    }
     // The clock starts now, after the slow part (the verifier), so that
     // `--now` is the time when enforcement starts.
     let clock = args.now.map_or_else(Clock::real, Clock::starting_at);
     let profile = super::profile_index(&policy, &compiled, args.profile.as_deref(), &clock)?;
     dataplane
         .apply_with_profile(&compiled, profile)
+        .inspect_err(|_| {
+            // Pins this run made go with it; a previous policyd's (adopted)
+            // stay in force.
+            if !adopting {
+                let _ = dataplane.remove_pins();
+            }
+        })
         .context("writing the policy into the kernel maps failed")?;
 
     let names = Arc::new(RwLock::new(Names {
@@ -157,10 +195,11 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     let server = runtime.block_on(MetricsServer::bind(args.metrics_addr, registry))?;
 
     if let Err(e) = attach_all(&mut dataplane, &args) {
-        // Leave no interface half-enforced.
+        // Leave no interface half-enforced, and nothing pinned.
         dataplane
             .detach_all()
             .context("detaching after a failed attach")?;
+        dataplane.remove_pins().context("removing the pins")?;
         return Err(e);
     }
     tracing::info!(
@@ -247,6 +286,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     dataplane
         .detach_all()
         .context("detaching the programs failed")?;
+    dataplane.remove_pins().context("removing the pins")?;
     served?;
     tracing::info!("detached; bye");
     Ok(())

@@ -54,6 +54,17 @@ pub enum DataplaneError {
          restart policyd to load it (ids of removed users are kept until then)"
     )]
     TooManyUsers { ids: usize, capacity: u32 },
+    #[error("pin directory {}: cannot use it (is bpffs mounted?)", dir.display())]
+    Pins {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinned link {}: {message}", path.display())]
+    Adopt {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
 }

@@ -4,6 +4,7 @@
 mod counters;
 mod error;
 mod maps;
+mod pins;
 
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,10 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
     programs::{
-        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+        SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::{SchedClassifierLink, SchedClassifierLinkId},
+        xdp::{XdpLink, XdpLinkId},
     },
 };
 use policy_common::{
@@ -22,7 +26,11 @@ use policy_common::{
     MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
 };
 
-pub use self::{counters::Counters, error::DataplaneError};
+pub use self::{
+    counters::Counters,
+    error::DataplaneError,
+    pins::{DEFAULT_PIN_DIR, Pins},
+};
 use crate::policy::CompiledPolicy;
 
 /// The kernel programs, built by build.rs from the policy-ebpf crate.
@@ -114,6 +122,8 @@ pub enum AttachMode {
     Native,
     /// In the core stack after skb allocation: works on any device, slower.
     Generic,
+    /// A previous policyd's pinned link, now running this program.
+    Adopted,
 }
 
 impl AttachMode {
@@ -121,6 +131,7 @@ impl AttachMode {
         match self {
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::Adopted => "adopted",
         }
     }
 }
@@ -128,6 +139,8 @@ impl AttachMode {
 enum Link {
     Xdp(XdpLinkId),
     TcEgress(SchedClassifierLinkId),
+    /// A link we own and pinned (its pin keeps it attached if we die).
+    Pinned(FdLink),
 }
 
 /// The switches of the policy in force: which generation, and which profile
@@ -174,9 +187,11 @@ impl ProfileSwitch {
 pub struct Dataplane {
     ebpf: Ebpf,
     capacity: Capacity,
+    pins: Pins,
     counters: Arc<Counters>,
     profile: Arc<Mutex<ProfileSwitch>>,
-    links: Vec<(String, Link)>,
+    /// (interface, program, link): the program names the link's pin.
+    links: Vec<(String, &'static str, Link)>,
 }
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
@@ -195,14 +210,21 @@ where
 impl Dataplane {
     /// Loads the embedded object and its programs into the kernel (this is
     /// where the verifier runs), without attaching anything.
-    pub fn load(capacity: Capacity) -> Result<Self, DataplaneError> {
+    /// Maps are pinned in `pins` (and adopted from there when a previous
+    /// policyd left them).
+    pub fn load(capacity: Capacity, pins: Pins) -> Result<Self, DataplaneError> {
         if EBPF_OBJECT.is_empty() {
             return Err(DataplaneError::NoObject);
         }
+        pins.prepare().map_err(|source| DataplaneError::Pins {
+            dir: pins.dir().to_owned(),
+            source,
+        })?;
         // Policy tables hold two generations (see policy-common's
         // generation.rs): twice the entries.
         let two = |n: u32| n.saturating_mul(GENERATIONS);
         let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pins.dir())
             .map_max_entries(MAP_USER_INFO, two(capacity.users))
             .map_max_entries(MAP_USERS, two(capacity.addrs))
             .map_max_entries(MAP_USER_MACS, two(capacity.addrs))
@@ -235,14 +257,18 @@ impl Dataplane {
             maps::take(&mut ebpf, MAP_COUNTERS)?,
             maps::take(&mut ebpf, MAP_GLOBAL_COUNTERS)?,
         )?;
-        let profile = ProfileSwitch {
-            generation_map: maps::take(&mut ebpf, policy_common::MAP_GENERATION)?
+        let generation_map: aya::maps::Array<MapData, u32> =
+            maps::take(&mut ebpf, policy_common::MAP_GENERATION)?
                 .try_into()
                 .map_err(DataplaneError::map(
                     policy_common::MAP_GENERATION,
                     "unexpected map type",
-                ))?,
-            generation: 0,
+                ))?;
+        // Adopted maps carry on with the generation in force.
+        let generation = generation_map.get(&0, 0).unwrap_or(0) & 1;
+        let profile = ProfileSwitch {
+            generation_map,
+            generation,
             profile: 0,
             profiles: maps::take(&mut ebpf, policy_common::MAP_ACTIVE_PROFILE)?
                 .try_into()
@@ -251,14 +277,14 @@ impl Dataplane {
                     "unexpected map type",
                 ))?,
         };
-        let mut dp = Self {
+        let dp = Self {
             ebpf,
             capacity,
+            pins,
             counters: Arc::new(counters),
             profile: Arc::new(Mutex::new(profile)),
             links: Vec::new(),
         };
-        dp.set_profile(0)?;
         Ok(dp)
     }
 
@@ -334,12 +360,55 @@ impl Dataplane {
         ingress_only: bool,
     ) -> Result<AttachMode, DataplaneError> {
         maps::set_iface_side(&mut self.ebpf, iface, side)?;
+        let mode = self.attach_xdp(iface, native_only)?;
+        if !ingress_only {
+            self.attach_tc_egress(iface)?;
+        }
+        Ok(mode)
+    }
+
+    /// A link a previous policyd pinned, if there is one at `pin`.
+    fn pinned_link(pin: &std::path::Path) -> Result<Option<FdLink>, DataplaneError> {
+        if !pin.exists() {
+            return Ok(None);
+        }
+        PinnedLink::from_pin(pin)
+            .map(|l| Some(FdLink::from(l)))
+            .map_err(|e| DataplaneError::Adopt {
+                path: pin.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    fn pin_link(&self, link: FdLink, pin: &std::path::Path) -> Result<FdLink, DataplaneError> {
+        link.pin(pin)
+            .map(FdLink::from)
+            .map_err(|e| DataplaneError::Adopt {
+                path: pin.to_owned(),
+                message: format!("cannot pin the link: {e}"),
+            })
+    }
+
+    fn attach_xdp(&mut self, iface: &str, native_only: bool) -> Result<AttachMode, DataplaneError> {
         let attach_err = |source| DataplaneError::Attach {
             iface: iface.to_owned(),
             source,
         };
+        let pin = self.pins.link(iface, "xdp");
+        let adopted = Self::pinned_link(&pin)?;
         let xdp: &mut Xdp = program_mut(&mut self.ebpf, XDP_PROGRAM)?;
-        let (mode, link) = match xdp.attach(iface, XdpMode::Driver) {
+        if let Some(link) = adopted {
+            // A previous policyd's link: our program replaces its own in
+            // one step (the link never leaves the interface).
+            let link = XdpLink::try_from(link).map_err(|e| DataplaneError::Adopt {
+                path: pin.clone(),
+                message: e.to_string(),
+            })?;
+            let id = xdp.attach_to_link(link).map_err(attach_err)?;
+            self.links.push((iface.to_owned(), "xdp", Link::Xdp(id)));
+            return Ok(AttachMode::Adopted);
+        }
+        let (mode, id) = match xdp.attach(iface, XdpMode::Driver) {
             Ok(link) => (AttachMode::Native, link),
             Err(native) if !native_only => {
                 tracing::warn!(
@@ -354,28 +423,76 @@ impl Dataplane {
             }
             Err(native) => return Err(attach_err(native)),
         };
-        self.links.push((iface.to_owned(), Link::Xdp(link)));
-        if !ingress_only {
-            let tc: &mut SchedClassifier = program_mut(&mut self.ebpf, TC_EGRESS_PROGRAM)?;
-            // TCX links (kernel >= 6.6) need no clsact qdisc.
-            let link = tc.attach(iface, TcAttachType::Egress).map_err(attach_err)?;
-            self.links.push((iface.to_owned(), Link::TcEgress(link)));
-        }
+        // Pinned, the link outlives us: a crash leaves enforcement in force.
+        let link = xdp.take_link(id).map_err(attach_err)?;
+        let link = FdLink::try_from(link).map_err(|e| DataplaneError::Adopt {
+            path: pin.clone(),
+            message: format!("the attachment is not a BPF link (kernel < 5.9?): {e}"),
+        })?;
+        let link = self.pin_link(link, &pin)?;
+        self.links
+            .push((iface.to_owned(), "xdp", Link::Pinned(link)));
         Ok(mode)
     }
 
-    /// Detaches every program, in reverse order of attachment.
+    fn attach_tc_egress(&mut self, iface: &str) -> Result<(), DataplaneError> {
+        let attach_err = |source| DataplaneError::Attach {
+            iface: iface.to_owned(),
+            source,
+        };
+        let pin = self.pins.link(iface, "tc_egress");
+        let adopted = Self::pinned_link(&pin)?;
+        let tc: &mut SchedClassifier = program_mut(&mut self.ebpf, TC_EGRESS_PROGRAM)?;
+        if let Some(link) = adopted {
+            let link = SchedClassifierLink::try_from(link).map_err(|e| DataplaneError::Adopt {
+                path: pin.clone(),
+                message: e.to_string(),
+            })?;
+            let id = tc.attach_to_link(link).map_err(attach_err)?;
+            self.links
+                .push((iface.to_owned(), "tc_egress", Link::TcEgress(id)));
+            return Ok(());
+        }
+        // TCX links (kernel >= 6.6) need no clsact qdisc.
+        let id = tc.attach(iface, TcAttachType::Egress).map_err(attach_err)?;
+        let link = tc.take_link(id).map_err(attach_err)?;
+        let link = FdLink::try_from(link).map_err(|e| DataplaneError::Adopt {
+            path: pin.clone(),
+            message: format!("the attachment is not a BPF link (kernel < 6.6?): {e}"),
+        })?;
+        let link = self.pin_link(link, &pin)?;
+        self.links
+            .push((iface.to_owned(), "tc_egress", Link::Pinned(link)));
+        Ok(())
+    }
+
+    /// Detaches every program, in reverse order of attachment, removing the
+    /// link pins (a pin alone keeps a link attached).
     pub fn detach_all(&mut self) -> Result<(), DataplaneError> {
-        while let Some((iface, link)) = self.links.pop() {
+        while let Some((iface, program, link)) = self.links.pop() {
+            let _ = std::fs::remove_file(self.pins.link(&iface, program));
             let result = match link {
                 Link::Xdp(l) => program_mut::<Xdp>(&mut self.ebpf, XDP_PROGRAM)?.detach(l),
                 Link::TcEgress(l) => {
                     program_mut::<SchedClassifier>(&mut self.ebpf, TC_EGRESS_PROGRAM)?.detach(l)
                 }
+                Link::Pinned(fd) => {
+                    drop(fd);
+                    Ok(())
+                }
             };
             result.map_err(|source| DataplaneError::Detach { iface, source })?;
         }
         Ok(())
+    }
+
+    /// Removes every pin (maps and links): after a clean stop, nothing of
+    /// policyd stays in the kernel.
+    pub fn remove_pins(&self) -> Result<(), DataplaneError> {
+        self.pins.remove().map_err(|source| DataplaneError::Pins {
+            dir: self.pins.dir().to_owned(),
+            source,
+        })
     }
 
     pub fn counters(&self) -> Arc<Counters> {
@@ -436,10 +553,25 @@ impl Dataplane {
             })
     }
 
+    /// The pin directory.
+    pub fn pins(&self) -> &Pins {
+        &self.pins
+    }
+
     /// Forgets every bucket's and flow's state (tests: start each case from
     /// full buckets and fresh flows).
     pub fn reset_state(&mut self) -> Result<(), DataplaneError> {
         maps::clear::<policy_common::BucketKey, u64>(&mut self.ebpf, MAP_BUCKETS)?;
         maps::clear::<policy_common::FlowKey, u64>(&mut self.ebpf, MAP_FLOWS)
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        // Programs loaded for tests, replay, explain or benchmarks leave
+        // nothing behind.
+        if matches!(self.pins, Pins::Ephemeral(_)) {
+            let _ = self.pins.remove();
+        }
     }
 }

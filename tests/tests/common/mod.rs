@@ -8,7 +8,7 @@ use std::path::Path;
 use aya::programs::{TestRun as _, TestRunOptions};
 use policy_common::{CounterKey, Counters, dir};
 use policyd::{
-    dataplane::{Capacity, Dataplane, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
+    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
     policy::{self, CompiledPolicy},
 };
 
@@ -35,7 +35,7 @@ impl Kernel {
         let policy = CompiledPolicy::compile(
             &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
         );
-        let mut dp = Dataplane::load(Capacity::default().fit(&policy))
+        let mut dp = Dataplane::load(Capacity::default().fit(&policy), Pins::ephemeral())
             .expect("loading the programs (are you root?)");
         dp.apply(&policy).unwrap();
         let slot = match profile {

@@ -1,0 +1,183 @@
+//! Restart safety: `kill -9` of the daemon leaves enforcement in force (the
+//! pinned links and maps), the next daemon adopts them with the counters
+//! intact, a clean stop removes everything, and `policyd unload` cleans up
+//! after a crash. Needs root.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use policyd_tests::{
+    Daemon, metric_sum,
+    topology::{Blast, Net, Topology, UdpSink, send_udp},
+};
+
+fn policyd_bin() -> PathBuf {
+    std::env::var_os("POLICYD_BIN").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("own path");
+            exe.parent()
+                .and_then(|d| d.parent())
+                .expect("target dir")
+                .join("policyd")
+        },
+        PathBuf::from,
+    )
+}
+
+const POLICY: &str = r#"
+[[user]]
+name = "alice"
+ips = ["10.225.0.2"]
+
+[[user]]
+name = "mallory"
+ips = ["10.225.0.3"]
+action = "deny"
+"#;
+
+/// Sends 50 datagrams from `src` to the gateway; returns how many arrived.
+fn through(net: &policyd_tests::NetNs, gw: &policyd_tests::NetNs, src: &str, port: u16) -> u64 {
+    let sink = UdpSink::start(gw, port).unwrap();
+    let dst: SocketAddr = format!("10.225.0.1:{port}").parse().unwrap();
+    let sent = send_udp(
+        net,
+        Blast {
+            src: format!("{src}:0").parse().unwrap(),
+            dst,
+            payload: 100,
+            tag: 1,
+            max_packets: 50,
+            max_time: Duration::from_secs(2),
+            gap: Some(Duration::from_millis(1)),
+        },
+    )
+    .unwrap();
+    assert_eq!(sent.packets, 50);
+    sink.finish(Duration::from_millis(300)).unwrap().len() as u64
+}
+
+fn xdp_attached(ns: &policyd_tests::NetNs) -> bool {
+    let out = ns
+        .command("ip")
+        .args(["link", "show", "dev", "gw0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+fn denied(body: &str) -> u64 {
+    metric_sum(
+        body,
+        "policyd_packets_total",
+        &[("user", "mallory"), ("verdict", "deny")],
+    )
+}
+
+#[test]
+fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
+    let net = Net::new("restart", 225, &[], &["10.225.0.2/24", "10.225.0.3/24"]).unwrap();
+    let mut topo = Topology::start(net, &policyd_bin(), POLICY, &[]).unwrap();
+    let pins = topo.daemon.pin_dir.clone();
+    assert_eq!(through(&topo.cl, &topo.gw, "10.225.0.3", 7100), 0);
+    assert_eq!(denied(&topo.metrics().unwrap()), 50);
+
+    // kill -9: no chance to clean up. The pins keep the programs attached
+    // with the last policy: never fail-open.
+    let status = topo
+        .daemon
+        .stop_with(libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        pins.join("links").join("gw0-xdp").exists(),
+        "the link pin stays"
+    );
+    assert!(xdp_attached(&topo.gw));
+    assert_eq!(
+        through(&topo.cl, &topo.gw, "10.225.0.3", 7101),
+        0,
+        "mallory is still denied"
+    );
+    assert_eq!(
+        through(&topo.cl, &topo.gw, "10.225.0.2", 7102),
+        50,
+        "alice still passes"
+    );
+
+    // The next daemon adopts maps and links: the counters carry on,
+    // including what was dropped while no daemon ran.
+    let pin_arg = pins.display().to_string();
+    let mut next = Daemon::start(
+        &topo.gw,
+        &policyd_bin(),
+        &["gw0"],
+        &topo.dir.path().join("policy.toml"),
+        "127.0.0.1:9617".parse().unwrap(),
+        &topo.dir.path().join("next.log"),
+        &["--pin-dir", &pin_arg],
+    )
+    .unwrap();
+    let body = topo.metrics().unwrap();
+    assert_eq!(
+        denied(&body),
+        100,
+        "counters intact across the restart{}",
+        topo.diag(&body)
+    );
+    assert!(
+        next.log_text().contains("adopting the maps and links"),
+        "{}",
+        next.log_text()
+    );
+    assert_eq!(through(&topo.cl, &topo.gw, "10.225.0.3", 7103), 0);
+    assert_eq!(denied(&topo.metrics().unwrap()), 150);
+
+    // A clean stop detaches and removes every pin.
+    let status = next
+        .stop_with(libc::SIGTERM, Duration::from_secs(10))
+        .unwrap();
+    assert!(status.success(), "{}", next.log_text());
+    assert!(!pins.exists(), "pins removed on a clean stop");
+    assert!(!xdp_attached(&topo.gw));
+    assert_eq!(
+        through(&topo.cl, &topo.gw, "10.225.0.3", 7104),
+        50,
+        "nothing enforces any more"
+    );
+}
+
+#[test]
+fn unload_cleans_up_after_a_crash() {
+    let net = Net::new("unload", 226, &[], &["10.226.0.3/24"]).unwrap();
+    let policy = POLICY.replace("10.225.", "10.226.");
+    let mut topo = Topology::start(net, &policyd_bin(), &policy, &[]).unwrap();
+    let pins = topo.daemon.pin_dir.clone();
+    topo.daemon
+        .stop_with(libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    assert!(xdp_attached(&topo.gw));
+    let out = std::process::Command::new(policyd_bin())
+        .args(["unload", "--pin-dir"])
+        .arg(&pins)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("detached gw0-xdp") && stdout.contains("detached gw0-tc_egress"),
+        "{stdout}"
+    );
+    assert!(!pins.exists());
+    assert!(!xdp_attached(&topo.gw));
+    // Nothing left: unloading again is harmless.
+    let out = std::process::Command::new(policyd_bin())
+        .args(["unload", "--pin-dir"])
+        .arg(&pins)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to unload"));
+}
