@@ -6,12 +6,14 @@
 //! host's own interfaces are never touched and deleting the namespaces
 //! removes the links.
 
+mod bin_path;
 mod daemon;
 mod metrics;
 mod netns;
 pub mod packet;
 pub mod topology;
 
+pub use bin_path::policyd_bin;
 pub use daemon::Daemon;
 pub use metrics::{http_get, metric_sum, metric_value};
 pub use netns::{NetNs, veth_pair};

@@ -1,19 +1,7 @@
 //! `policyd check` as a user runs it: exit codes and messages. Unprivileged.
 
-use std::{path::PathBuf, process::Command};
-
-fn policyd_bin() -> PathBuf {
-    std::env::var_os("POLICYD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|d| d.parent())
-                .expect("target dir")
-                .join("policyd")
-        },
-        PathBuf::from,
-    )
-}
+use policyd_tests::policyd_bin;
+use std::process::Command;
 
 fn check(contents: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -6,32 +6,11 @@ use std::{
     collections::HashMap,
     io::{Read as _, Write as _},
     net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
-use policyd_tests::{Daemon, NetNs, http_get, metric_sum, metric_value, veth_pair};
+use policyd_tests::{Daemon, NetNs, http_get, metric_sum, metric_value, policyd_bin, veth_pair};
 use socket2::{Domain, Socket, Type};
-
-/// The binary under test: `$POLICYD_BIN` (set by `cargo xtask test`), else
-/// `target/<profile>/policyd` next to this test's own directory.
-fn policyd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("POLICYD_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("policyd"))
-        .expect("target directory");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p policy-userspace` first, or use `cargo xtask test`",
-        bin.display()
-    );
-    bin
-}
 
 const GW4: &str = "10.201.0.1";
 const GW6: &str = "fd00:201::1";

@@ -1,20 +1,8 @@
 //! Every policy under examples/ must pass `policyd check`: documentation
 //! that does not parse is worse than none. Unprivileged.
 
+use policyd_tests::policyd_bin;
 use std::{path::PathBuf, process::Command};
-
-fn policyd_bin() -> PathBuf {
-    std::env::var_os("POLICYD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|d| d.parent())
-                .expect("target dir")
-                .join("policyd")
-        },
-        PathBuf::from,
-    )
-}
 
 #[test]
 fn every_example_policy_checks() {

@@ -8,20 +8,7 @@ mod common;
 use std::{path::PathBuf, process::Command};
 
 use common::*;
-use policyd_tests::packet::*;
-
-fn policyd_bin() -> PathBuf {
-    std::env::var_os("POLICYD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|d| d.parent())
-                .expect("target dir")
-                .join("policyd")
-        },
-        PathBuf::from,
-    )
-}
+use policyd_tests::{packet::*, policyd_bin};
 
 fn example() -> (PathBuf, String) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/acceptable-use.toml");

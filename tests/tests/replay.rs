@@ -1,23 +1,10 @@
 //! `policyd replay` on a capture written here: per-packet lines, the
 //! kernel's summary, and errors for files it cannot read. Needs root.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use pcap_file::pcap::{PcapPacket, PcapWriter};
-use policyd_tests::packet::*;
-
-fn policyd_bin() -> PathBuf {
-    std::env::var_os("POLICYD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|d| d.parent())
-                .expect("target dir")
-                .join("policyd")
-        },
-        PathBuf::from,
-    )
-}
+use policyd_tests::{packet::*, policyd_bin};
 
 const POLICY: &str = r#"
 [sets]

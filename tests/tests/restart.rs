@@ -3,25 +3,12 @@
 //! intact, a clean stop removes everything, and `policyd unload` cleans up
 //! after a crash. Needs root.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use policyd_tests::{
-    Daemon, metric_sum,
+    Daemon, metric_sum, policyd_bin,
     topology::{Blast, Net, Topology, UdpSink, send_udp},
 };
-
-fn policyd_bin() -> PathBuf {
-    std::env::var_os("POLICYD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|d| d.parent())
-                .expect("target dir")
-                .join("policyd")
-        },
-        PathBuf::from,
-    )
-}
 
 const POLICY: &str = r#"
 [[user]]

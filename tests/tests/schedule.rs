@@ -4,27 +4,13 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use policyd_tests::{
-    metric_value,
+    metric_value, policyd_bin,
     topology::{Blast, Net, Topology, UdpSink, send_udp},
 };
-
-fn policyd_bin() -> PathBuf {
-    std::env::var_os("POLICYD_BIN").map_or_else(
-        || {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|d| d.parent())
-                .expect("target dir")
-                .join("policyd")
-        },
-        PathBuf::from,
-    )
-}
 
 const POLICY: &str = r#"
 [settings]

@@ -8,7 +8,6 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    path::PathBuf,
     process::Stdio,
     sync::{Mutex, MutexGuard, PoisonError},
     thread,
@@ -18,31 +17,12 @@ use std::{
 use policyd_tests::{
     NetNs, metric_sum, metric_value,
     packet::{ETH_P_8021Q, ETH_P_IP, eth_macs, ipv4, udp, vlan_tagged},
+    policyd_bin,
     topology::{
         Blast, Captured, ChildGuard, Net, PacketTap, Received, Topology, UdpSink, send_frames,
         send_udp,
     },
 };
-
-/// The binary under test: `$POLICYD_BIN` (set by `cargo xtask test`), else
-/// `target/<profile>/policyd` next to this test's own directory.
-fn policyd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("POLICYD_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("policyd"))
-        .expect("target directory");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p policy-userspace` first, or use `cargo xtask test`",
-        bin.display()
-    );
-    bin
-}
 
 /// Held by the tests that measure rates: on a 2-core machine two floods at
 /// once would distort each other's figures.
