@@ -138,9 +138,40 @@ fn unload_cleans_up_after_a_crash() {
     let policy = POLICY.replace("10.225.", "10.226.");
     let mut topo = Topology::start(net, &policyd_bin(), &policy, &[]).unwrap();
     let pins = topo.daemon.pin_dir.clone();
+    let status = || {
+        let out = std::process::Command::new(policyd_bin())
+            .args(["status", "--pin-dir"])
+            .arg(&pins)
+            .arg("--policy")
+            .arg(topo.dir.path().join("policy.toml"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = status();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("attached:    gw0-tc_egress, gw0-xdp"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mode:        enforce") && text.contains("profile:     off_hours"),
+        "{text}"
+    );
+    assert!(
+        text.contains("exact addresses (both generations)"),
+        "{text}"
+    );
     topo.daemon
         .stop_with(libc::SIGKILL, Duration::from_secs(5))
         .unwrap();
+    // The kernel state outlives the daemon, and status reads it.
+    let (ok, after_crash) = status();
+    assert!(ok && after_crash.contains("gw0-xdp"), "{after_crash}");
     assert!(xdp_attached(&topo.gw));
     let out = std::process::Command::new(policyd_bin())
         .args(["unload", "--pin-dir"])
@@ -159,6 +190,8 @@ fn unload_cleans_up_after_a_crash() {
     );
     assert!(!pins.exists());
     assert!(!xdp_attached(&topo.gw));
+    let (ok, gone) = status();
+    assert!(!ok && gone.contains("nothing is pinned"), "{gone}");
     // Nothing left: unloading again is harmless.
     let out = std::process::Command::new(policyd_bin())
         .args(["unload", "--pin-dir"])

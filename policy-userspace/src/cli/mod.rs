@@ -6,6 +6,7 @@ mod explain;
 mod reload;
 mod replay;
 mod run;
+mod status;
 mod unload;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     Explain(explain::ExplainArgs),
     Unload(unload::UnloadArgs),
+    Status(status::StatusArgs),
     /// Print the built-in acceptable-use baseline policy (what `run` enforces
     /// without --policy): a starting point to copy and edit.
     DefaultPolicy,
@@ -52,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::replay(&args),
         Command::Explain(args) => explain::explain(&args),
         Command::Unload(args) => unload::unload(&args),
+        Command::Status(args) => status::status(&args),
         Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),
         Command::Completions { shell } => {
             let mut script = Vec::new();

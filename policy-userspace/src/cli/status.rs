@@ -1,0 +1,162 @@
+//! `policyd status`: what the kernel is enforcing right now, read from the
+//! pinned maps and links (so it works while policyd runs, and after it
+//! crashed): attachments, mode, the policy generation and profile in force,
+//! and how full the maps are.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
+use policy_common::{
+    ActionEntry, BucketKey, Config, CounterKey, Counters, FlowKey, GenActionKey, GenAddr,
+    GenPrefix, MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOWS,
+    MAP_GENERATION, MAP_USER_CIDRS, MAP_USERS, UserId, mode,
+};
+
+use crate::{
+    dataplane::DEFAULT_PIN_DIR,
+    policy::{self, CompiledPolicy},
+};
+
+/// Show what is being enforced: attachments, mode, generation, profile, map
+/// fill levels (read from the pinned state).
+#[derive(Debug, clap::Args)]
+pub(super) struct StatusArgs {
+    /// The pin directory `policyd run` uses.
+    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    pin_dir: PathBuf,
+    /// The policy files in force, to name the profile (the kernel knows
+    /// only its index).
+    #[arg(long = "policy", short = 'p', value_name = "FILE")]
+    policies: Vec<PathBuf>,
+}
+
+fn open(dir: &Path, name: &str) -> anyhow::Result<MapData> {
+    MapData::from_pin(dir.join(name)).with_context(|| format!("cannot open the pinned map {name}"))
+}
+
+fn info(dir: &Path, name: &str) -> anyhow::Result<MapInfo> {
+    MapInfo::from_pin(dir.join(name)).with_context(|| format!("cannot read the pinned map {name}"))
+}
+
+/// Entries in a hash map (by walking its keys).
+fn hash_entries<K: aya::Pod, V: aya::Pod>(dir: &Path, name: &str) -> anyhow::Result<usize> {
+    let map = Map::from_map_data(open(dir, name)?)?;
+    let count = match map {
+        Map::PerCpuHashMap(_) | Map::PerCpuLruHashMap(_) => {
+            PerCpuHashMap::<MapData, K, V>::try_from(map)?
+                .keys()
+                .filter_map(Result::ok)
+                .count()
+        }
+        _ => HashMap::<MapData, K, V>::try_from(map)?
+            .keys()
+            .filter_map(Result::ok)
+            .count(),
+    };
+    Ok(count)
+}
+
+fn trie_entries<K: aya::Pod, V: aya::Pod>(dir: &Path, name: &str) -> anyhow::Result<usize> {
+    let trie: LpmTrie<MapData, K, V> = Map::from_map_data(open(dir, name)?)?.try_into()?;
+    Ok(trie.keys().filter_map(Result::ok).count())
+}
+
+pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let dir = &args.pin_dir;
+    if !dir.join(MAP_GENERATION).exists() {
+        bail!(
+            "nothing is pinned at {}: policyd is not enforcing there",
+            dir.display()
+        );
+    }
+    println!("pins:        {}", dir.display());
+    let mut links: Vec<String> = std::fs::read_dir(dir.join("links"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    links.sort();
+    println!(
+        "attached:    {}",
+        if links.is_empty() {
+            "nothing (programs are not attached)".to_owned()
+        } else {
+            links.join(", ")
+        }
+    );
+    let generation: Array<MapData, u32> =
+        Map::from_map_data(open(dir, MAP_GENERATION)?)?.try_into()?;
+    let g = generation.get(&0, 0)? & 1;
+    let config: Array<MapData, Config> = Map::from_map_data(open(dir, MAP_CONFIG)?)?.try_into()?;
+    let cfg = config.get(&g, 0)?;
+    println!(
+        "mode:        {}",
+        if cfg.mode == mode::MONITOR {
+            "monitor (dry run)"
+        } else {
+            "enforce"
+        }
+    );
+    let profiles: Array<MapData, u32> =
+        Map::from_map_data(open(dir, MAP_ACTIVE_PROFILE)?)?.try_into()?;
+    let p = profiles.get(&g, 0)? as usize;
+    let name = if args.policies.is_empty() {
+        format!("#{p} (give --policy to name it)")
+    } else {
+        let compiled = CompiledPolicy::compile(&policy::load_layers(&args.policies)?.policy);
+        compiled
+            .profiles
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| format!("#{p}"))
+    };
+    println!("profile:     {name}");
+    println!(
+        "generation:  slot {g} in force; {} class rules",
+        cfg.rule_count
+    );
+    println!("maps (entries / capacity):");
+    let rows = [
+        (
+            MAP_USERS,
+            "exact addresses (both generations)",
+            hash_entries::<GenAddr, UserId>(dir, MAP_USERS)?,
+        ),
+        (
+            MAP_USER_CIDRS,
+            "user CIDRs (both generations)",
+            trie_entries::<GenPrefix, UserId>(dir, MAP_USER_CIDRS)?,
+        ),
+        (
+            MAP_ACTIONS,
+            "actions (both generations)",
+            hash_entries::<GenActionKey, ActionEntry>(dir, MAP_ACTIONS)?,
+        ),
+        (
+            MAP_COUNTERS,
+            "counters (user, class, direction)",
+            hash_entries::<CounterKey, Counters>(dir, MAP_COUNTERS)?,
+        ),
+        (
+            MAP_BUCKETS,
+            "token buckets (LRU)",
+            hash_entries::<BucketKey, u64>(dir, MAP_BUCKETS)?,
+        ),
+        (
+            MAP_FLOWS,
+            "tracked flows (LRU)",
+            hash_entries::<FlowKey, u64>(dir, MAP_FLOWS)?,
+        ),
+    ];
+    for (map, what, n) in rows {
+        let cap = info(dir, map)?.max_entries();
+        println!(
+            "  {what:<36} {n:>9} / {cap:<9} ({:.1}%)",
+            100.0 * n as f64 / f64::from(cap.max(1))
+        );
+    }
+    Ok(())
+}
