@@ -74,6 +74,8 @@ impl Reloader {
             n.users = compiled.users.iter().map(|u| u.name.clone()).collect();
             n.classes.clone_from(&compiled.classes);
             n.profile.clone_from(&compiled.profiles[profile]);
+            n.per_user = policy.per_user.unwrap_or_default();
+            n.tables = dataplane.table_fill(&compiled);
         }
         self.policy = policy;
         self.compiled = compiled;

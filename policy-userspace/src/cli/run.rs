@@ -164,6 +164,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         classes: compiled.classes.clone(),
         profile: compiled.profiles[profile].clone(),
         generation: 1,
+        per_user: policy.per_user.unwrap_or_default(),
+        tables: dataplane.table_fill(&compiled),
+        counters_capacity: u64::from(dataplane.capacity().counters),
         ..Names::default()
     }));
     let mut registry = Registry::default();

@@ -553,6 +553,30 @@ impl Dataplane {
             })
     }
 
+    /// The map capacities chosen at load.
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    /// How full the policy tables are with `policy`: (map, entries,
+    /// capacity per generation), for the metrics.
+    pub fn table_fill(&self, policy: &CompiledPolicy) -> Vec<(&'static str, u64, u64)> {
+        let c = self.capacity;
+        let n = |len: usize| len as u64;
+        vec![
+            ("user_info", n(policy.users.len()), u64::from(c.users)),
+            ("users", n(policy.exact.len()), u64::from(c.addrs)),
+            ("user_macs", n(policy.macs.len()), u64::from(c.addrs)),
+            ("user_cidrs", n(policy.cidrs.len()), u64::from(c.cidrs)),
+            (
+                "set_cidrs",
+                n(policy.set_cidrs.len()),
+                u64::from(c.set_cidrs),
+            ),
+            ("actions", n(policy.actions.len()), u64::from(c.actions)),
+        ]
+    }
+
     /// The pin directory.
     pub fn pins(&self) -> &Pins {
         &self.pins

@@ -12,6 +12,9 @@ use toml::Spanned;
 pub(super) struct PolicyFile {
     #[serde(default)]
     pub settings: Option<SettingsSection>,
+    /// What `/metrics` exposes.
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
     /// Named schedules; each is a profile, `off_hours` is the rest.
     #[serde(default)]
     pub schedule: BTreeMap<String, Spanned<ScheduleEntry>>,
@@ -54,6 +57,14 @@ pub(super) struct SettingsSection {
     pub event_interval: Option<Spanned<String>>,
     /// IANA time zone of the schedules (`America/New_York`).
     pub timezone: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MetricsSection {
+    /// `all` (default), `top:N` (the N users with most bytes, the rest
+    /// summed as `_other`) or `none` (all users summed as `_all`).
+    pub per_user: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

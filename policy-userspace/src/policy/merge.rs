@@ -226,6 +226,10 @@ pub fn add(
     };
     let mut p = base.policy;
 
+    if let Some(pu) = layer.per_user {
+        p.per_user = Some(pu);
+        m.note("metrics.per_user".into(), format!("{pu:?}").to_lowercase());
+    }
     // Settings: only what the layer gave counts.
     let (s, l) = (&mut p.settings, &layer.settings);
     if l.given.mode && l.mode == Mode::Enforce && s.mode == Mode::Monitor {

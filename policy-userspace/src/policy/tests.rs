@@ -883,3 +883,27 @@ fn a_blanket_action_cannot_lift_a_stricter_class_rule() {
         "no rule for default: the blanket alone"
     );
 }
+
+#[test]
+fn metrics_per_user_is_validated() {
+    assert_eq!(
+        parse_str("[metrics]\nper_user = \"top:100\"\n")
+            .unwrap()
+            .per_user,
+        Some(PerUser::Top(100))
+    );
+    assert_eq!(
+        parse_str("[metrics]\nper_user = \"none\"\n")
+            .unwrap()
+            .per_user,
+        Some(PerUser::None)
+    );
+    assert_eq!(parse_str("").unwrap().per_user, None);
+    let e = err("[metrics]\nper_user = \"top:0\"\n");
+    assert!(
+        e.contains("metrics.per_user: `top:0` is not a choice"),
+        "{e}"
+    );
+    let e = err("[metrics]\nper_users = \"all\"\n");
+    assert!(e.contains("unknown field `per_users`"), "{e}");
+}

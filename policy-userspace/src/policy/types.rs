@@ -55,6 +55,18 @@ impl Default for Settings {
     }
 }
 
+/// How many users get series of their own in `/metrics` (cardinality
+/// control for large sites).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PerUser {
+    #[default]
+    All,
+    /// The N users with the most bytes; the others summed as `_other`.
+    Top(usize),
+    /// Every user summed as `_all`.
+    None,
+}
+
 /// When a schedule is in force: on `days` (Monday first), from `start` to
 /// `end`, in minutes after local midnight. `end <= start` runs overnight.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +153,8 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub settings: Settings,
+    /// `None` when no file set it (layering keeps the last one given).
+    pub per_user: Option<PerUser>,
     /// In file order (by name); schedule `i` is profile `i + 1`.
     pub schedules: Vec<Schedule>,
     /// `off_hours`, then the schedules' names: the kernel's profile slots.

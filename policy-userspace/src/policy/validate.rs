@@ -208,6 +208,10 @@ pub(super) fn validate(
         Some(section) => Some(cx.action(&section.action, "unidentified.action")?),
         None => None,
     };
+    let per_user = match raw.metrics.as_ref().and_then(|m| m.per_user.as_ref()) {
+        Some(v) => Some(parse_per_user(v.get_ref()).map_err(|m| cx.err(v, "metrics.per_user", m))?),
+        None => None,
+    };
     let schedules = schedules(&cx, &raw.schedule)?;
     // Profiles: the earlier layers' first, then this file's new schedules.
     let mut profiles: Vec<String> =
@@ -237,6 +241,7 @@ pub(super) fn validate(
     let rules = rules(&cx, &raw.rules, &known, &profiles)?;
     Ok(Policy {
         settings,
+        per_user,
         schedules,
         profiles,
         sets,
@@ -287,6 +292,21 @@ fn settings(cx: &Ctx<'_>, raw: Option<&file::SettingsSection>) -> Result<Setting
             parse_duration(i.get_ref()).map_err(|m| cx.err(i, "settings.event_interval", m))?;
     }
     Ok(s)
+}
+
+fn parse_per_user(text: &str) -> Result<PerUser, String> {
+    match text {
+        "all" => Ok(PerUser::All),
+        "none" => Ok(PerUser::None),
+        _ => text
+            .strip_prefix("top:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .map(PerUser::Top)
+            .ok_or_else(|| {
+                format!("`{text}` is not a choice: expected `all`, `none` or `top:N` (N > 0)")
+            }),
+    }
 }
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];

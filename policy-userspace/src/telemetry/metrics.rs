@@ -3,18 +3,19 @@
 //! them in userspace.
 
 use std::{
+    collections::{BTreeMap, HashMap, HashSet},
     fmt,
     sync::{Arc, RwLock},
 };
 
-use policy_common::{dir, global_counter};
+use policy_common::{CounterKey, Counters as Totals, dir, global_counter};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
-use crate::dataplane::Counters;
+use crate::{dataplane::Counters, policy::PerUser};
 
 /// What metrics label ids with: user names by id, class names by id, and the
 /// active profile's name. Shared with the daemon, which replaces it when the
@@ -28,6 +29,12 @@ pub struct Names {
     pub generation: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
+    /// Cardinality control of the per-user series.
+    pub per_user: PerUser,
+    /// Policy tables: (map, entries in force, capacity per generation).
+    pub tables: Vec<(&'static str, u64, u64)>,
+    /// Capacity of the counter map (its entries are counted at scrape).
+    pub counters_capacity: u64,
 }
 
 pub type SharedNames = Arc<RwLock<Names>>;
@@ -92,6 +99,49 @@ const GLOBALS: [(u32, &str, &str); 8] = [
     ),
 ];
 
+/// Rows keyed by (user label, class, direction), summed as `per_user` says:
+/// every user on their own, the top N by bytes (the rest as `_other`), or
+/// everyone as `_all`.
+fn by_user_label(
+    rows: Vec<(CounterKey, Totals)>,
+    names: &Names,
+) -> Vec<((String, u16, u8), Totals)> {
+    let bytes = |c: &Totals| c.pass_bytes + c.deny_bytes + c.limit_bytes + c.monitor_bytes;
+    let keep: Option<HashSet<u32>> = match names.per_user {
+        PerUser::All => None,
+        PerUser::None => Some(HashSet::new()),
+        PerUser::Top(n) => {
+            let mut per_user: HashMap<u32, u64> = HashMap::new();
+            for (k, c) in &rows {
+                *per_user.entry(k.user).or_default() += bytes(c);
+            }
+            let mut ranked: Vec<(u32, u64)> = per_user.into_iter().collect();
+            ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            Some(ranked.into_iter().take(n).map(|(u, _)| u).collect())
+        }
+    };
+    let rest = if names.per_user == PerUser::None {
+        "_all"
+    } else {
+        "_other"
+    };
+    let mut out: BTreeMap<(String, u16, u8), Totals> = BTreeMap::new();
+    for (k, c) in rows {
+        let user = match &keep {
+            Some(set) if !set.contains(&k.user) => rest.to_owned(),
+            _ => names
+                .users
+                .get(k.user as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", k.user)),
+        };
+        out.entry((user, k.class, k.dir))
+            .or_default()
+            .accumulate(&c);
+    }
+    out.into_iter().collect()
+}
+
 impl Collector for KernelCounters {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let names = self
@@ -99,17 +149,17 @@ impl Collector for KernelCounters {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        let mut rows = self.counters.all();
-        rows.sort_unstable_by_key(|(k, _)| *k);
+        let raw = self.counters.all();
+        let counter_entries = raw.len();
         let label = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+        let rows = by_user_label(raw, &names);
         type Labels = [(&'static str, String); 4];
         let mut packets: Vec<(Labels, u64)> = Vec::new();
         let mut bytes: Vec<(Labels, u64)> = Vec::new();
         let mut marked: Vec<([(&'static str, String); 3], u64)> = Vec::new();
-        for (k, c) in &rows {
-            let user = label(&names.users, k.user as usize);
-            let class = label(&names.classes, usize::from(k.class));
-            let direction = if k.dir == dir::UPLOAD {
+        for ((user, class_id, direction_id), c) in &rows {
+            let class = label(&names.classes, usize::from(*class_id));
+            let direction = if *direction_id == dir::UPLOAD {
                 "upload"
             } else {
                 "download"
@@ -131,7 +181,7 @@ impl Collector for KernelCounters {
             }
             marked.push((
                 [
-                    ("user", user),
+                    ("user", user.clone()),
                     ("class", class),
                     ("direction", direction.to_owned()),
                 ],
@@ -197,6 +247,82 @@ impl Collector for KernelCounters {
         ] {
             ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
         }
+        let tables: Vec<(&str, u64, u64)> = names
+            .tables
+            .iter()
+            .copied()
+            .chain(std::iter::once((
+                "counters",
+                counter_entries as u64,
+                names.counters_capacity,
+            )))
+            .collect();
+        let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+        let mut entries = encoder.encode_descriptor(
+            "policyd_map_entries",
+            "Entries in use in a kernel map (policy tables: the generation in force)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (map, n, _) in &tables {
+            gauge(*n).encode(entries.encode_family(&[("map", *map)])?)?;
+        }
+        let mut capacity = encoder.encode_descriptor(
+            "policyd_map_capacity",
+            "Entries a kernel map can hold (policy tables: per generation)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (map, _, cap) in &tables {
+            gauge(*cap).encode(capacity.encode_family(&[("map", *map)])?)?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(user: u32, bytes: u64) -> (CounterKey, Totals) {
+        (
+            CounterKey {
+                user,
+                class: 0,
+                dir: 0,
+                _pad: 0,
+            },
+            Totals {
+                pass_packets: 1,
+                pass_bytes: bytes,
+                ..Totals::default()
+            },
+        )
+    }
+
+    fn names(per_user: PerUser) -> Names {
+        Names {
+            users: vec!["unidentified".into(), "a".into(), "b".into(), "c".into()],
+            classes: vec!["default".into()],
+            per_user,
+            ..Names::default()
+        }
+    }
+
+    #[test]
+    fn per_user_series_can_be_capped() {
+        let rows = || vec![row(1, 100), row(2, 300), row(3, 200), row(0, 50)];
+        let all = by_user_label(rows(), &names(PerUser::All));
+        assert_eq!(all.len(), 4);
+        let top = by_user_label(rows(), &names(PerUser::Top(2)));
+        let labels: Vec<(&str, u64)> = top
+            .iter()
+            .map(|((u, _, _), c)| (u.as_str(), c.pass_bytes))
+            .collect();
+        assert_eq!(labels, [("_other", 150), ("b", 300), ("c", 200)]);
+        let none = by_user_label(rows(), &names(PerUser::None));
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].0.0, "_all");
+        assert_eq!((none[0].1.pass_packets, none[0].1.pass_bytes), (4, 650));
     }
 }
