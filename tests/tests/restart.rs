@@ -24,7 +24,9 @@ action = "deny"
 /// Sends 50 datagrams from `src` to the gateway; returns how many arrived.
 fn through(net: &policyd_tests::NetNs, gw: &policyd_tests::NetNs, src: &str, port: u16) -> u64 {
     let sink = UdpSink::start(gw, port).unwrap();
-    let dst: SocketAddr = format!("10.225.0.1:{port}").parse().unwrap();
+    // The gateway is .1 of the sender's /24.
+    let prefix = src.rsplit_once('.').unwrap().0;
+    let dst: SocketAddr = format!("{prefix}.1:{port}").parse().unwrap();
     let sent = send_udp(
         net,
         Blast {
@@ -134,7 +136,7 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
 
 #[test]
 fn unload_cleans_up_after_a_crash() {
-    let net = Net::new("unload", 226, &[], &["10.226.0.3/24"]).unwrap();
+    let net = Net::new("unload", 226, &[], &["10.226.0.2/24", "10.226.0.3/24"]).unwrap();
     let policy = POLICY.replace("10.225.", "10.226.");
     let mut topo = Topology::start(net, &policyd_bin(), &policy, &[]).unwrap();
     let pins = topo.daemon.pin_dir.clone();
@@ -166,6 +168,45 @@ fn unload_cleans_up_after_a_crash() {
         text.contains("exact addresses (both generations)"),
         "{text}"
     );
+
+    // `policyd top` ranks users from the pinned counters: mallory's
+    // denied burst is in her totals; alice, sending during the interval,
+    // leads by rate.
+    assert_eq!(through(&topo.cl, &topo.gw, "10.226.0.3", 7110), 0);
+    let top = std::process::Command::new(policyd_bin())
+        .args(["top", "--count", "1", "--interval", "1.5", "--pin-dir"])
+        .arg(&pins)
+        .arg("--policy")
+        .arg(topo.dir.path().join("policy.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(through(&topo.cl, &topo.gw, "10.226.0.2", 7111), 50);
+    let out = top.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let row = |user: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(user))
+            .unwrap_or_else(|| panic!("no row for {user}:\n{text}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    // USER bit/s pkt/s drop/s limit/s | bytes dropped limited
+    let (alice, mallory) = (row("alice"), row("mallory"));
+    assert!(text.lines().nth(1).unwrap().starts_with("alice "), "{text}");
+    assert!(alice[2].parse::<f64>().unwrap() > 0.0, "{text}");
+    assert_eq!(alice[7], "0", "{text}");
+    assert_eq!(
+        (mallory[2].as_str(), mallory[7].as_str()),
+        ("0", "50"),
+        "{text}"
+    );
+
     topo.daemon
         .stop_with(libc::SIGKILL, Duration::from_secs(5))
         .unwrap();

@@ -7,6 +7,7 @@ mod reload;
 mod replay;
 mod run;
 mod status;
+mod top;
 mod unload;
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ enum Command {
     Explain(explain::ExplainArgs),
     Unload(unload::UnloadArgs),
     Status(status::StatusArgs),
+    Top(top::TopArgs),
     /// Print the built-in acceptable-use baseline policy (what `run` enforces
     /// without --policy): a starting point to copy and edit.
     DefaultPolicy,
@@ -55,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::explain(&args),
         Command::Unload(args) => unload::unload(&args),
         Command::Status(args) => status::status(&args),
+        Command::Top(args) => top::top(&args),
         Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),
         Command::Completions { shell } => {
             let mut script = Vec::new();

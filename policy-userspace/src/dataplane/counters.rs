@@ -33,6 +33,23 @@ impl Counters {
         })
     }
 
+    /// The counters a running (or crashed) daemon pinned under `dir`, for
+    /// readers outside the daemon (`policyd top`).
+    pub fn from_pins(dir: &std::path::Path) -> Result<Self, DataplaneError> {
+        let open = |name: &'static str| {
+            MapData::from_pin(dir.join(name))
+                .map_err(DataplaneError::map(
+                    name,
+                    format!("open the pin in {}", dir.display()),
+                ))
+                .and_then(|data| {
+                    aya::maps::Map::from_map_data(data)
+                        .map_err(DataplaneError::map(name, "unexpected map type"))
+                })
+        };
+        Self::new(open(MAP_COUNTERS)?, open(MAP_GLOBAL_COUNTERS)?)
+    }
+
     /// One (user, class, direction)'s counters, summed over CPUs; zero if
     /// that combination has seen no traffic.
     pub fn get(&self, key: &CounterKey) -> Result<Totals, DataplaneError> {
