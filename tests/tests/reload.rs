@@ -198,7 +198,20 @@ fn an_invalid_policy_leaves_the_old_one_in_force() {
         "mallory got through after a failed reload{}",
         topo.diag("")
     );
+    // Putting the policy back is a reload that finds it in force: nothing
+    // is written, no new generation.
+    write_policy(&path, policy);
+    hup(&topo);
+    wait_for("an unchanged reload", &topo, || {
+        reloads(&topo, "unchanged") >= 1
+    });
+    assert_eq!(reloads(&topo, "success"), 0, "{}", topo.diag(""));
+    assert_eq!(
+        metric_value(&topo.metrics().unwrap(), "policyd_policy_generation", &[]),
+        Some(1)
+    );
     let log = topo.daemon.log_text();
+    assert!(log.contains("policy unchanged; nothing to write"), "{log}");
     assert!(
         log.contains("reload refused; the previous policy stays in force"),
         "{log}"

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use policyd_tests::{
-    Daemon, metric_sum, policyd_bin,
+    Daemon, http_get, metric_sum, policyd_bin,
     topology::{Blast, Net, Topology, UdpSink, send_udp},
 };
 
@@ -66,6 +66,15 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
     let net = Net::new("restart", 225, &[], &["10.225.0.2/24", "10.225.0.3/24"]).unwrap();
     let mut topo = Topology::start(net, &policyd_bin(), POLICY, &[]).unwrap();
     let pins = topo.daemon.pin_dir.clone();
+    // Probes for a supervisor: the endpoint serves only once the programs
+    // are attached with the policy in force.
+    let addr = Topology::metrics_addr();
+    for (path, body) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        assert_eq!(
+            topo.gw.run(move || http_get(addr, path)).unwrap().unwrap(),
+            body
+        );
+    }
     assert_eq!(through(&topo.cl, &topo.gw, "10.225.0.3", 7100), 0);
     assert_eq!(denied(&topo.metrics().unwrap()), 50);
 

@@ -36,13 +36,23 @@ impl Reloader {
     /// stays in force; the reason is logged and counted).
     pub fn reload(&mut self, dataplane: &mut Dataplane, why: &str) -> bool {
         match self.try_reload(dataplane) {
-            Ok(()) => {
+            Ok(Outcome::Unchanged) => {
+                self.names
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .reloads_unchanged += 1;
+                tracing::info!(trigger = why, "policy unchanged; nothing to write");
+                true
+            }
+            Ok(Outcome::Applied { added, removed }) => {
                 let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
                 n.reloads_ok += 1;
                 n.generation += 1;
                 tracing::info!(
                     trigger = why,
                     users = self.policy.users.len(),
+                    users_added = %added.join(","),
+                    users_removed = %removed.join(","),
                     classes = self.policy.classes.len(),
                     profile = %self.compiled.profiles[self.profile],
                     generation = n.generation,
@@ -61,14 +71,33 @@ impl Reloader {
         }
     }
 
-    fn try_reload(&mut self, dataplane: &mut Dataplane) -> anyhow::Result<()> {
+    fn try_reload(&mut self, dataplane: &mut Dataplane) -> anyhow::Result<Outcome> {
         let policy = policy::load_layers(&self.paths)?.policy;
         let compiled = keep_ids(&CompiledPolicy::compile(&policy), &self.compiled);
         let profile =
             super::profile_index(&policy, &compiled, self.pinned.as_deref(), &self.clock)?;
+        // A SIGHUP after an edit, or an editor's several writes, find the
+        // policy in force already: skip the write. Not when cgroups are
+        // named: their ids are resolved on every apply, and a recreated
+        // cgroup has a new one (a reload is how an operator picks it up).
+        if policy == self.policy
+            && compiled == self.compiled
+            && profile == self.profile
+            && compiled.cgroups.is_empty()
+        {
+            return Ok(Outcome::Unchanged);
+        }
         dataplane
             .apply_with_profile(&compiled, profile)
             .context("writing the new generation")?;
+        let names = |p: &CompiledPolicy| -> std::collections::BTreeSet<String> {
+            p.users.iter().skip(1).map(|u| u.name.clone()).collect()
+        };
+        let (old, new) = (names(&self.compiled), names(&compiled));
+        let outcome = Outcome::Applied {
+            added: new.difference(&old).cloned().collect(),
+            removed: old.difference(&new).cloned().collect(),
+        };
         {
             let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
             n.users = compiled.users.iter().map(|u| u.name.clone()).collect();
@@ -80,8 +109,19 @@ impl Reloader {
         self.policy = policy;
         self.compiled = compiled;
         self.profile = profile;
-        Ok(())
+        Ok(outcome)
     }
+}
+
+/// What a reload did.
+enum Outcome {
+    /// The policy read equals the one in force.
+    Unchanged,
+    /// A new generation is in force; users (by name) that came and went.
+    Applied {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
 }
 
 /// Watches the policy files (through their directories, since editors

@@ -29,6 +29,8 @@ pub struct Names {
     pub generation: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
+    /// Reloads that found the policy in force already (nothing written).
+    pub reloads_unchanged: u64,
     /// Cardinality control of the per-user series.
     pub per_user: PerUser,
     /// Policy tables: (map, entries in force, capacity per generation).
@@ -237,13 +239,14 @@ impl Collector for KernelCounters {
         ConstGauge::new(i64::try_from(names.generation).unwrap_or(i64::MAX)).encode(gauge)?;
         let mut family = encoder.encode_descriptor(
             "policyd_reloads",
-            "Policy reloads, by result (a failed one leaves the previous policy in force)",
+            "Policy reloads, by result (a failed one leaves the previous policy in force; an unchanged one writes nothing)",
             None,
             MetricType::Counter,
         )?;
         for (result, n) in [
             ("success", names.reloads_ok),
             ("failure", names.reloads_failed),
+            ("unchanged", names.reloads_unchanged),
         ] {
             ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
         }
