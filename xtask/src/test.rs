@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first
 //! failure: fmt, clippy on the host crates, clippy on the kernel crate,
 //! building policyd, then all tests (the end-to-end ones load eBPF, so this
-//! needs root).
+//! needs root), then one quick pass of the benchmark harness.
 
 mod steps;
 mod tally;
@@ -76,7 +76,50 @@ fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> a
             bail!("no test passed: were they all filtered out or ignored?");
         }
         Ok(())
-    })
+    })?;
+    // Only with the whole suite: a filtered run (`-- NAME`) is someone
+    // chasing one test.
+    if args.test_args.is_empty() {
+        steps.run("bench --quick (harness check)", quick_bench)?;
+    }
+    Ok(())
+}
+
+/// The benchmark harness, once, small and unoptimised (`cargo xtask bench
+/// --quick` in debug): it must run and print every table. The numbers are
+/// not checked; `cargo xtask bench` measures.
+fn quick_bench() -> anyhow::Result<()> {
+    let mut bench = cargo();
+    bench
+        .env("POLICYD_BIN", target_dir().join("debug").join("policyd"))
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "policyd-tests",
+            "--example",
+            "bench",
+        ])
+        .args(["--", "--quick"]);
+    eprintln!("$ {}", cmd::describe(&bench));
+    let out = bench
+        .output()
+        .context("could not run the benchmark harness")?;
+    let tables = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "the benchmark harness failed ({}):\n{tables}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    const TABLES: usize = 6;
+    let n = tables.lines().filter(|l| l.starts_with("### ")).count();
+    if n != TABLES {
+        bail!("the benchmark harness printed {n} of {TABLES} tables:\n{tables}");
+    }
+    print!("{tables}");
+    Ok(())
 }
 
 /// Lints the kernel crate as aya-build compiles it: nightly, the BPF target,
