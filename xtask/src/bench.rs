@@ -32,24 +32,27 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The benchmark harness (the `bench` example of the tests package) with
+/// the policyd binary of the same profile; arguments go after it.
+pub fn command(release: bool) -> Command {
+    let profile = if release { "release" } else { "debug" };
+    let mut bench = build_cmd::cargo();
+    bench
+        .env(
+            "POLICYD_BIN",
+            build_cmd::target_dir().join(profile).join("policyd"),
+        )
+        .args(["run", "--quiet"])
+        .args(release.then_some("--release"))
+        .args(["-p", "policyd-tests", "--example", "bench", "--"]);
+    bench
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     privileges::require("bench")?;
     bootstrap::run()?;
     cmd::run(&mut build_cmd::build_policyd(true))?;
-    let policyd = build_cmd::target_dir().join("release").join("policyd");
-    let mut bench = build_cmd::cargo();
-    bench
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "policyd-tests",
-            "--example",
-            "bench",
-            "--",
-        ])
-        .env("POLICYD_BIN", &policyd);
+    let mut bench = command(true);
     if args.quick {
         bench.arg("--quick");
         return cmd::run(&mut bench);

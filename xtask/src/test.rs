@@ -89,18 +89,8 @@ fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> a
 /// --quick` in debug): it must run and print every table. The numbers are
 /// not checked; `cargo xtask bench` measures.
 fn quick_bench() -> anyhow::Result<()> {
-    let mut bench = cargo();
-    bench
-        .env("POLICYD_BIN", target_dir().join("debug").join("policyd"))
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "policyd-tests",
-            "--example",
-            "bench",
-        ])
-        .args(["--", "--quick"]);
+    let mut bench = crate::bench::command(false);
+    bench.arg("--quick");
     eprintln!("$ {}", cmd::describe(&bench));
     let out = bench
         .output()

@@ -97,6 +97,32 @@ fn profile_index(
     }
 }
 
+/// Fails unless `policyd run` pinned its state under `dir` (the readers of
+/// pinned state, `status` and `top`, start here).
+fn require_pins(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.join(policy_common::MAP_GENERATION).exists() {
+        anyhow::bail!(
+            "nothing is pinned at {}: policyd is not enforcing there",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The policy files given to a reader of pinned state, compiled to name
+/// what the kernel knows by number; `None` when none were given.
+fn names_from(
+    policies: &[std::path::PathBuf],
+) -> anyhow::Result<Option<crate::policy::CompiledPolicy>> {
+    if policies.is_empty() {
+        return Ok(None);
+    }
+    let layered = crate::policy::load_layers(policies)?;
+    Ok(Some(crate::policy::CompiledPolicy::compile(
+        &layered.policy,
+    )))
+}
+
 /// Writes `bytes` to standard output; a reader that went away (`| head`) is
 /// not an error.
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {

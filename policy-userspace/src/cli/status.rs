@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
     ActionEntry, BucketKey, Config, CounterKey, Counters, FlowKey, GenActionKey, GenAddr,
@@ -13,10 +13,7 @@ use policy_common::{
     MAP_GENERATION, MAP_USER_CIDRS, MAP_USERS, UserId, mode,
 };
 
-use crate::{
-    dataplane::DEFAULT_PIN_DIR,
-    policy::{self, CompiledPolicy},
-};
+use crate::dataplane::DEFAULT_PIN_DIR;
 
 /// Show what is being enforced: attachments, mode, generation, profile, map
 /// fill levels (read from the pinned state).
@@ -64,12 +61,7 @@ fn trie_entries<K: aya::Pod, V: aya::Pod>(dir: &Path, name: &str) -> anyhow::Res
 
 pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let dir = &args.pin_dir;
-    if !dir.join(MAP_GENERATION).exists() {
-        bail!(
-            "nothing is pinned at {}: policyd is not enforcing there",
-            dir.display()
-        );
-    }
+    super::require_pins(dir)?;
     println!("pins:        {}", dir.display());
     let mut links: Vec<String> = std::fs::read_dir(dir.join("links"))
         .map(|d| {
@@ -103,15 +95,13 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let profiles: Array<MapData, u32> =
         Map::from_map_data(open(dir, MAP_ACTIVE_PROFILE)?)?.try_into()?;
     let p = profiles.get(&g, 0)? as usize;
-    let name = if args.policies.is_empty() {
-        format!("#{p} (give --policy to name it)")
-    } else {
-        let compiled = CompiledPolicy::compile(&policy::load_layers(&args.policies)?.policy);
-        compiled
+    let name = match super::names_from(&args.policies)? {
+        None => format!("#{p} (give --policy to name it)"),
+        Some(compiled) => compiled
             .profiles
             .get(p)
             .cloned()
-            .unwrap_or_else(|| format!("#{p}"))
+            .unwrap_or_else(|| format!("#{p}")),
     };
     println!("profile:     {name}");
     println!(

@@ -5,11 +5,11 @@
 use std::{collections::BTreeMap, io::IsTerminal as _, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, bail};
-use policy_common::{CounterKey, Counters as Totals, MAP_COUNTERS, USER_UNIDENTIFIED, UserId};
+use policy_common::{CounterKey, Counters as Totals, USER_UNIDENTIFIED, UserId};
 
 use crate::{
     dataplane::{Counters, DEFAULT_PIN_DIR},
-    policy::{self, CompiledPolicy},
+    policy::CompiledPolicy,
 };
 
 /// Show the top users by bytes, drops or rate-limit hits, refreshed live.
@@ -188,25 +188,14 @@ pub(super) fn top(args: &TopArgs) -> anyhow::Result<()> {
     if !(args.interval.is_finite() && args.interval >= 0.1) {
         bail!("--interval must be at least 0.1 seconds");
     }
-    if !args.pin_dir.join(MAP_COUNTERS).exists() {
-        bail!(
-            "nothing is pinned at {}: policyd is not enforcing there",
-            args.pin_dir.display()
-        );
-    }
+    super::require_pins(&args.pin_dir)?;
     let counters = Counters::from_pins(&args.pin_dir).with_context(|| {
         format!(
             "cannot read the counters pinned in {} (is --pin-dir the one `policyd run` uses?)",
             args.pin_dir.display()
         )
     })?;
-    let policy = if args.policies.is_empty() {
-        None
-    } else {
-        Some(CompiledPolicy::compile(
-            &policy::load_layers(&args.policies)?.policy,
-        ))
-    };
+    let policy = super::names_from(&args.policies)?;
     // Clear the screen between frames for a person; a pipe gets one frame
     // after another, separated by a blank line.
     let live = std::io::stdout().is_terminal();
