@@ -239,17 +239,21 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
             })
         };
         let mut scheduler = start_scheduler(&reloader, dataplane.profile_switch());
+        // Watch and handle signals before serving: the first answer on the
+        // endpoint is what supervisors (and the tests) take for readiness,
+        // and a SIGHUP that arrives before its handler would kill policyd.
+        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+        let _watcher = reload::watch(&reloader.paths, changed_tx);
+        let signals = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(server.serve(async move {
             let _ = stop_rx.await;
         }));
-        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
-        let _watcher = reload::watch(&reloader.paths, changed_tx);
-        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = signals else {
             tracing::error!("cannot install signal handlers; stop policyd with SIGKILL");
             return server
                 .await
