@@ -1,9 +1,12 @@
-//! `cargo xtask bench`: measures policyd (per-packet cost with test runs,
-//! scale, rate accuracy against nftables) and writes BENCHMARKS.md with the
-//! machine, kernel, date and the exact command. `--quick` checks the harness
-//! in well under a minute of measuring and prints instead of writing.
+//! `cargo xtask bench`: measures policyd beside the alternatives (per-packet
+//! cost against xdp-filter, scale and map memory, drop throughput against
+//! nftables, rate accuracy and fairness against nftables, hashlimit, HTB
+//! and TBF, the control plane) and writes BENCHMARKS.md with the machine,
+//! kernel, date and the exact command, and SVG plots under docs/bench/.
+//! `--quick` checks the harness in about a minute and prints instead of
+//! writing.
 
-use std::{fmt::Write as _, process::Command};
+use std::{fmt::Write as _, path::Path, process::Command};
 
 use anyhow::Context as _;
 
@@ -32,6 +35,42 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// What every run of the harness produces: its Markdown tables (each
+/// opens with `### `) and its plots.
+pub const TABLES: usize = 8;
+pub const PLOTS: [&str; 7] = [
+    "cost.svg",
+    "scale.svg",
+    "memory.svg",
+    "drop.svg",
+    "rate-tcp.svg",
+    "rate-udp.svg",
+    "fairness.svg",
+];
+
+/// Checks a run's output: every table printed and every plot written.
+pub fn check_output(tables: &str, plot_dir: &Path) -> anyhow::Result<()> {
+    let n = tables.lines().filter(|l| l.starts_with("### ")).count();
+    if n != TABLES {
+        anyhow::bail!("the benchmark harness printed {n} of {TABLES} tables:\n{tables}");
+    }
+    let missing: Vec<&str> = PLOTS
+        .iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read_to_string(plot_dir.join(p)).map_or(true, |svg| !svg.contains("<svg"))
+        })
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the benchmark harness did not write {} in {}",
+            missing.join(", "),
+            plot_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// The benchmark harness (the `bench` example of the tests package) with
 /// the policyd binary of the same profile; arguments go after it.
 pub fn command(release: bool) -> Command {
@@ -54,9 +93,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     cmd::run(&mut build_cmd::build_policyd(true))?;
     let mut bench = command(true);
     if args.quick {
-        bench.arg("--quick");
-        return cmd::run(&mut bench);
+        let plots = build_cmd::target_dir().join("bench-quick-plots");
+        bench.arg("--quick").arg("--plots").arg(&plots);
+        cmd::run(&mut bench)?;
+        eprintln!("plots (quick, not kept): {}", plots.display());
+        return Ok(());
     }
+    let plots = paths::workspace_root().join("docs").join("bench");
+    bench.arg("--plots").arg(&plots);
     eprintln!("$ {}", cmd::describe(&bench));
     let out = bench.output().context("could not run the benchmark")?;
     if !out.status.success() {
@@ -67,6 +111,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     let tables = String::from_utf8(out.stdout).context("benchmark output is not UTF-8")?;
+    check_output(&tables, &plots)?;
     let mut doc = String::new();
     let _ = writeln!(doc, "# Benchmarks\n");
     let _ = writeln!(
@@ -77,6 +122,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, usize::from),
         probe("uname", &["-r"]),
         probe("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    );
+    let _ = writeln!(
+        doc,
+        "Plots of these tables are in [docs/bench/](docs/bench/): {}.\n",
+        PLOTS
+            .iter()
+            .map(|p| format!("[{p}](docs/bench/{p})"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     doc.push_str(&tables);
     let path = paths::workspace_root().join("BENCHMARKS.md");

@@ -86,11 +86,14 @@ fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> a
 }
 
 /// The benchmark harness, once, small and unoptimised (`cargo xtask bench
-/// --quick` in debug): it must run and print every table. The numbers are
-/// not checked; `cargo xtask bench` measures.
+/// --quick` in debug): it must run, print every table and write every
+/// plot. The numbers are not checked; `cargo xtask bench` measures.
 fn quick_bench() -> anyhow::Result<()> {
+    let plots = target_dir().join("bench-quick-plots");
+    // A plot left by an earlier run must not pass for one written now.
+    let _ = std::fs::remove_dir_all(&plots);
     let mut bench = crate::bench::command(false);
-    bench.arg("--quick");
+    bench.arg("--quick").arg("--plots").arg(&plots);
     eprintln!("$ {}", cmd::describe(&bench));
     let out = bench
         .output()
@@ -103,11 +106,7 @@ fn quick_bench() -> anyhow::Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    const TABLES: usize = 6;
-    let n = tables.lines().filter(|l| l.starts_with("### ")).count();
-    if n != TABLES {
-        bail!("the benchmark harness printed {n} of {TABLES} tables:\n{tables}");
-    }
+    crate::bench::check_output(&tables, &plots)?;
     print!("{tables}");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! policyd, a client namespace on the other end of the veth pair, and tools
 //! to send traffic across and count what arrives.
 
+mod flood;
 mod pace;
 mod process;
 mod raw;
@@ -17,6 +18,7 @@ use std::{
 };
 
 pub use self::{
+    flood::Flood,
     pace::{ArrivalCounter, Pacer},
     process::ChildGuard,
     raw::{Captured, PacketTap, send_frames},

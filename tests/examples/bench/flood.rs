@@ -1,0 +1,264 @@
+//! Drop throughput end to end: one denied (or limited) user floods the
+//! gateway over veth with minimum-size UDP datagrams; what each dropper
+//! gets through and what the whole machine spends on it.
+
+use std::{
+    net::SocketAddrV4,
+    time::{Duration, Instant},
+};
+
+use policyd_tests::{
+    NetNs, metric_sum,
+    topology::{Flood, Net, Topology},
+};
+
+use crate::{median, nft, policyd_bin};
+
+const SUBNET: u8 = 232;
+const FLOODER: [u8; 4] = [10, SUBNET, 0, 2];
+/// Other users every dropper also knows, so lookups run over a populated
+/// table rather than a single entry.
+const OTHERS: u32 = 1_000;
+/// The packet-per-second limit of the rate-limiting variants.
+const LIMIT_PPS: u32 = 1_000;
+/// 18 bytes of payload make 60-byte frames, Ethernet's minimum.
+const PAYLOAD: usize = 18;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dropper {
+    /// Nothing filters: the gateway's UDP layer drops the datagrams (port
+    /// closed), after the whole receive path.
+    None,
+    PolicydDeny,
+    PolicydLimit,
+    /// nftables at netdev ingress: `ip saddr @denied drop`.
+    NftSet,
+    /// nftables at netdev ingress: a meter (dynamic set) limiting each
+    /// source to LIMIT_PPS.
+    NftMeter,
+}
+
+const DROPPERS: [(&str, Dropper); 5] = [
+    ("none (UDP, port closed)", Dropper::None),
+    ("policyd XDP, user denied", Dropper::PolicydDeny),
+    (
+        "policyd XDP, user limited to 1000 pkt/s",
+        Dropper::PolicydLimit,
+    ),
+    ("nftables ingress, address set, drop", Dropper::NftSet),
+    (
+        "nftables ingress meter, 1000 pkt/s per source",
+        Dropper::NftMeter,
+    ),
+];
+
+fn other(i: u32) -> String {
+    let [_, _, b, c] = (i + 256).to_be_bytes();
+    format!("10.{}.{b}.{c}", SUBNET + 1)
+}
+
+enum Setup {
+    Policyd(Topology),
+    Plain(Net),
+}
+
+impl Setup {
+    fn new(d: Dropper) -> Self {
+        let [a, b, c, e] = FLOODER;
+        let flooder = format!("{a}.{b}.{c}.{e}");
+        let net = Net::new("flood", SUBNET, &[], &[&format!("{flooder}/24")]).expect("namespaces");
+        let action = match d {
+            Dropper::PolicydDeny => "deny".to_owned(),
+            Dropper::PolicydLimit => format!("limit {LIMIT_PPS}pps"),
+            Dropper::None | Dropper::NftSet | Dropper::NftMeter => {
+                let rules = match d {
+                    Dropper::NftSet => {
+                        let mut elements: Vec<String> = (1..=OTHERS).map(other).collect();
+                        elements.push(flooder);
+                        format!(
+                            "table netdev bench {{\n set denied {{\n  type ipv4_addr\n  elements = {{ {} }}\n }}\n \
+                             chain in {{\n  type filter hook ingress device gw0 priority 0\n  ip saddr @denied counter drop\n }}\n}}\n",
+                            elements.join(", ")
+                        )
+                    }
+                    Dropper::NftMeter => format!(
+                        "table netdev bench {{\n set sources {{\n  type ipv4_addr\n  size 65535\n  flags dynamic,timeout\n  timeout 60s\n }}\n \
+                         chain in {{\n  type filter hook ingress device gw0 priority 0\n  \
+                         ip saddr 10.0.0.0/8 update @sources {{ ip saddr limit rate over {LIMIT_PPS}/second burst {LIMIT_PPS} packets }} counter drop\n }}\n}}\n"
+                    ),
+                    _ => String::new(),
+                };
+                if !rules.is_empty() {
+                    nft::apply(&net.gw, &rules);
+                }
+                return Setup::Plain(net);
+            }
+        };
+        let mut policy =
+            format!("[[user]]\nname = \"mallory\"\nips = [\"{flooder}\"]\naction = \"{action}\"\n");
+        for i in 1..=OTHERS {
+            policy.push_str(&format!(
+                "[[user]]\nname = \"u{i}\"\nips = [\"{}\"]\n",
+                other(i)
+            ));
+        }
+        Setup::Policyd(Topology::start(net, &policyd_bin(), &policy, &[]).expect("policyd"))
+    }
+
+    fn namespaces(&self) -> (&NetNs, &NetNs) {
+        match self {
+            Setup::Policyd(t) => (&t.gw, &t.cl),
+            Setup::Plain(n) => (&n.gw, &n.cl),
+        }
+    }
+
+    /// Packets the dropper has dropped so far.
+    fn dropped(&self, d: Dropper) -> u64 {
+        match (self, d) {
+            (Setup::Policyd(t), _) => {
+                let body = t.metrics().expect("scrape");
+                let verdict = if d == Dropper::PolicydDeny {
+                    "deny"
+                } else {
+                    "limit"
+                };
+                metric_sum(
+                    &body,
+                    "policyd_packets_total",
+                    &[("user", "mallory"), ("verdict", verdict)],
+                )
+            }
+            (Setup::Plain(n), Dropper::None) => udp_no_ports(&n.gw),
+            (Setup::Plain(n), _) => nft::counter_packets(&n.gw),
+        }
+    }
+}
+
+/// `Udp: NoPorts` of the namespace: datagrams to a closed port.
+fn udp_no_ports(ns: &NetNs) -> u64 {
+    let out = ns
+        .command("cat")
+        .arg("/proc/net/snmp")
+        .output()
+        .expect("cat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "NoPorts")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Busy and softirq time of all CPUs, in clock ticks, from /proc/stat.
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = fields.iter().take(8).sum::<u64>()
+        - fields.get(3).copied().unwrap_or(0)
+        - fields.get(4).copied().unwrap_or(0);
+    (busy, fields.get(6).copied().unwrap_or(0))
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// One measurement: sent and dropped per second, CPUs busy (of all), and
+/// CPU ns per sent packet (whole machine: sender and dropper).
+#[derive(Clone, Copy)]
+struct Sample {
+    sent_pps: f64,
+    dropped_pps: f64,
+    cpus_busy: f64,
+    softirq: f64,
+    ns_per_packet: f64,
+}
+
+fn measure(d: Dropper, secs: f64) -> Sample {
+    let setup = Setup::new(d);
+    let (_, cl) = setup.namespaces();
+    let [a, b, c, e] = FLOODER;
+    let flood = Flood::start(
+        cl,
+        SocketAddrV4::new([a, b, c, e].into(), 0),
+        SocketAddrV4::new([10, SUBNET, 0, 1].into(), 9),
+        PAYLOAD,
+        Duration::from_secs_f64(secs + 5.0),
+    )
+    .expect("flood");
+    std::thread::sleep(Duration::from_millis(500));
+    let (s0, d0, c0, t0) = (flood.sent(), setup.dropped(d), cpu_ticks(), Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (s1, d1, c1, t1) = (flood.sent(), setup.dropped(d), cpu_ticks(), Instant::now());
+    flood.stop().expect("flood");
+    let wall = (t1 - t0).as_secs_f64();
+    let hz = ticks_per_second();
+    let busy = (c1.0 - c0.0) as f64 / hz;
+    let sent = (s1 - s0) as f64;
+    Sample {
+        sent_pps: sent / wall,
+        dropped_pps: (d1 - d0) as f64 / wall,
+        cpus_busy: busy / wall,
+        softirq: (c1.1 - c0.1) as f64 / hz / wall,
+        ns_per_packet: busy * 1e9 / sent.max(1.0),
+    }
+}
+
+/// Per dropper: (name, median ns per packet, median dropped pps).
+pub type FloodResult = Vec<(&'static str, f64, f64)>;
+
+pub fn flood_table(quick: bool) -> FloodResult {
+    let (rounds, secs) = if quick { (1, 0.5) } else { (3, 4.0) };
+    println!("### Drop throughput: one user floods the gateway over veth\n");
+    println!(
+        "_A `sendmmsg` generator (one thread, 64 datagrams per call, 60-byte frames) in the client namespace floods \
+         `gw0`; every dropper knows {OTHERS} other users/addresses. Sent: datagrams the sender's kernel accepted; \
+         dropped: the dropper's own counter; CPU: all {} CPUs from /proc/stat, sender included (it is the same in \
+         every row). {secs} s windows after 0.5 s of warm-up, median of {rounds} interleaved rounds._\n",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!(
+        "| dropper | sent (kpps) | dropped (kpps) | CPUs busy | of which softirq | CPU per packet (ns) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); DROPPERS.len()];
+    for _ in 0..rounds {
+        for (i, (_, d)) in DROPPERS.iter().enumerate() {
+            samples[i].push(measure(*d, secs));
+        }
+    }
+    let mut result = Vec::new();
+    for ((name, _), s) in DROPPERS.iter().zip(samples) {
+        let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+        let (sent, dropped, busy, soft, per) = (
+            m(|s| s.sent_pps),
+            m(|s| s.dropped_pps),
+            m(|s| s.cpus_busy),
+            m(|s| s.softirq),
+            m(|s| s.ns_per_packet),
+        );
+        println!(
+            "| {name} | {:.0} | {:.0} | {busy:.2} | {soft:.2} | {per:.0} |",
+            sent / 1e3,
+            dropped / 1e3
+        );
+        result.push((*name, per, dropped));
+    }
+    println!();
+    result
+}
