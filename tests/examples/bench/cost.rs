@@ -8,11 +8,15 @@ use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp};
 use policy_common::{ClassRule, USER_UNIDENTIFIED, field, v4_mapped};
 use policyd::{
     dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM},
-    policy::{CompiledPolicy, CompiledUser},
+    policy::{self, CompiledPolicy, CompiledUser},
 };
 use policyd_tests::packet::*;
 
-use crate::{Settings, median, memory::maps_memlock, xdp_filter};
+use crate::{
+    Settings, median,
+    memory::{self, maps_memlock},
+    xdp_filter,
+};
 
 /// A policy with `users` users at 10.x.y.z, `cidrs` remote CIDRs in one set
 /// used by a deny class, and a handful of port classes.
@@ -67,9 +71,32 @@ pub fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
             ..ClassRule::default()
         },
     ];
+    // What the policy language sets by default (enforce mode, one event
+    // per user and kind per interval), and user 2 denied, taken from a
+    // compiled policy so it is what policyd would write.
+    let reference = reference_policy();
+    p.config.mode = reference.config.mode;
+    p.config.malformed_drop = reference.config.malformed_drop;
+    p.config.event_interval_ns = reference.config.event_interval_ns;
+    if users >= 2 {
+        p.actions = reference
+            .actions
+            .into_iter()
+            .filter(|(k, _)| k.subject == 2)
+            .collect();
+    }
     p.config.rule_count = 3;
     p.config.present = p.present();
     p
+}
+
+/// Two users, the second denied, with every other setting at its default.
+fn reference_policy() -> CompiledPolicy {
+    let src = "[[user]]\nname = \"u1\"\nips = [\"10.0.0.1\"]\n\
+               [[user]]\nname = \"u2\"\nips = [\"10.0.0.2\"]\naction = \"deny\"\n";
+    CompiledPolicy::compile(
+        &policy::parse(std::path::Path::new("bench.toml"), src).expect("bench policy"),
+    )
 }
 
 /// User `i`'s address: 10.0.0.1 is user 1.
@@ -105,6 +132,13 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
                     6,
                     &tcp(40000, 443, 0x10, &[0; 64]),
                 ),
+            ),
+        ),
+        (
+            "IPv4 UDP, denied user",
+            eth(
+                ETH_P_IP,
+                &ipv4(user_addr(2), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
             ),
         ),
         (
@@ -198,7 +232,7 @@ pub fn cost_table(s: &Settings) -> Vec<CostRow> {
     println!("### Per-packet cost, XDP and TC egress ({USERS} users, 1000 CIDRs in a set)\n");
     println!(
         "_xdp-filter: `xdpfilt_alw_all` from xdp-tools (default policy allow, i.e. a deny list; all features), {} source addresses and 12 TCP ports denied; \
-         no packet's source is denied, so both look up every header; the 802.1Q packet goes to TCP port 6005, which xdp-filter denies and policyd classes as bulk (passed)._\n",
+         the user behind 10.0.0.1 is allowed and not in xdp-filter's list, so both look up every header; the one behind 10.0.0.2 is denied by both; the 802.1Q packet goes to TCP port 6005, which xdp-filter denies and policyd classes as bulk (passed)._\n",
         denied.len()
     );
     println!(
@@ -300,4 +334,35 @@ pub fn scale_table(
     }
     println!();
     rows
+}
+
+/// Which maps the memory goes to, at the default capacities (a policy of
+/// one user): what `--max-*` options trade.
+pub fn memory_table() {
+    let _dp = load(&policy(1, 1));
+    let mut maps = memory::maps();
+    maps.sort_by_key(|m| std::cmp::Reverse(m.memlock));
+    let total: u64 = maps.iter().map(|m| m.memlock).sum();
+    println!("### Memory of the maps at default capacities\n");
+    println!(
+        "_One loaded copy of policyd's maps with a one-user policy, from `/proc/self/fdinfo` (`memlock`); maps under 1 MiB are summed in the last row. Policy tables grow to fit the policy (see the scale tables); traffic tables (`FLOWS`, `COUNTERS`, `BUCKETS`) have the sizes `policyd run --max-flows`, `--max-counters` and `--max-buckets` set; the others have fixed minimum sizes so reloads rarely outgrow them._\n"
+    );
+    println!("| map | capacity (entries) | memory (MiB) |");
+    println!("|---|---:|---:|");
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let (big, small): (Vec<_>, Vec<_>) = maps.iter().partition(|m| m.memlock >= 1 << 20);
+    for m in big {
+        println!(
+            "| `{}` | {} | {:.1} |",
+            m.name,
+            m.max_entries,
+            mib(m.memlock)
+        );
+    }
+    println!(
+        "| {} smaller maps | | {:.1} |",
+        small.len(),
+        mib(small.iter().map(|m| m.memlock).sum())
+    );
+    println!("| **total** | | **{:.1}** |\n", mib(total));
 }

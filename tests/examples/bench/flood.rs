@@ -12,7 +12,10 @@ use policyd_tests::{
     topology::{Flood, Net, Topology},
 };
 
-use crate::{median, nft, policyd_bin};
+use crate::{
+    median, nft, policyd_bin,
+    xdp_filter::{self, XdpFilter},
+};
 
 const SUBNET: u8 = 232;
 const FLOODER: [u8; 4] = [10, SUBNET, 0, 2];
@@ -31,6 +34,8 @@ enum Dropper {
     None,
     PolicydDeny,
     PolicydLimit,
+    /// xdp-filter at XDP (native): the same addresses denied.
+    XdpFilter,
     /// nftables at netdev ingress: `ip saddr @denied drop`.
     NftSet,
     /// nftables at netdev ingress: a meter (dynamic set) limiting each
@@ -38,13 +43,14 @@ enum Dropper {
     NftMeter,
 }
 
-const DROPPERS: [(&str, Dropper); 5] = [
+const DROPPERS: [(&str, Dropper); 6] = [
     ("none (UDP, port closed)", Dropper::None),
     ("policyd XDP, user denied", Dropper::PolicydDeny),
     (
         "policyd XDP, user limited to 1000 pkt/s",
         Dropper::PolicydLimit,
     ),
+    ("xdp-filter XDP, address denied", Dropper::XdpFilter),
     ("nftables ingress, address set, drop", Dropper::NftSet),
     (
         "nftables ingress meter, 1000 pkt/s per source",
@@ -60,6 +66,8 @@ fn other(i: u32) -> String {
 enum Setup {
     Policyd(Topology),
     Plain(Net),
+    /// The namespaces go first, detaching the program with their device.
+    XdpFilter(Net, XdpFilter),
 }
 
 impl Setup {
@@ -70,6 +78,34 @@ impl Setup {
         let action = match d {
             Dropper::PolicydDeny => "deny".to_owned(),
             Dropper::PolicydLimit => format!("limit {LIMIT_PPS}pps"),
+            Dropper::XdpFilter => {
+                let mut denied: Vec<[u8; 4]> = (1..=OTHERS)
+                    .map(|i| {
+                        let [_, _, b, c] = (i + 256).to_be_bytes();
+                        [10, SUBNET + 1, b, c]
+                    })
+                    .collect();
+                denied.push(FLOODER);
+                let path =
+                    xdp_filter::object().expect("xdp-filter's object (apt-get install xdp-tools)");
+                let mut filter = XdpFilter::load(&path, &denied).expect("xdp-filter");
+                let pinned = filter.pin_program().expect("pin");
+                // `ip -n` enters a mount namespace without bpffs; nsenter
+                // (network only) keeps the pin visible.
+                let out = net
+                    .gw
+                    .command("ip")
+                    .args(["link", "set", "dev", "gw0", "xdpdrv", "pinned"])
+                    .arg(&pinned)
+                    .output()
+                    .expect("ip");
+                assert!(
+                    out.status.success(),
+                    "attaching xdp-filter: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                return Setup::XdpFilter(net, filter);
+            }
             Dropper::None | Dropper::NftSet | Dropper::NftMeter => {
                 let rules = match d {
                     Dropper::NftSet => {
@@ -108,7 +144,7 @@ impl Setup {
     fn namespaces(&self) -> (&NetNs, &NetNs) {
         match self {
             Setup::Policyd(t) => (&t.gw, &t.cl),
-            Setup::Plain(n) => (&n.gw, &n.cl),
+            Setup::Plain(n) | Setup::XdpFilter(n, _) => (&n.gw, &n.cl),
         }
     }
 
@@ -128,6 +164,7 @@ impl Setup {
                     &[("user", "mallory"), ("verdict", verdict)],
                 )
             }
+            (Setup::XdpFilter(_, f), _) => f.dropped(),
             (Setup::Plain(n), Dropper::None) => udp_no_ports(&n.gw),
             (Setup::Plain(n), _) => nft::counter_packets(&n.gw),
         }

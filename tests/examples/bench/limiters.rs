@@ -146,13 +146,15 @@ pub fn configure(l: Limiter, net: &Net, users: &[String], rate: u64) {
 }
 
 /// HTB with one class per user (rate = ceil = `rate`), filtered on the
-/// source address; the rest (ARP, say) is unclassified and passes.
+/// source address (u32: this kernel has no flower); the rest (ARP, say) is
+/// unclassified and passes. An explicit quantum: the default (rate / r2q)
+/// is out of range above ~20 Mbit/s and tc warns.
 fn htb_script(users: &[String], rate: u64, burst: u64) -> String {
     let mut s = String::from("qdisc replace dev cl0 root handle 1: htb default 0\n");
     for (i, a) in users.iter().enumerate() {
         let id = i + 1;
         s.push_str(&format!(
-            "class add dev cl0 parent 1: classid 1:{id:x} htb rate {rate}bit ceil {rate}bit burst {burst} cburst {burst}\n\
+            "class add dev cl0 parent 1: classid 1:{id:x} htb rate {rate}bit ceil {rate}bit burst {burst} cburst {burst} quantum 60000\n\
              filter add dev cl0 parent 1: protocol ip prio 1 u32 match ip src {a}/32 flowid 1:{id:x}\n"
         ));
     }

@@ -265,6 +265,7 @@ fn main() {
         } else {
             &[1, 1_000, 100_000, 1_000_000]
         };
+        cost::memory_table();
         r.users = cost::scale_table(&s, "users (exact addresses)", sizes, |n| cost::policy(n, 1));
         let sizes: &[u32] = if quick {
             &[1, 1_000]

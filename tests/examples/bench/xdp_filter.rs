@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
     programs::Xdp,
     util::nr_cpus,
 };
@@ -109,6 +109,34 @@ impl XdpFilter {
                 .map_err(|e| format!("filter_ports: {e}"))?;
         }
         Ok(Self { ebpf, _pins: pins })
+    }
+
+    /// Pins the program, for `ip link set ... xdpdrv pinned PATH`.
+    pub fn pin_program(&mut self) -> Result<PathBuf, String> {
+        let path = self._pins.0.join("prog");
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| p.try_into().ok())
+            .ok_or("no program")?;
+        prog.pin(&path)
+            .map_err(|e| format!("pinning {PROGRAM}: {e}"))?;
+        Ok(path)
+    }
+
+    /// Packets the program has dropped, from its own statistics
+    /// (`xdp_stats_map`: per action, `{rx_packets, rx_bytes}` per CPU).
+    pub fn dropped(&self) -> u64 {
+        const XDP_DROP: u32 = 1;
+        let Some(map) = self.ebpf.map("xdp_stats_map") else {
+            return 0;
+        };
+        let Ok(stats) = PerCpuArray::<&MapData, [u64; 2]>::try_from(map) else {
+            return 0;
+        };
+        stats
+            .get(&XDP_DROP, 0)
+            .map_or(0, |per_cpu| per_cpu.iter().map(|r| r[0]).sum())
     }
 
     pub fn program(&self) -> &Xdp {

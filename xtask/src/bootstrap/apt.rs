@@ -9,13 +9,15 @@ use crate::{cmd, privileges};
 
 /// Each package with what the project uses it for.
 const PACKAGES: &[(&str, &str)] = &[
-    ("iproute2", "`ip netns`/veth for the test hosts"),
+    (
+        "iproute2",
+        "`ip netns`/veth for the test hosts, HTB/TBF baselines in benchmarks",
+    ),
     ("iperf3", "traffic for the lab and benchmarks"),
-    ("nftables", "the nftables baseline in benchmarks"),
-    ("iptables", "the iptables baseline in benchmarks"),
+    ("nftables", "the nftables baselines in benchmarks"),
+    ("iptables", "the iptables hashlimit baseline in benchmarks"),
     ("bpftool", "inspecting loaded programs and maps"),
-    ("xdp-tools", "xdp-loader/xdpdump when debugging attachment"),
-    ("netsniff-ng", "trafgen, the packet generator in benchmarks"),
+    ("xdp-tools", "xdp-filter, the XDP baseline in benchmarks"),
     ("tcpdump", "capturing test traffic"),
 ];
 
