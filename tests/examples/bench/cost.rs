@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// A policy with `users` users at 10.x.y.z, `cidrs` remote CIDRs in one set
-/// used by a deny class, and a handful of port classes.
+/// that a class matches, and a handful of port classes.
 pub fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
     let mut p = CompiledPolicy {
         classes: vec![
@@ -44,8 +44,7 @@ pub fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
         p.exact.push((v4_mapped(user_addr(i)), i));
     }
     for i in 0..cidrs {
-        let [_, a, b, _] = i.to_be_bytes();
-        p.set_cidrs.push((96 + 24, v4_mapped([100, a, b, 0]), 1));
+        p.set_cidrs.push((96 + 24, v4_mapped(cidr(i)), 1));
     }
     p.class_rules = vec![
         ClassRule {
@@ -146,7 +145,7 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
             vlan_tagged(
                 &eth(
                     ETH_P_IP,
-                    &ipv4(user, [100, 0, 0, 9], 6, &tcp(40000, 6005, 0x10, &[0; 64])),
+                    &ipv4(user, [192, 0, 2, 1], 6, &tcp(40000, 6005, 0x10, &[0; 64])),
                 ),
                 &[ETH_P_8021Q],
             ),
@@ -296,18 +295,40 @@ pub struct ScaleRow {
     pub memlock: u64,
 }
 
+/// The `i`th CIDR of the set: consecutive /24s from 64.0.0.0 (100 000 of
+/// them end in 65.134.159.0/24).
+fn cidr(i: u32) -> [u8; 4] {
+    (0x4000_0000 + (i << 8)).to_be_bytes()
+}
+
+/// An address in the last CIDR of a set of `n`: the lookup walks the trie
+/// down to a leaf (a destination outside every prefix stops near the root).
+pub fn in_last_cidr(n: u32) -> [u8; 4] {
+    let [a, b, c, _] = cidr(n.saturating_sub(1));
+    [a, b, c, 9]
+}
+
+/// `dst` gives, for a size, where the packet (IPv4 UDP from user 1) goes.
 pub fn scale_table(
     s: &Settings,
     what: &str,
     sizes: &[u32],
     make: impl Fn(u32) -> CompiledPolicy,
+    dst: impl Fn(u32) -> [u8; 4],
 ) -> Vec<ScaleRow> {
     println!("### Scale: {what}\n");
+    let [a, b, c, d] = dst(sizes.last().copied().unwrap_or(1));
+    println!(
+        "_An IPv4 UDP packet from user 1 (of 1 000 users in the CIDR table) to {a}.{b}.{c}.{d} for the largest size; memory: every map, from `/proc/self/fdinfo`._\n"
+    );
     println!("| {what} | empty XDP (ns) | policyd XDP (ns) | ratio | maps' memory (MiB) |");
     println!("|---:|---:|---:|---:|---:|");
-    let frame = &packets()[0].1;
     let mut rows = Vec::new();
     for &n in sizes {
+        let frame = &eth(
+            ETH_P_IP,
+            &ipv4(user_addr(1), dst(n), 17, &udp(40000, 443, &[0; 64])),
+        );
         let mut dp = load(&make(n));
         // Read before anything else is loaded: this process then holds
         // only this dataplane's maps.

@@ -58,9 +58,14 @@ const DROPPERS: [(&str, Dropper); 6] = [
     ),
 ];
 
-fn other(i: u32) -> String {
+/// The `i`th other user's address, in a subnet of its own.
+fn other(i: u32) -> [u8; 4] {
     let [_, _, b, c] = (i + 256).to_be_bytes();
-    format!("10.{}.{b}.{c}", SUBNET + 1)
+    [10, SUBNET + 1, b, c]
+}
+
+fn dotted([a, b, c, d]: [u8; 4]) -> String {
+    format!("{a}.{b}.{c}.{d}")
 }
 
 enum Setup {
@@ -72,19 +77,13 @@ enum Setup {
 
 impl Setup {
     fn new(d: Dropper) -> Self {
-        let [a, b, c, e] = FLOODER;
-        let flooder = format!("{a}.{b}.{c}.{e}");
+        let flooder = dotted(FLOODER);
         let net = Net::new("flood", SUBNET, &[], &[&format!("{flooder}/24")]).expect("namespaces");
         let action = match d {
             Dropper::PolicydDeny => "deny".to_owned(),
             Dropper::PolicydLimit => format!("limit {LIMIT_PPS}pps"),
             Dropper::XdpFilter => {
-                let mut denied: Vec<[u8; 4]> = (1..=OTHERS)
-                    .map(|i| {
-                        let [_, _, b, c] = (i + 256).to_be_bytes();
-                        [10, SUBNET + 1, b, c]
-                    })
-                    .collect();
+                let mut denied: Vec<[u8; 4]> = (1..=OTHERS).map(other).collect();
                 denied.push(FLOODER);
                 let path =
                     xdp_filter::object().expect("xdp-filter's object (apt-get install xdp-tools)");
@@ -109,7 +108,8 @@ impl Setup {
             Dropper::None | Dropper::NftSet | Dropper::NftMeter => {
                 let rules = match d {
                     Dropper::NftSet => {
-                        let mut elements: Vec<String> = (1..=OTHERS).map(other).collect();
+                        let mut elements: Vec<String> =
+                            (1..=OTHERS).map(|i| dotted(other(i))).collect();
                         elements.push(flooder);
                         format!(
                             "table netdev bench {{\n set denied {{\n  type ipv4_addr\n  elements = {{ {} }}\n }}\n \
@@ -135,7 +135,7 @@ impl Setup {
         for i in 1..=OTHERS {
             policy.push_str(&format!(
                 "[[user]]\nname = \"u{i}\"\nips = [\"{}\"]\n",
-                other(i)
+                dotted(other(i))
             ));
         }
         Setup::Policyd(Topology::start(net, &policyd_bin(), &policy, &[]).expect("policyd"))
@@ -229,10 +229,9 @@ struct Sample {
 fn measure(d: Dropper, secs: f64) -> Sample {
     let setup = Setup::new(d);
     let (_, cl) = setup.namespaces();
-    let [a, b, c, e] = FLOODER;
     let flood = Flood::start(
         cl,
-        SocketAddrV4::new([a, b, c, e].into(), 0),
+        SocketAddrV4::new(FLOODER.into(), 0),
         SocketAddrV4::new([10, SUBNET, 0, 1].into(), 9),
         PAYLOAD,
         Duration::from_secs_f64(secs + 5.0),

@@ -266,13 +266,25 @@ fn main() {
             &[1, 1_000, 100_000, 1_000_000]
         };
         cost::memory_table();
-        r.users = cost::scale_table(&s, "users (exact addresses)", sizes, |n| cost::policy(n, 1));
+        r.users = cost::scale_table(
+            &s,
+            "users (exact addresses)",
+            sizes,
+            |n| cost::policy(n, 1),
+            |_| [192, 0, 2, 1],
+        );
         let sizes: &[u32] = if quick {
             &[1, 1_000]
         } else {
             &[1, 1_000, 100_000]
         };
-        r.cidrs = cost::scale_table(&s, "CIDRs in a set", sizes, |n| cost::policy(1_000, n));
+        r.cidrs = cost::scale_table(
+            &s,
+            "CIDRs in a set",
+            sizes,
+            |n| cost::policy(1_000, n),
+            cost::in_last_cidr,
+        );
     }
     if part("control") {
         control::reload_table(quick);
