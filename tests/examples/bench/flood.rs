@@ -44,18 +44,12 @@ enum Dropper {
 }
 
 const DROPPERS: [(&str, Dropper); 6] = [
-    ("none (UDP, port closed)", Dropper::None),
-    ("policyd XDP, user denied", Dropper::PolicydDeny),
-    (
-        "policyd XDP, user limited to 1000 pkt/s",
-        Dropper::PolicydLimit,
-    ),
-    ("xdp-filter XDP, address denied", Dropper::XdpFilter),
-    ("nftables ingress, address set, drop", Dropper::NftSet),
-    (
-        "nftables ingress meter, 1000 pkt/s per source",
-        Dropper::NftMeter,
-    ),
+    ("none (port closed)", Dropper::None),
+    ("policyd deny", Dropper::PolicydDeny),
+    ("policyd limit 1000 pps", Dropper::PolicydLimit),
+    ("xdp-filter deny", Dropper::XdpFilter),
+    ("nftables set drop", Dropper::NftSet),
+    ("nftables meter 1000 pps", Dropper::NftMeter),
 ];
 
 /// The `i`th other user's address, in a subnet of its own.
@@ -263,7 +257,10 @@ pub fn flood_table(quick: bool) -> FloodResult {
     println!("### Drop throughput: one user floods the gateway over veth\n");
     println!(
         "_A `sendmmsg` generator (one thread, 64 datagrams per call, 60-byte frames) in the client namespace floods \
-         `gw0`; every dropper knows {OTHERS} other users/addresses. Sent: datagrams the sender's kernel accepted; \
+         `gw0`; every dropper knows {OTHERS} other users/addresses. policyd and xdp-filter run at XDP (native) on \
+         `gw0`, nftables at its netdev ingress hook (`ip saddr @denied drop`; the meter: \
+         `update @sources {{ ip saddr limit rate over {LIMIT_PPS}/second }} drop`); none: no filter, the \
+         gateway's UDP layer drops the datagrams (port closed). Sent: datagrams the sender's kernel accepted; \
          dropped: the dropper's own counter; CPU: all {} CPUs from /proc/stat, sender included (it is the same in \
          every row). {secs} s windows after 0.5 s of warm-up, median of {rounds} interleaved rounds._\n",
         std::thread::available_parallelism().map_or(0, usize::from)

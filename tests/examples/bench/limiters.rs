@@ -31,19 +31,19 @@ pub enum Limiter {
 }
 
 pub const RATE_LIMITERS: [(&str, Limiter); 5] = [
-    ("policyd (XDP policer)", Limiter::Policyd),
-    ("nftables limit (ingress policer)", Limiter::NftLimit),
-    ("iptables hashlimit (per source)", Limiter::Hashlimit),
-    ("HTB (sender shaper)", Limiter::Htb),
-    ("TBF (sender shaper)", Limiter::Tbf),
+    ("policyd (XDP)", Limiter::Policyd),
+    ("nftables limit", Limiter::NftLimit),
+    ("iptables hashlimit", Limiter::Hashlimit),
+    ("HTB (sender)", Limiter::Htb),
+    ("TBF (sender)", Limiter::Tbf),
 ];
 
 /// Per-user limiters only.
 pub const FAIR_LIMITERS: [(&str, Limiter); 4] = [
-    ("policyd (XDP policer)", Limiter::Policyd),
-    ("nftables limit (ingress policer)", Limiter::NftLimit),
-    ("iptables hashlimit (per source)", Limiter::Hashlimit),
-    ("HTB (sender shaper)", Limiter::Htb),
+    ("policyd (XDP)", Limiter::Policyd),
+    ("nftables limit", Limiter::NftLimit),
+    ("iptables hashlimit", Limiter::Hashlimit),
+    ("HTB (sender)", Limiter::Htb),
 ];
 
 pub const WHERE: &str = "policyd, nftables and hashlimit police the gateway's `gw0`; HTB and TBF shape the \
