@@ -9,8 +9,8 @@ use policyd_tests::{
 };
 
 use crate::{
-    cost::{load, policy},
     median, policyd_bin,
+    workload::{load, policy},
 };
 
 /// Time to apply a policy of `users` users (exact addresses) as a reload:

@@ -9,11 +9,12 @@ use std::{
 
 use policyd_tests::{
     NetNs, metric_sum,
-    topology::{Flood, Net, Topology},
+    topology::{Flood, Net},
 };
 
 use crate::{
-    median, nft, policyd_bin,
+    gateway::Gateway,
+    median, nft,
     xdp_filter::{self, XdpFilter},
 };
 
@@ -62,90 +63,63 @@ fn dotted([a, b, c, d]: [u8; 4]) -> String {
     format!("{a}.{b}.{c}.{d}")
 }
 
-enum Setup {
-    Policyd(Topology),
-    Plain(Net),
-    /// The namespaces go first, detaching the program with their device.
-    XdpFilter(Net, XdpFilter),
+/// A gateway with one dropper in place.
+struct Setup {
+    gateway: Gateway,
+    /// xdp-filter, when it is the dropper; dropped after the namespaces,
+    /// whose device going away detaches it.
+    filter: Option<XdpFilter>,
 }
 
 impl Setup {
     fn new(d: Dropper) -> Self {
-        let flooder = dotted(FLOODER);
-        let net = Net::new("flood", SUBNET, &[], &[&format!("{flooder}/24")]).expect("namespaces");
-        let action = match d {
-            Dropper::PolicydDeny => "deny".to_owned(),
-            Dropper::PolicydLimit => format!("limit {LIMIT_PPS}pps"),
-            Dropper::XdpFilter => {
-                let mut denied: Vec<[u8; 4]> = (1..=OTHERS).map(other).collect();
-                denied.push(FLOODER);
-                let path =
-                    xdp_filter::object().expect("xdp-filter's object (apt-get install xdp-tools)");
-                let mut filter = XdpFilter::load(&path, &denied).expect("xdp-filter");
-                let pinned = filter.pin_program().expect("pin");
-                // `ip -n` enters a mount namespace without bpffs; nsenter
-                // (network only) keeps the pin visible.
-                let out = net
-                    .gw
-                    .command("ip")
-                    .args(["link", "set", "dev", "gw0", "xdpdrv", "pinned"])
-                    .arg(&pinned)
-                    .output()
-                    .expect("ip");
-                assert!(
-                    out.status.success(),
-                    "attaching xdp-filter: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                return Setup::XdpFilter(net, filter);
+        let flooder = format!("{}/24", dotted(FLOODER));
+        let net = Net::new("flood", SUBNET, &[], &[&flooder]).expect("namespaces");
+        let mut filter = None;
+        let gateway = match d {
+            Dropper::PolicydDeny => Gateway::policyd(net, &flood_policy("deny")),
+            Dropper::PolicydLimit => {
+                Gateway::policyd(net, &flood_policy(&format!("limit {LIMIT_PPS}pps")))
             }
-            Dropper::None | Dropper::NftSet | Dropper::NftMeter => {
-                let rules = match d {
-                    Dropper::NftSet => {
-                        let mut elements: Vec<String> =
-                            (1..=OTHERS).map(|i| dotted(other(i))).collect();
-                        elements.push(flooder);
-                        format!(
-                            "table netdev bench {{\n set denied {{\n  type ipv4_addr\n  elements = {{ {} }}\n }}\n \
-                             chain in {{\n  type filter hook ingress device gw0 priority 0\n  ip saddr @denied counter drop\n }}\n}}\n",
-                            elements.join(", ")
-                        )
-                    }
-                    Dropper::NftMeter => format!(
+            Dropper::XdpFilter => {
+                filter = Some(attach_xdp_filter(&net.gw));
+                Gateway::Plain(net)
+            }
+            Dropper::NftSet => {
+                let elements: Vec<String> = denied().into_iter().map(dotted).collect();
+                nft::apply(
+                    &net.gw,
+                    &format!(
+                        "table netdev bench {{\n set denied {{\n  type ipv4_addr\n  elements = {{ {} }}\n }}\n \
+                         chain in {{\n  type filter hook ingress device gw0 priority 0\n  ip saddr @denied counter drop\n }}\n}}\n",
+                        elements.join(", ")
+                    ),
+                );
+                Gateway::Plain(net)
+            }
+            Dropper::NftMeter => {
+                nft::apply(
+                    &net.gw,
+                    &format!(
                         "table netdev bench {{\n set sources {{\n  type ipv4_addr\n  size 65535\n  flags dynamic,timeout\n  timeout 60s\n }}\n \
                          chain in {{\n  type filter hook ingress device gw0 priority 0\n  \
                          ip saddr 10.0.0.0/8 update @sources {{ ip saddr limit rate over {LIMIT_PPS}/second burst {LIMIT_PPS} packets }} counter drop\n }}\n}}\n"
                     ),
-                    _ => String::new(),
-                };
-                if !rules.is_empty() {
-                    nft::apply(&net.gw, &rules);
-                }
-                return Setup::Plain(net);
+                );
+                Gateway::Plain(net)
             }
+            Dropper::None => Gateway::Plain(net),
         };
-        let mut policy =
-            format!("[[user]]\nname = \"mallory\"\nips = [\"{flooder}\"]\naction = \"{action}\"\n");
-        for i in 1..=OTHERS {
-            policy.push_str(&format!(
-                "[[user]]\nname = \"u{i}\"\nips = [\"{}\"]\n",
-                dotted(other(i))
-            ));
-        }
-        Setup::Policyd(Topology::start(net, &policyd_bin(), &policy, &[]).expect("policyd"))
-    }
-
-    fn namespaces(&self) -> (&NetNs, &NetNs) {
-        match self {
-            Setup::Policyd(t) => (&t.gw, &t.cl),
-            Setup::Plain(n) | Setup::XdpFilter(n, _) => (&n.gw, &n.cl),
-        }
+        Self { gateway, filter }
     }
 
     /// Packets the dropper has dropped so far.
     fn dropped(&self, d: Dropper) -> u64 {
-        match (self, d) {
-            (Setup::Policyd(t), _) => {
+        if let Some(f) = &self.filter {
+            return f.dropped();
+        }
+        match (self.gateway.policyd_topology(), d) {
+            (Some(t), _) => {
                 let body = t.metrics().expect("scrape");
                 let verdict = if d == Dropper::PolicydDeny {
                     "deny"
@@ -158,11 +132,53 @@ impl Setup {
                     &[("user", "mallory"), ("verdict", verdict)],
                 )
             }
-            (Setup::XdpFilter(_, f), _) => f.dropped(),
-            (Setup::Plain(n), Dropper::None) => udp_no_ports(&n.gw),
-            (Setup::Plain(n), _) => nft::counter_packets(&n.gw),
+            (None, Dropper::None) => udp_no_ports(self.gateway.gw()),
+            (None, _) => nft::counter_packets(self.gateway.gw()),
         }
     }
+}
+
+/// Every address the droppers deny: the flooder and the others.
+fn denied() -> Vec<[u8; 4]> {
+    std::iter::once(FLOODER)
+        .chain((1..=OTHERS).map(other))
+        .collect()
+}
+
+/// policyd's policy: the flooder (`mallory`) with `action`, and the others.
+fn flood_policy(action: &str) -> String {
+    let mut policy = format!(
+        "[[user]]\nname = \"mallory\"\nips = [\"{}\"]\naction = \"{action}\"\n",
+        dotted(FLOODER)
+    );
+    for i in 1..=OTHERS {
+        policy.push_str(&format!(
+            "[[user]]\nname = \"u{i}\"\nips = [\"{}\"]\n",
+            dotted(other(i))
+        ));
+    }
+    policy
+}
+
+/// xdp-filter denying the same addresses, attached natively to `gw0`.
+fn attach_xdp_filter(gw: &NetNs) -> XdpFilter {
+    let path = xdp_filter::object().expect("xdp-filter's object (apt-get install xdp-tools)");
+    let mut filter = XdpFilter::load(&path, &denied()).expect("xdp-filter");
+    let pinned = filter.pin_program().expect("pin");
+    // `ip -n` enters a mount namespace without bpffs; nsenter (network
+    // only) keeps the pin visible.
+    let out = gw
+        .command("ip")
+        .args(["link", "set", "dev", "gw0", "xdpdrv", "pinned"])
+        .arg(&pinned)
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "attaching xdp-filter: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    filter
 }
 
 /// `Udp: NoPorts` of the namespace: datagrams to a closed port.
@@ -222,7 +238,7 @@ struct Sample {
 
 fn measure(d: Dropper, secs: f64) -> Sample {
     let setup = Setup::new(d);
-    let (_, cl) = setup.namespaces();
+    let cl = setup.gateway.cl();
     let flood = Flood::start(
         cl,
         SocketAddrV4::new(FLOODER.into(), 0),

@@ -8,15 +8,18 @@
 
 mod control;
 mod cost;
+mod figures;
 mod flood;
+mod gateway;
 mod limiters;
 mod memory;
 mod nft;
 mod plot;
 mod rate;
+mod workload;
 mod xdp_filter;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub struct Settings {
     /// `BPF_PROG_TEST_RUN` repeats per measurement.
@@ -44,184 +47,6 @@ pub fn policyd_bin() -> PathBuf {
         },
         PathBuf::from,
     )
-}
-
-fn plot_or_warn(what: &str, r: std::io::Result<()>) {
-    if let Err(e) = r {
-        eprintln!("plot {what}: {e}");
-    }
-}
-
-/// Everything measured, for the plots.
-#[derive(Default)]
-struct Results {
-    cost: Vec<cost::CostRow>,
-    users: Vec<cost::ScaleRow>,
-    cidrs: Vec<cost::ScaleRow>,
-    flood: flood::FloodResult,
-    rate: Vec<rate::RateRow>,
-    fair: Vec<rate::FairRow>,
-}
-
-fn plots(dir: &Path, r: &Results) {
-    if !r.cost.is_empty() {
-        let categories: Vec<String> = r.cost.iter().map(|c| c.packet.to_owned()).collect();
-        let col = |f: fn(&cost::CostRow) -> f64| r.cost.iter().map(f).collect::<Vec<f64>>();
-        let series = vec![
-            ("empty XDP".to_owned(), col(|c| c.floor)),
-            ("policyd XDP".to_owned(), col(|c| c.policyd)),
-            (
-                "xdp-filter".to_owned(),
-                col(|c| c.xdp_filter.unwrap_or(f64::NAN)),
-            ),
-            ("empty TC".to_owned(), col(|c| c.tc_floor)),
-            ("policyd TC egress".to_owned(), col(|c| c.tc)),
-        ];
-        plot_or_warn(
-            "cost",
-            plot::bars(
-                &dir.join("cost.svg"),
-                "Per-packet cost (BPF_PROG_TEST_RUN, 10 000 users, 1 000 CIDRs)",
-                "ns per packet",
-                &categories,
-                &series,
-            ),
-        );
-    }
-    if !r.users.is_empty() || !r.cidrs.is_empty() {
-        let pts = |rows: &[cost::ScaleRow], f: fn(&cost::ScaleRow) -> f64| {
-            rows.iter()
-                .map(|row| (f64::from(row.n), f(row)))
-                .collect::<Vec<_>>()
-        };
-        plot_or_warn(
-            "scale",
-            plot::lines(
-                &dir.join("scale.svg"),
-                "policyd XDP cost against table size",
-                "entries (log scale)",
-                "ns per packet",
-                true,
-                &[
-                    (
-                        "users (exact addresses)".to_owned(),
-                        pts(&r.users, |x| x.policyd),
-                    ),
-                    ("CIDRs in a set".to_owned(), pts(&r.cidrs, |x| x.policyd)),
-                    ("empty XDP".to_owned(), pts(&r.users, |x| x.floor)),
-                ],
-            ),
-        );
-        let mib = |x: &cost::ScaleRow| x.memlock as f64 / (1024.0 * 1024.0);
-        plot_or_warn(
-            "memory",
-            plot::lines(
-                &dir.join("memory.svg"),
-                "Memory of policyd's maps (memlock) against table size",
-                "entries (log scale)",
-                "MiB",
-                true,
-                &[
-                    ("users (exact addresses)".to_owned(), pts(&r.users, mib)),
-                    ("CIDRs in a set".to_owned(), pts(&r.cidrs, mib)),
-                ],
-            ),
-        );
-    }
-    if !r.rate.is_empty() {
-        let mut rates: Vec<u64> = r.rate.iter().map(|x| x.rate).collect();
-        rates.dedup();
-        let categories: Vec<String> = rates
-            .iter()
-            .map(|x| format!("{} Mbit/s", x / 1_000_000))
-            .collect();
-        let mut names: Vec<&str> = Vec::new();
-        for x in &r.rate {
-            if !names.contains(&x.limiter) {
-                names.push(x.limiter);
-            }
-        }
-        for (file, title, f) in [
-            (
-                "rate-tcp.svg",
-                "TCP goodput through a per-user limit",
-                (|x: &rate::RateRow| x.tcp_bps) as fn(&rate::RateRow) -> f64,
-            ),
-            (
-                "rate-udp.svg",
-                "UDP (frames) through a per-user limit",
-                |x: &rate::RateRow| x.udp_frame_bps,
-            ),
-        ] {
-            let series: Vec<(String, Vec<f64>)> = names
-                .iter()
-                .map(|n| {
-                    let v = rates
-                        .iter()
-                        .map(|rate| {
-                            r.rate
-                                .iter()
-                                .find(|x| x.limiter == *n && x.rate == *rate)
-                                .map_or(f64::NAN, |x| 100.0 * f(x) / *rate as f64)
-                        })
-                        .collect();
-                    ((*n).to_owned(), v)
-                })
-                .collect();
-            plot_or_warn(
-                file,
-                plot::bars(
-                    &dir.join(file),
-                    title,
-                    "% of the configured rate",
-                    &categories,
-                    &series,
-                ),
-            );
-        }
-    }
-    if !r.fair.is_empty() {
-        let series: Vec<(String, Vec<(f64, f64)>)> = r
-            .fair
-            .iter()
-            .map(|f| {
-                let pts = f
-                    .per_user
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| ((i + 1) as f64, v / 1e6))
-                    .collect();
-                (f.limiter.to_owned(), pts)
-            })
-            .collect();
-        plot_or_warn(
-            "fairness",
-            plot::lines(
-                &dir.join("fairness.svg"),
-                "Per-user TCP goodput, users at once, each limited to 10 Mbit/s",
-                "user (sorted by goodput)",
-                "Mbit/s",
-                false,
-                &series,
-            ),
-        );
-    }
-    if !r.flood.is_empty() {
-        let categories: Vec<String> = r.flood.iter().map(|f| f.0.to_owned()).collect();
-        plot_or_warn(
-            "drop",
-            plot::bars(
-                &dir.join("drop.svg"),
-                "Dropping a flood over veth: CPU per packet, sender included",
-                "ns of CPU per packet",
-                &categories,
-                &[(
-                    "CPU per packet".to_owned(),
-                    r.flood.iter().map(|f| f.1).collect(),
-                )],
-            ),
-        );
-    }
 }
 
 fn main() {
@@ -255,7 +80,7 @@ fn main() {
         "_`BPF_PROG_TEST_RUN`, repeat {} per measurement, median of {} interleaved rounds._\n",
         s.repeat, s.rounds
     );
-    let mut r = Results::default();
+    let mut r = figures::Results::default();
     if part("cost") {
         r.cost = cost::cost_table(&s);
     }
@@ -270,7 +95,7 @@ fn main() {
             &s,
             "users (exact addresses)",
             sizes,
-            |n| cost::policy(n, 1),
+            |n| workload::policy(n, 1),
             |_| [192, 0, 2, 1],
         );
         let sizes: &[u32] = if quick {
@@ -282,8 +107,8 @@ fn main() {
             &s,
             "CIDRs in a set",
             sizes,
-            |n| cost::policy(1_000, n),
-            cost::in_last_cidr,
+            |n| workload::policy(1_000, n),
+            workload::in_last_cidr,
         );
     }
     if part("control") {
@@ -300,6 +125,6 @@ fn main() {
         r.fair = rate::fairness_table(quick, &limiters::FAIR_LIMITERS);
     }
     if let Some(dir) = plot_dir {
-        plots(&dir, &r);
+        figures::write(&dir, &r);
     }
 }

@@ -9,10 +9,14 @@ use std::{
 
 use policyd_tests::{
     NetNs,
-    topology::{ChildGuard, Net, ScratchDir, Topology},
+    topology::{ChildGuard, Net, ScratchDir},
 };
 
-use crate::{limiters::Limiter, median, policyd_bin};
+use crate::{
+    gateway::Gateway,
+    limiters::{self, Limiter},
+    median,
+};
 
 const SUBNET: u8 = 230;
 pub const GW: &str = "10.230.0.1";
@@ -28,35 +32,16 @@ pub fn user_addr(i: usize) -> String {
 
 /// A fresh pair of namespaces with `users` client addresses and the
 /// limiter configured for each at `rate` bit/s.
-enum Setup {
-    Policyd(Topology),
-    Plain(Net),
-}
-
-impl Setup {
-    fn new(l: Limiter, rate: u64, users: usize) -> Self {
-        let addrs: Vec<String> = (0..users).map(|i| format!("{}/24", user_addr(i))).collect();
-        let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-        let net = Net::new("rate", SUBNET, &[], &addrs).expect("namespaces");
-        let users: Vec<String> = (0..users).map(user_addr).collect();
-        match l {
-            Limiter::Policyd => {
-                let policy = crate::limiters::policyd_policy(&users, rate);
-                Setup::Policyd(Topology::start(net, &policyd_bin(), &policy, &[]).expect("policyd"))
-            }
-            _ => {
-                crate::limiters::configure(l, &net, &users, rate);
-                Setup::Plain(net)
-            }
-        }
+fn setup(l: Limiter, rate: u64, users: usize) -> Gateway {
+    let addrs: Vec<String> = (0..users).map(|i| format!("{}/24", user_addr(i))).collect();
+    let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let net = Net::new("rate", SUBNET, &[], &addrs).expect("namespaces");
+    let users: Vec<String> = (0..users).map(user_addr).collect();
+    if l == Limiter::Policyd {
+        return Gateway::policyd(net, &limiters::policyd_policy(&users, rate));
     }
-
-    fn namespaces(&self) -> (&NetNs, &NetNs) {
-        match self {
-            Setup::Policyd(t) => (&t.gw, &t.cl),
-            Setup::Plain(n) => (&n.gw, &n.cl),
-        }
-    }
+    limiters::configure(l, &net, &users, rate);
+    Gateway::Plain(net)
 }
 
 /// One iperf3 client's result.
@@ -212,7 +197,7 @@ pub fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<Rate
          TCP segment carries 1448 payload bytes in a 1514-byte frame, so TCP goodput tops out at 95.6% of a \
          frame-byte limit (96.5% of an IP-byte one); more means the limiter let more through than its rate. Median \
          of {rounds} rounds, limiters interleaved within each round. {}_\n",
-        crate::limiters::WHERE
+        limiters::WHERE
     );
     println!(
         "| limit | limiter | TCP goodput (Mbit/s) | of the limit | TCP retransmits | UDP received (Mbit/s) | UDP error |"
@@ -225,8 +210,8 @@ pub fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<Rate
             vec![(vec![], vec![], vec![]); limiters.len()];
         for _ in 0..rounds {
             for (i, (_, l)) in limiters.iter().enumerate() {
-                let setup = Setup::new(*l, rate, 1);
-                let (gw, cl) = setup.namespaces();
+                let gateway = setup(*l, rate, 1);
+                let (gw, cl) = (gateway.gw(), gateway.cl());
                 let tcp = iperf(gw, cl, 1, secs, omit, None)[0];
                 let udp = iperf(gw, cl, 1, secs, omit, Some(2 * rate))[0];
                 got[i].0.push(tcp.bps);
@@ -295,8 +280,8 @@ pub fn fairness_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<
     let mut runs: Vec<Vec<Vec<f64>>> = vec![Vec::new(); limiters.len()];
     for _ in 0..rounds {
         for (i, (_, l)) in limiters.iter().enumerate() {
-            let setup = Setup::new(*l, RATE, users);
-            let (gw, cl) = setup.namespaces();
+            let gateway = setup(*l, RATE, users);
+            let (gw, cl) = (gateway.gw(), gateway.cl());
             let mut per_user: Vec<f64> = iperf(gw, cl, users, secs, omit, None)
                 .iter()
                 .map(|f| f.bps)

@@ -1,0 +1,44 @@
+//! The two namespaces every end-to-end comparison runs in: a gateway whose
+//! `gw0` faces a client namespace's `cl0`, with policyd running on `gw0` or
+//! nothing yet (the other limiters are configured on top).
+
+use policyd_tests::{
+    NetNs,
+    topology::{Net, Topology},
+};
+
+use crate::policyd_bin;
+
+pub enum Gateway {
+    Policyd(Topology),
+    Plain(Net),
+}
+
+impl Gateway {
+    /// policyd enforcing `policy` on `gw0`, ready.
+    pub fn policyd(net: Net, policy: &str) -> Self {
+        Gateway::Policyd(Topology::start(net, &policyd_bin(), policy, &[]).expect("policyd"))
+    }
+
+    pub fn gw(&self) -> &NetNs {
+        match self {
+            Gateway::Policyd(t) => &t.gw,
+            Gateway::Plain(n) => &n.gw,
+        }
+    }
+
+    pub fn cl(&self) -> &NetNs {
+        match self {
+            Gateway::Policyd(t) => &t.cl,
+            Gateway::Plain(n) => &n.cl,
+        }
+    }
+
+    /// The running policyd, if this gateway has one.
+    pub fn policyd_topology(&self) -> Option<&Topology> {
+        match self {
+            Gateway::Policyd(t) => Some(t),
+            Gateway::Plain(_) => None,
+        }
+    }
+}
