@@ -236,7 +236,7 @@ struct Sample {
     ns_per_packet: f64,
 }
 
-fn measure(d: Dropper, secs: f64) -> Sample {
+fn measure(d: Dropper, warmup: f64, secs: f64) -> Sample {
     let setup = Setup::new(d);
     let cl = setup.gateway.cl();
     let flood = Flood::start(
@@ -247,7 +247,7 @@ fn measure(d: Dropper, secs: f64) -> Sample {
         Duration::from_secs_f64(secs + 5.0),
     )
     .expect("flood");
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_secs_f64(warmup));
     let (s0, d0, c0, t0) = (flood.sent(), setup.dropped(d), cpu_ticks(), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(secs));
     let (s1, d1, c1, t1) = (flood.sent(), setup.dropped(d), cpu_ticks(), Instant::now());
@@ -269,7 +269,7 @@ fn measure(d: Dropper, secs: f64) -> Sample {
 pub type FloodResult = Vec<(&'static str, f64, f64)>;
 
 pub fn flood_table(quick: bool) -> FloodResult {
-    let (rounds, secs) = if quick { (1, 0.5) } else { (3, 4.0) };
+    let (rounds, warmup, secs) = if quick { (1, 0.2, 0.3) } else { (3, 0.5, 4.0) };
     println!("### Drop throughput: one user floods the gateway over veth\n");
     println!(
         "_A `sendmmsg` generator (one thread, 64 datagrams per call, 60-byte frames) in the client namespace floods \
@@ -278,7 +278,7 @@ pub fn flood_table(quick: bool) -> FloodResult {
          `update @sources {{ ip saddr limit rate over {LIMIT_PPS}/second }} drop`); none: no filter, the \
          gateway's UDP layer drops the datagrams (port closed). Sent: datagrams the sender's kernel accepted; \
          dropped: the dropper's own counter; CPU: all {} CPUs from /proc/stat, sender included (it is the same in \
-         every row). {secs} s windows after 0.5 s of warm-up, median of {rounds} interleaved rounds._\n",
+         every row). {secs} s windows after {warmup} s of warm-up, median of {rounds} interleaved rounds._\n",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
@@ -288,7 +288,7 @@ pub fn flood_table(quick: bool) -> FloodResult {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); DROPPERS.len()];
     for _ in 0..rounds {
         for (i, (_, d)) in DROPPERS.iter().enumerate() {
-            samples[i].push(measure(*d, secs));
+            samples[i].push(measure(*d, warmup, secs));
         }
     }
     let mut result = Vec::new();

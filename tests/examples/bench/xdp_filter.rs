@@ -4,7 +4,10 @@
 //! dispatcher as an freplace extension, which test runs cannot time on
 //! their own; the program and its maps are the same.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -46,7 +49,8 @@ pub fn object() -> Option<PathBuf> {
 /// denied for TCP.
 pub struct XdpFilter {
     ebpf: Ebpf,
-    _pins: PinDir,
+    /// Declared after `ebpf`: the pins go once the maps are closed.
+    pins: PinDir,
 }
 
 /// A directory in bpffs for the maps' pins, removed on drop (the maps live
@@ -63,9 +67,13 @@ impl XdpFilter {
     pub fn load(path: &Path, addrs: &[[u8; 4]]) -> Result<Self, String> {
         // Its maps are declared pinned by name: left to the default, they
         // would land in (and be reused from) /sys/fs/bpf itself.
+        // One directory per instance: aya would otherwise hand a second
+        // instance the first one's maps.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let pins = PinDir(PathBuf::from(format!(
-            "/sys/fs/bpf/policyd-bench-xdp-filter-{}",
-            std::process::id()
+            "/sys/fs/bpf/policyd-bench-xdp-filter-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
         )));
         std::fs::create_dir_all(&pins.0).map_err(|e| format!("{}: {e}", pins.0.display()))?;
         let mut ebpf = EbpfLoader::new()
@@ -108,12 +116,12 @@ impl XdpFilter {
                 )
                 .map_err(|e| format!("filter_ports: {e}"))?;
         }
-        Ok(Self { ebpf, _pins: pins })
+        Ok(Self { ebpf, pins })
     }
 
     /// Pins the program, for `ip link set ... xdpdrv pinned PATH`.
     pub fn pin_program(&mut self) -> Result<PathBuf, String> {
-        let path = self._pins.0.join("prog");
+        let path = self.pins.0.join("prog");
         let prog: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM)
