@@ -137,23 +137,32 @@ fn iperf(
             let text = std::fs::read_to_string(&out).unwrap_or_default();
             let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             let end = &json["end"];
+            // A run that failed (iperf3 -J then reports `error`) must not
+            // pass for a measured zero.
+            let bps = end["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("iperf3 gave no result: {}", json["error"]));
             Flow {
-                bps: end["sum_received"]["bits_per_second"]
-                    .as_f64()
-                    .unwrap_or(0.0),
+                bps,
+                // UDP runs have none.
                 retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
             }
         })
         .collect()
 }
 
-/// Waits (at most 10 s) until `users` iperf3 servers listen on the gateway.
+/// Waits (at most 10 s) until `users` iperf3 servers listen on the gateway
+/// (on their ports only: policyd's metrics port is above them).
 fn wait_listening(gw: &NetNs, users: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let last = PORT as usize + users - 1;
     while Instant::now() < deadline {
         let ss = gw
             .command("ss")
-            .args(["-Hltn", &format!("sport >= :{PORT}")])
+            .args([
+                "-Hltn",
+                &format!("( sport >= :{PORT} and sport <= :{last} )"),
+            ])
             .output()
             .expect("ss");
         if String::from_utf8_lossy(&ss.stdout).lines().count() >= users {
