@@ -5,14 +5,11 @@ use std::{
     io,
     net::{SocketAddrV4, UdpSocket},
     os::fd::AsRawFd as _,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    thread::JoinHandle,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
+use super::sender::Sender;
 use crate::NetNs;
 
 /// Datagrams per `sendmmsg` call: enough to make the syscall's own cost
@@ -22,11 +19,7 @@ const BATCH: usize = 64;
 
 /// A running flood; stopped on [`Flood::stop`] or drop, and after
 /// `max_time` whatever happens.
-pub struct Flood {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    handle: Option<JoinHandle<io::Result<io::Result<u64>>>>,
-}
+pub struct Flood(Sender);
 
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
@@ -46,7 +39,7 @@ fn flood(
     max_time: Duration,
     stop: &AtomicBool,
     sent: &AtomicU64,
-) -> io::Result<u64> {
+) -> io::Result<()> {
     let sock = UdpSocket::bind(src)?;
     let mut buf = vec![0x5au8; payload];
     let mut to = sockaddr(dst);
@@ -85,7 +78,7 @@ fn flood(
         total += n as u64;
         sent.store(total, Ordering::Relaxed);
     }
-    Ok(total)
+    Ok(())
 }
 
 impl Flood {
@@ -98,37 +91,19 @@ impl Flood {
         payload: usize,
         max_time: Duration,
     ) -> io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let (s, c) = (stop.clone(), sent.clone());
-        let handle = ns.spawn(move || flood(src, dst, payload, max_time, &s, &c))?;
-        Ok(Self {
-            stop,
-            sent,
-            handle: Some(handle),
+        Sender::start(ns, move |stop, sent| {
+            flood(src, dst, payload, max_time, stop, sent)
         })
+        .map(Self)
     }
 
     /// Datagrams the kernel has accepted so far.
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.0.sent()
     }
 
     /// Stops the flood; the total the kernel accepted.
-    pub fn stop(mut self) -> io::Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        let handle = self.handle.take().expect("joined only here");
-        handle
-            .join()
-            .map_err(|_| io::Error::other("flood thread panicked"))??
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    pub fn stop(self) -> io::Result<u64> {
+        self.0.stop()
     }
 }

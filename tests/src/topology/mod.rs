@@ -6,6 +6,7 @@ mod flood;
 mod pace;
 mod process;
 mod raw;
+mod sender;
 mod udp;
 
 use std::{

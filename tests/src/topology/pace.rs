@@ -9,13 +9,16 @@ use std::{
     io,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
 
-use super::raw::{packet_socket, receive, send_one, send_socket};
+use super::{
+    raw::{packet_socket, receive, send_one, send_socket},
+    sender::Sender,
+};
 use crate::NetNs;
 
 /// Neither a sender nor a counter runs longer than this, whatever happens.
@@ -24,63 +27,38 @@ const MAX_RUN: Duration = Duration::from_secs(600);
 /// Sends `frame` out of `ifname` in `ns`, `pps` times a second, until
 /// stopped (or dropped).
 #[derive(Debug)]
-pub struct Pacer {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    handle: Option<JoinHandle<io::Result<io::Result<()>>>>,
-}
+pub struct Pacer(Sender);
 
 impl Pacer {
     pub fn start(ns: &NetNs, ifname: &str, frame: Vec<u8>, pps: u64) -> io::Result<Self> {
         let ifname = CString::new(ifname).map_err(io::Error::other)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicU64::new(0));
-        let (stop2, sent2) = (Arc::clone(&stop), Arc::clone(&sent));
-        let handle = ns.spawn(move || -> io::Result<()> {
+        Sender::start(ns, move |stop, sent| {
             let (fd, ifindex) = send_socket(&ifname)?;
             let start = Instant::now();
             let mut n = 0u64;
-            while !stop2.load(Ordering::Relaxed) && start.elapsed() < MAX_RUN {
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < MAX_RUN {
                 // Paced by the clock: the rate holds whatever the sleeps do.
                 let due = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX) * pps
                     / 1_000_000;
-                while n < due && !stop2.load(Ordering::Relaxed) {
+                while n < due && !stop.load(Ordering::Relaxed) {
                     send_one(&fd, ifindex, &frame)?;
                     n += 1;
-                    sent2.store(n, Ordering::Relaxed);
+                    sent.store(n, Ordering::Relaxed);
                 }
                 thread::sleep(Duration::from_millis(2));
             }
             Ok(())
-        })?;
-        Ok(Self {
-            stop,
-            sent,
-            handle: Some(handle),
         })
+        .map(Self)
     }
 
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.0.sent()
     }
 
     /// Stops sending; returns the sender's error, if it had one.
-    pub fn stop(mut self) -> io::Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join()
-                .map_err(|_| io::Error::other("the sender panicked"))???;
-        }
-        Ok(self.sent())
-    }
-}
-
-impl Drop for Pacer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    pub fn stop(self) -> io::Result<u64> {
+        self.0.stop()
     }
 }
 
