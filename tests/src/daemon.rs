@@ -14,10 +14,15 @@ use crate::{NetNs, http_get};
 static NEXT_PIN: AtomicU32 = AtomicU32::new(0);
 
 /// A `policyd run` inside a namespace. Dropping it stops the daemon (SIGTERM,
-/// then SIGKILL after 5 s).
+/// then SIGKILL after 5 s) and ends enforcement with `policyd unload` (a
+/// stopped policyd leaves it in force, by design).
 #[derive(Debug)]
 pub struct Daemon {
     child: Child,
+    policyd: PathBuf,
+    /// It answered readiness: its pins are the test's to remove. (One that
+    /// never got ready may have been refused a pin directory in use.)
+    ready: bool,
     pub metrics: SocketAddr,
     log: PathBuf,
     events: PathBuf,
@@ -71,6 +76,8 @@ impl Daemon {
             .spawn()?;
         let mut daemon = Self {
             child,
+            policyd: policyd.to_owned(),
+            ready: false,
             metrics,
             log: log.to_owned(),
             events,
@@ -85,6 +92,7 @@ impl Daemon {
                 )));
             }
             if ns.run(move || http_get(metrics, "/readyz"))?.is_ok() {
+                daemon.ready = true;
                 return Ok(daemon);
             }
             if Instant::now() > deadline {
@@ -132,6 +140,15 @@ impl Daemon {
     }
 }
 
+/// `policyd unload --pin-dir DIR`: detach and remove what a policyd left.
+pub fn unload(policyd: &Path, pin_dir: &Path) -> io::Result<std::process::Output> {
+    std::process::Command::new(policyd)
+        .arg("unload")
+        .arg("--pin-dir")
+        .arg(pin_dir)
+        .output()
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None))
@@ -142,8 +159,11 @@ impl Drop for Daemon {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        // A daemon that did not stop cleanly leaves its pins (that is the
-        // point of them); a test must not.
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
+        // A stopped daemon leaves enforcement pinned (that is the point of
+        // the pins); a test must not.
+        if self.ready {
+            let _ = unload(&self.policyd, &self.pin_dir);
+            let _ = std::fs::remove_dir_all(&self.pin_dir);
+        }
     }
 }

@@ -14,6 +14,6 @@ pub mod packet;
 pub mod topology;
 
 pub use bin_path::policyd_bin;
-pub use daemon::Daemon;
+pub use daemon::{Daemon, unload};
 pub use metrics::{http_get, metric_sum, metric_value};
 pub use netns::{NetNs, veth_pair};

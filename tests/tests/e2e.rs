@@ -235,7 +235,8 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
         "{body}"
     );
 
-    // SIGTERM: clean exit, program detached, traffic flows again.
+    // SIGTERM: clean exit, enforcement stays; `policyd unload` ends it
+    // and traffic flows again.
     let status = daemon
         .stop_with(libc::SIGTERM, Duration::from_secs(10))
         .unwrap();
@@ -244,7 +245,15 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
         "policyd exit status {status}:\n{}",
         daemon.log_text()
     );
-    assert!(!xdp_attached(&gw, "gw0"), "XDP program detached on exit");
+    assert!(xdp_attached(&gw, "gw0"), "XDP stays attached after a stop");
+    assert_eq!(
+        udp_exchange(&gw, &cl, &[MALLORY4]).get(&ip(MALLORY4)),
+        None,
+        "mallory is still denied after a stop"
+    );
+    let out = policyd_tests::unload(&policyd_bin(), &daemon.pin_dir).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!xdp_attached(&gw, "gw0"), "XDP program detached by unload");
     let after = udp_exchange(&gw, &cl, &[MALLORY4]);
     assert_eq!(
         after.get(&ip(MALLORY4)),
@@ -294,5 +303,13 @@ fn run_fails_cleanly_on_a_missing_interface() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("attaching to `nosuch0` failed"), "{stderr}");
+    assert!(stderr.contains("no interface named `nosuch0`"), "{stderr}");
+    assert!(
+        !std::path::Path::new(&format!(
+            "/sys/fs/bpf/policyd-test-{}-noif",
+            std::process::id()
+        ))
+        .exists(),
+        "checked before anything is pinned"
+    );
 }

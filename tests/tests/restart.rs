@@ -1,13 +1,13 @@
 //! Restart safety: `kill -9` of the daemon leaves enforcement in force (the
 //! pinned links and maps), the next daemon adopts them with the counters
-//! intact, a clean stop removes everything, and `policyd unload` cleans up
-//! after a crash. Needs root.
+//! intact, a clean stop leaves them in force too, and `policyd unload`
+//! removes them. Needs root.
 
 use std::{net::SocketAddr, time::Duration};
 
 use policyd_tests::{
     Daemon, http_get, metric_sum, policyd_bin,
-    topology::{Blast, Net, Topology, UdpSink, send_udp},
+    topology::{Net, Topology, datagrams_through},
 };
 
 const POLICY: &str = r#"
@@ -23,25 +23,10 @@ action = "deny"
 
 /// Sends 50 datagrams from `src` to the gateway; returns how many arrived.
 fn through(net: &policyd_tests::NetNs, gw: &policyd_tests::NetNs, src: &str, port: u16) -> u64 {
-    let sink = UdpSink::start(gw, port).unwrap();
     // The gateway is .1 of the sender's /24.
     let prefix = src.rsplit_once('.').unwrap().0;
     let dst: SocketAddr = format!("{prefix}.1:{port}").parse().unwrap();
-    let sent = send_udp(
-        net,
-        Blast {
-            src: format!("{src}:0").parse().unwrap(),
-            dst,
-            payload: 100,
-            tag: 1,
-            max_packets: 50,
-            max_time: Duration::from_secs(2),
-            gap: Some(Duration::from_millis(1)),
-        },
-    )
-    .unwrap();
-    assert_eq!(sent.packets, 50);
-    sink.finish(Duration::from_millis(300)).unwrap().len() as u64
+    datagrams_through(net, gw, src.parse().unwrap(), dst, 50).unwrap()
 }
 
 fn xdp_attached(ns: &policyd_tests::NetNs) -> bool {
@@ -129,15 +114,30 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
     assert_eq!(through(&topo.cl, &topo.gw, "10.225.0.3", 7103), 0);
     assert_eq!(denied(&topo.metrics().unwrap()), 150);
 
-    // A clean stop detaches and removes every pin.
+    // A clean stop leaves enforcement in force (a restart or an upgrade
+    // leaves no gap); `policyd unload` ends it.
     let status = next
         .stop_with(libc::SIGTERM, Duration::from_secs(10))
         .unwrap();
     assert!(status.success(), "{}", next.log_text());
-    assert!(!pins.exists(), "pins removed on a clean stop");
-    assert!(!xdp_attached(&topo.gw));
+    assert!(
+        next.log_text().contains("enforcement stays in force"),
+        "{}",
+        next.log_text()
+    );
+    assert!(pins.join("links").join("gw0-xdp").exists());
+    assert!(xdp_attached(&topo.gw));
     assert_eq!(
         through(&topo.cl, &topo.gw, "10.225.0.3", 7104),
+        0,
+        "mallory is still denied after a clean stop"
+    );
+    let out = policyd_tests::unload(&policyd_bin(), &pins).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!pins.exists(), "unload removes every pin");
+    assert!(!xdp_attached(&topo.gw));
+    assert_eq!(
+        through(&topo.cl, &topo.gw, "10.225.0.3", 7105),
         50,
         "nothing enforces any more"
     );

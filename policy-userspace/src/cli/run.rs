@@ -1,5 +1,8 @@
-//! `policyd run`: load the programs, fill the maps from the policy, attach,
-//! serve metrics, write events, and detach cleanly on SIGINT/SIGTERM.
+//! `policyd run`: start (check, lock the pin directory, load or adopt,
+//! enforce), serve (metrics, events, schedules, reloads), drain (on
+//! SIGINT/SIGTERM: stop the endpoint, write the queued events). Enforcement
+//! stays pinned after a stop, so a restart or an upgrade leaves no gap;
+//! `policyd unload` removes it.
 
 use std::{
     io::Write,
@@ -9,15 +12,18 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use aya::maps::{MapData, RingBuf};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::reload::{self, Reloader};
 use crate::{
-    dataplane::{Capacity, DEFAULT_PIN_DIR, Dataplane, Pins, Side},
+    dataplane::{self, Capacity, DEFAULT_PIN_DIR, Dataplane, Pins, Side},
     policy::{self, CompiledPolicy},
     schedule::{self, Clock},
-    telemetry::{DEFAULT_METRICS_ADDR, EventSink, KernelCounters, MetricsServer, Names},
+    telemetry::{
+        DEFAULT_METRICS_ADDR, EventSink, KernelCounters, MetricsServer, Names, open_events_file,
+    },
 };
 
 /// How to attach the XDP program.
@@ -67,9 +73,11 @@ pub(super) struct RunArgs {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
-    /// Where maps and links are pinned in bpffs. Enforcement outlives a
-    /// crashed policyd; the next one adopts it, counters included. A clean
-    /// stop (SIGINT/SIGTERM) removes everything; so does `policyd unload`.
+    /// Where maps and links are pinned in bpffs (made root-only; a directory
+    /// anyone else could have made or could change is refused). One policyd
+    /// per directory. Enforcement outlives policyd, whether it crashed or
+    /// stopped cleanly; the next one adopts it, counters included.
+    /// `policyd unload` removes it.
     #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
     pin_dir: PathBuf,
     /// Attach only on ingress (XDP), not TC on egress.
@@ -88,8 +96,41 @@ pub(super) struct RunArgs {
 }
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let daemon = start(&args, &runtime)?;
+    let pin_dir = args.pin_dir.display().to_string();
+    runtime.block_on(daemon.serve())?;
+    tracing::info!(
+        pins = %pin_dir,
+        "stopped; enforcement stays in force from the pins (`policyd unload` removes it)"
+    );
+    Ok(())
+}
+
+/// A started daemon: enforcing, with everything `serve` needs.
+struct Started {
+    dataplane: Dataplane,
+    reloader: Reloader,
+    server: MetricsServer,
+    events: EventSink,
+    ring: RingBuf<MapData>,
+}
+
+/// Start: check everything that can be checked, lock the pin directory,
+/// load or adopt, then enforce. A start that fails leaves the kernel as it
+/// found it: it undoes only what it made itself, and never removes or
+/// detaches what a previous policyd left.
+fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Started> {
     if args.ifaces.is_empty() && args.uplinks.is_empty() {
         bail!("nothing to enforce on: give at least one --iface or --uplink");
+    }
+    // A mistyped interface fails here, before anything is loaded.
+    for iface in args.ifaces.iter().chain(&args.uplinks) {
+        dataplane::ifindex(iface)?;
     }
     if args.policies.is_empty() {
         tracing::warn!(
@@ -99,16 +140,6 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
     let policy = policy::load_layers(&args.policies)
         .context("the policy is invalid; nothing was loaded")?
         .policy;
-    let source = if args.policies.is_empty() {
-        policy::BASELINE_NAME.to_owned()
-    } else {
-        let names: Vec<String> = args
-            .policies
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        names.join(" + ")
-    };
     let compiled = CompiledPolicy::compile(&policy);
     let capacity = Capacity {
         flows: args.max_flows,
@@ -126,44 +157,26 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
             )
         })?;
     }
-    let pins = Pins::Persistent(args.pin_dir.clone());
-    let adopting = pins
-        .link(
-            args.ifaces
-                .first()
-                .or(args.uplinks.first())
-                .map_or("", String::as_str),
-            "xdp",
+    let events_out: Box<dyn Write + Send> = if args.events == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            open_events_file(args.events.as_ref())
+                .with_context(|| format!("cannot open the events file `{}`", args.events))?,
         )
-        .exists();
-    let mut dataplane =
-        Dataplane::load(capacity, pins).context("loading the kernel programs failed")?;
-    if adopting {
+    };
+
+    let mut dataplane = Dataplane::load(capacity, Pins::Persistent(args.pin_dir.clone()))
+        .context("loading the kernel programs failed")?;
+    if dataplane.adopted() {
         tracing::info!(
             pins = %args.pin_dir.display(),
             "adopting the maps and links a previous policyd left: enforcement never stopped, counters carry on"
         );
     }
-    // The clock starts now, after the slow part (the verifier), so that
-    // `--now` is the time when enforcement starts.
-    let clock = args.now.map_or_else(Clock::real, Clock::starting_at);
-    let profile = super::profile_index(&policy, &compiled, args.profile.as_deref(), &clock)?;
-    dataplane
-        .apply_with_profile(&compiled, profile)
-        .inspect_err(|_| {
-            // Pins this run made go with it; a previous policyd's (adopted)
-            // stay in force.
-            if !adopting {
-                let _ = dataplane.remove_pins();
-            }
-        })
-        .context("writing the policy into the kernel maps failed")?;
-
     let names = Arc::new(RwLock::new(Names {
         users: compiled.users.iter().map(|u| u.name.clone()).collect(),
         classes: compiled.classes.clone(),
-        profile: compiled.profiles[profile].clone(),
-        generation: 1,
         per_user: policy.per_user.unwrap_or_default(),
         tables: dataplane.table_fill(&compiled),
         counters_capacity: u64::from(dataplane.capacity().counters),
@@ -174,39 +187,33 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         dataplane.counters(),
         Arc::clone(&names),
     )));
-    let events_out: Box<dyn Write + Send> = if args.events == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&args.events)
-                .with_context(|| format!("cannot open the events file `{}`", args.events))?,
-        )
-    };
     let ring = dataplane
         .take_events()
         .context("opening the event ring buffer")?;
+    // Bound before anything changes in the kernel: a busy port fails a start
+    // that has not touched enforcement yet.
+    let server = runtime
+        .block_on(MetricsServer::bind(args.metrics_addr, registry))
+        .inspect_err(|_| {
+            let _ = dataplane.remove_created_pins();
+        })?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    // Bind before attaching, so a busy port fails before anything changes.
-    let server = runtime.block_on(MetricsServer::bind(args.metrics_addr, registry))?;
-
-    if let Err(e) = attach_all(&mut dataplane, &args) {
-        // Leave no interface half-enforced, and nothing pinned.
-        dataplane
-            .detach_all()
-            .context("detaching after a failed attach")?;
-        dataplane.remove_pins().context("removing the pins")?;
+    // The clock starts now, after the slow part (the verifier), so that
+    // `--now` is the time when enforcement starts.
+    let clock = args.now.map_or_else(Clock::real, Clock::starting_at);
+    let profile = super::profile_index(&policy, &compiled, args.profile.as_deref(), &clock)?;
+    if let Err(e) = enforce(&mut dataplane, &compiled, profile, args) {
+        dataplane.undo_attachments();
+        let _ = dataplane.remove_created_pins();
         return Err(e);
     }
+    {
+        let mut n = names.write().unwrap_or_else(|p| p.into_inner());
+        n.profile.clone_from(&compiled.profiles[profile]);
+        n.generation = 1;
+    }
     tracing::info!(
-        policy = %source,
+        policy = %describe_sources(&args.policies),
         users = policy.users.len(),
         classes = policy.classes.len(),
         profile = %compiled.profiles[profile],
@@ -214,8 +221,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics = %server.local_addr().map_or_else(|| args.metrics_addr.to_string(), |a| a.to_string()),
         "enforcing"
     );
-
-    let mut reloader = Reloader {
+    let reloader = Reloader {
         paths: args.policies.clone(),
         pinned: args.profile.clone(),
         clock,
@@ -224,8 +230,63 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         compiled,
         profile,
     };
-    let served = runtime.block_on(async {
-        let events = tokio::spawn(EventSink::new(events_out, Arc::clone(&names)).run(ring));
+    Ok(Started {
+        dataplane,
+        reloader,
+        server,
+        events: EventSink::new(events_out, names),
+        ring,
+    })
+}
+
+/// Puts the policy in force on every interface. A fresh start writes the
+/// policy, then attaches, so no packet meets programs with empty maps. An
+/// adopting one attaches first (its program takes over the previous
+/// policyd's links, which keep enforcing the policy already in the maps),
+/// then writes: whichever step fails, the policy in force stays the old one.
+fn enforce(
+    dataplane: &mut Dataplane,
+    compiled: &CompiledPolicy,
+    profile: usize,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let apply = |dp: &mut Dataplane| {
+        dp.apply_with_profile(compiled, profile)
+            .context("writing the policy into the kernel maps failed")
+    };
+    if dataplane.adopted() {
+        attach_all(dataplane, args)?;
+        apply(dataplane)
+    } else {
+        apply(dataplane)?;
+        attach_all(dataplane, args)
+    }
+}
+
+fn describe_sources(policies: &[PathBuf]) -> String {
+    if policies.is_empty() {
+        return policy::BASELINE_NAME.to_owned();
+    }
+    let names: Vec<String> = policies.iter().map(|p| p.display().to_string()).collect();
+    names.join(" + ")
+}
+
+impl Started {
+    /// Serve until SIGINT or SIGTERM: metrics, events, schedules, reloads.
+    /// Then drain: the endpoint stops, the scheduler stops, the events the
+    /// kernel queued are written out. Enforcement stays pinned.
+    async fn serve(self) -> anyhow::Result<()> {
+        let Self {
+            mut dataplane,
+            mut reloader,
+            server,
+            events,
+            ring,
+        } = self;
+        let (stop_events_tx, stop_events) = tokio::sync::oneshot::channel::<()>();
+        let events = tokio::spawn(events.run(ring, async move {
+            let _ = stop_events.await;
+        }));
         let start_scheduler = |r: &Reloader, switch| {
             r.pinned.is_none().then(|| {
                 tokio::spawn(follow_schedule(
@@ -279,24 +340,20 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
                 scheduler = start_scheduler(&reloader, dataplane.profile_switch());
             }
         }
-        let _ = stop_tx.send(());
-        events.abort();
+
+        // Drain. The scheduler only flips profiles: stopping it loses
+        // nothing (the profile in force stays until the next policyd).
+        tracing::info!("draining: stopping the endpoint, writing the queued events");
         if let Some(s) = scheduler {
             s.abort();
         }
-        server
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?
-            .map_err(anyhow::Error::from)
-    });
-    tracing::info!("shutting down: detaching programs");
-    dataplane
-        .detach_all()
-        .context("detaching the programs failed")?;
-    dataplane.remove_pins().context("removing the pins")?;
-    served?;
-    tracing::info!("detached; bye");
-    Ok(())
+        let _ = stop_tx.send(());
+        let served = server.await.map_err(|e| anyhow::anyhow!(e))?;
+        let _ = stop_events_tx.send(());
+        let written = events.await.map_err(|e| anyhow::anyhow!(e))?;
+        served?;
+        written.context("writing the events failed")
+    }
 }
 
 fn attach_all(dataplane: &mut Dataplane, args: &RunArgs) -> anyhow::Result<()> {

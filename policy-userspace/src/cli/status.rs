@@ -63,6 +63,14 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let dir = &args.pin_dir;
     super::require_pins(dir)?;
     println!("pins:        {}", dir.display());
+    // Whoever holds the directory's lock is the policyd serving it.
+    println!(
+        "daemon:      {}",
+        crate::dataplane::lock_holder(dir).map_or_else(
+            || "none serving (enforcement stays in force from the pins)".to_owned(),
+            |pid| format!("policyd pid {pid} serving")
+        )
+    );
     let mut links: Vec<String> = std::fs::read_dir(dir.join("links"))
         .map(|d| {
             d.filter_map(Result::ok)

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use aya::programs::links::PinnedLink;
 
-use crate::dataplane::DEFAULT_PIN_DIR;
+use crate::dataplane::{DEFAULT_PIN_DIR, Pins};
 
-/// Detach policyd's programs and remove its pinned maps and links. Stop a
-/// running policyd first (SIGTERM does all this itself).
+/// Detach policyd's programs and remove its pinned maps and links: the end
+/// of enforcement. A stopped or crashed policyd leaves them in force; a
+/// running one holds the directory, and unload refuses to pull enforcement
+/// from under it (stop it first).
 #[derive(Debug, clap::Args)]
 pub(super) struct UnloadArgs {
     /// The pin directory `policyd run` used.
@@ -19,13 +21,14 @@ pub(super) struct UnloadArgs {
 }
 
 pub(super) fn unload(args: &UnloadArgs) -> anyhow::Result<()> {
-    if !args.pin_dir.exists() {
+    // Held until the directory is gone, so no daemon starts on it meanwhile.
+    let Some(_lock) = Pins::Persistent(args.pin_dir.clone()).take_existing()? else {
         println!(
             "{}: nothing pinned there; nothing to unload",
             args.pin_dir.display()
         );
         return Ok(());
-    }
+    };
     let links = args.pin_dir.join("links");
     if let Ok(entries) = std::fs::read_dir(&links) {
         for entry in entries {

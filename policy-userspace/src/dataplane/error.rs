@@ -34,12 +34,6 @@ pub enum DataplaneError {
         #[source]
         source: ProgramError,
     },
-    #[error("cannot detach from interface `{iface}`")]
-    Detach {
-        iface: String,
-        #[source]
-        source: ProgramError,
-    },
     #[error("no interface named `{0}` in this network namespace")]
     NoSuchInterface(String),
     #[error("cgroup `{path}` of user `{user}`: cannot read it (is cgroup v2 mounted there?)")]
@@ -54,6 +48,8 @@ pub enum DataplaneError {
          restart policyd to load it (ids of removed users are kept until then)"
     )]
     TooManyUsers { ids: usize, capacity: u32 },
+    #[error(transparent)]
+    PinDir(#[from] super::PinDirError),
     #[error("pin directory {}: cannot use it (is bpffs mounted?)", dir.display())]
     Pins {
         dir: std::path::PathBuf,

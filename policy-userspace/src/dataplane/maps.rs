@@ -37,7 +37,8 @@ where
         .map_err(DataplaneError::map(name, "unexpected map type"))
 }
 
-pub(super) fn set_iface_side(ebpf: &mut Ebpf, iface: &str, s: Side) -> Result<(), DataplaneError> {
+/// The index of interface `iface` in this network namespace.
+pub fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
     let name =
         CString::new(iface).map_err(|_| DataplaneError::NoSuchInterface(iface.to_owned()))?;
     // SAFETY: a valid NUL-terminated string; if_nametoindex only reads it.
@@ -45,6 +46,11 @@ pub(super) fn set_iface_side(ebpf: &mut Ebpf, iface: &str, s: Side) -> Result<()
     if ifindex == 0 {
         return Err(DataplaneError::NoSuchInterface(iface.to_owned()));
     }
+    Ok(ifindex)
+}
+
+pub(super) fn set_iface_side(ebpf: &mut Ebpf, iface: &str, s: Side) -> Result<(), DataplaneError> {
+    let ifindex = ifindex(iface)?;
     let mut m: HashMap<&mut MapData, u32, IfaceConfig> = map_mut(ebpf, MAP_IFACES)?;
     let config = IfaceConfig {
         side: match s {

@@ -14,8 +14,8 @@ use aya::{
     programs::{
         SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
-        tc::{SchedClassifierLink, SchedClassifierLinkId},
-        xdp::{XdpLink, XdpLinkId},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
     },
 };
 use policy_common::{
@@ -29,7 +29,8 @@ use policy_common::{
 pub use self::{
     counters::Counters,
     error::DataplaneError,
-    pins::{DEFAULT_PIN_DIR, Pins},
+    maps::ifindex,
+    pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
 };
 use crate::policy::CompiledPolicy;
 
@@ -137,9 +138,11 @@ impl AttachMode {
 }
 
 enum Link {
-    Xdp(XdpLinkId),
-    TcEgress(SchedClassifierLinkId),
-    /// A link we own and pinned (its pin keeps it attached if we die).
+    /// A previous policyd's pinned link, now running this object's program
+    /// (the program owns it; its pin stays).
+    Adopted,
+    /// A link this run made and pinned (its pin keeps it attached when we
+    /// exit).
     Pinned(FdLink),
 }
 
@@ -192,6 +195,10 @@ pub struct Dataplane {
     profile: Arc<Mutex<ProfileSwitch>>,
     /// (interface, program, link): the program names the link's pin.
     links: Vec<(String, &'static str, Link)>,
+    /// Held for as long as the maps are in use: one policyd per directory.
+    lock: PinLock,
+    /// The directory held a previous policyd's pins when this one started.
+    adopted: bool,
 }
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
@@ -216,10 +223,9 @@ impl Dataplane {
         if EBPF_OBJECT.is_empty() {
             return Err(DataplaneError::NoObject);
         }
-        pins.prepare().map_err(|source| DataplaneError::Pins {
-            dir: pins.dir().to_owned(),
-            source,
-        })?;
+        let lock = pins.prepare()?;
+        // Looked at under the lock: nobody else changes the directory now.
+        let adopted = pins.has_state();
         // Policy tables hold two generations (see policy-common's
         // generation.rs): twice the entries.
         let two = |n: u32| n.saturating_mul(GENERATIONS);
@@ -284,6 +290,8 @@ impl Dataplane {
             counters: Arc::new(counters),
             profile: Arc::new(Mutex::new(profile)),
             links: Vec::new(),
+            lock,
+            adopted,
         };
         Ok(dp)
     }
@@ -404,8 +412,8 @@ impl Dataplane {
                 path: pin.clone(),
                 message: e.to_string(),
             })?;
-            let id = xdp.attach_to_link(link).map_err(attach_err)?;
-            self.links.push((iface.to_owned(), "xdp", Link::Xdp(id)));
+            xdp.attach_to_link(link).map_err(attach_err)?;
+            self.links.push((iface.to_owned(), "xdp", Link::Adopted));
             return Ok(AttachMode::Adopted);
         }
         let (mode, id) = match xdp.attach(iface, XdpMode::Driver) {
@@ -448,9 +456,9 @@ impl Dataplane {
                 path: pin.clone(),
                 message: e.to_string(),
             })?;
-            let id = tc.attach_to_link(link).map_err(attach_err)?;
+            tc.attach_to_link(link).map_err(attach_err)?;
             self.links
-                .push((iface.to_owned(), "tc_egress", Link::TcEgress(id)));
+                .push((iface.to_owned(), "tc_egress", Link::Adopted));
             return Ok(());
         }
         // TCX links (kernel >= 6.6) need no clsact qdisc.
@@ -466,29 +474,32 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Detaches every program, in reverse order of attachment, removing the
-    /// link pins (a pin alone keeps a link attached).
-    pub fn detach_all(&mut self) -> Result<(), DataplaneError> {
+    /// Undoes the attachments this run made, in reverse order (a start that
+    /// failed half-way): links it created are unpinned and closed, which
+    /// detaches them; links it adopted from a previous policyd stay
+    /// attached and pinned, running this object's program on the same maps.
+    pub fn undo_attachments(&mut self) {
         while let Some((iface, program, link)) = self.links.pop() {
-            let _ = std::fs::remove_file(self.pins.link(&iface, program));
-            let result = match link {
-                Link::Xdp(l) => program_mut::<Xdp>(&mut self.ebpf, XDP_PROGRAM)?.detach(l),
-                Link::TcEgress(l) => {
-                    program_mut::<SchedClassifier>(&mut self.ebpf, TC_EGRESS_PROGRAM)?.detach(l)
-                }
-                Link::Pinned(fd) => {
-                    drop(fd);
-                    Ok(())
-                }
-            };
-            result.map_err(|source| DataplaneError::Detach { iface, source })?;
+            if let Link::Pinned(fd) = link {
+                let _ = std::fs::remove_file(self.pins.link(&iface, program));
+                drop(fd);
+            }
         }
-        Ok(())
     }
 
-    /// Removes every pin (maps and links): after a clean stop, nothing of
-    /// policyd stays in the kernel.
-    pub fn remove_pins(&self) -> Result<(), DataplaneError> {
+    /// Whether the pin directory held a previous policyd's state (maps or
+    /// links) when this one started: then nothing of it is ever removed.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Removes every pin (maps and links): only for state this run created
+    /// (a first start that failed). Adopted state is never removed here;
+    /// `policyd unload` does that.
+    pub fn remove_created_pins(&self) -> Result<(), DataplaneError> {
+        if self.adopted || !self.lock.created {
+            return Ok(());
+        }
         self.pins.remove().map_err(|source| DataplaneError::Pins {
             dir: self.pins.dir().to_owned(),
             source,

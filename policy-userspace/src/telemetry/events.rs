@@ -84,35 +84,75 @@ impl EventSink {
         Self { out, names }
     }
 
-    /// Reads events until the ring buffer fails (never, in practice).
-    pub async fn run(mut self, ring: RingBuf<MapData>) -> std::io::Result<()> {
+    /// Reads events until `stop` completes, then drains what the ring
+    /// buffer still holds, so that a clean stop loses nothing the kernel
+    /// managed to queue (events it could not queue are counted as lost).
+    pub async fn run(
+        mut self,
+        ring: RingBuf<MapData>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for
         // as long as it is registered.
         let mut fd = unsafe { AsyncFd::register(ring) }?;
+        tokio::pin!(stop);
         loop {
-            let mut guard = fd.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            while let Some(item) = ring.next() {
-                if item.len() < size_of::<Event>() {
-                    continue;
+            tokio::select! {
+                guard = fd.readable_mut() => {
+                    let mut guard = guard?;
+                    self.write_all(guard.get_inner_mut())?;
+                    guard.clear_ready();
                 }
-                // SAFETY: the kernel wrote a whole Event (checked size); the
-                // read is unaligned-safe.
-                let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-                let age = Duration::from_nanos(monotonic_ns().saturating_sub(e.ts_ns));
-                let wall = SystemTime::now()
-                    .checked_sub(age)
-                    .unwrap_or_else(SystemTime::now);
-                let line = {
-                    let names = self.names.read().unwrap_or_else(|p| p.into_inner());
-                    event_json(&e, &names, wall)
-                };
-                writeln!(self.out, "{line}")?;
+                () = &mut stop => break,
             }
-            self.out.flush()?;
-            guard.clear_ready();
         }
+        self.write_all(fd.get_mut())
     }
+
+    /// Writes every event the ring buffer holds now, and flushes.
+    fn write_all(&mut self, ring: &mut RingBuf<MapData>) -> std::io::Result<()> {
+        while let Some(item) = ring.next() {
+            if item.len() < size_of::<Event>() {
+                continue;
+            }
+            // SAFETY: the kernel wrote a whole Event (checked size); the
+            // read is unaligned-safe.
+            let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let age = Duration::from_nanos(monotonic_ns().saturating_sub(e.ts_ns));
+            let wall = SystemTime::now()
+                .checked_sub(age)
+                .unwrap_or_else(SystemTime::now);
+            let line = {
+                let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+                event_json(&e, &names, wall)
+            };
+            writeln!(self.out, "{line}")?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Opens (appending) or creates the events file, readable by its owner
+/// alone: events name users with their addresses and MAC addresses.
+pub fn open_events_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    // The mode applies only to a file created now; one that was there keeps
+    // its own (a documented 0640 for a log group, say), but one anybody can
+    // read is a leak worth saying.
+    let mode = file.metadata()?.mode();
+    if mode & 0o004 != 0 {
+        tracing::warn!(
+            file = %path.display(),
+            mode = format!("{:04o}", mode & 0o7777),
+            "the events file is readable by every user; it holds user names and addresses (chmod 600 it)"
+        );
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -5,6 +5,6 @@ mod events;
 mod metrics;
 mod server;
 
-pub use events::{EventSink, event_json};
+pub use events::{EventSink, event_json, open_events_file};
 pub use metrics::{KernelCounters, Names, SharedNames};
 pub use server::{DEFAULT_METRICS_ADDR, MetricsServer, TelemetryError};

@@ -23,7 +23,7 @@ pub use self::{
     pace::{ArrivalCounter, Pacer},
     process::ChildGuard,
     raw::{Captured, PacketTap, send_frames},
-    udp::{Blast, Received, Sent, UdpSink, send_udp},
+    udp::{Blast, Received, Sent, UdpSink, datagrams_through, send_udp},
 };
 use crate::{Daemon, NetNs, http_get, veth_pair};
 

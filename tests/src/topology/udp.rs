@@ -237,3 +237,35 @@ pub fn send_udp(ns: &NetNs, blast: Blast) -> io::Result<Sent> {
         })
     })?
 }
+
+/// Sends `count` datagrams of 100 bytes, 1 ms apart, from `src` (an address
+/// in `from`) to `dst` (a port opened for the purpose in `to`); returns how
+/// many arrived. For "is this user's traffic getting through?" checks.
+pub fn datagrams_through(
+    from: &NetNs,
+    to: &NetNs,
+    src: IpAddr,
+    dst: SocketAddr,
+    count: u64,
+) -> io::Result<u64> {
+    let sink = UdpSink::start(to, dst.port())?;
+    let sent = send_udp(
+        from,
+        Blast {
+            src: SocketAddr::new(src, 0),
+            dst,
+            payload: 100,
+            tag: 1,
+            max_packets: count,
+            max_time: Duration::from_secs(5),
+            gap: Some(Duration::from_millis(1)),
+        },
+    )?;
+    if sent.packets != count {
+        return Err(io::Error::other(format!(
+            "sent {} of {count} datagrams",
+            sent.packets
+        )));
+    }
+    Ok(sink.finish(Duration::from_millis(300))?.len() as u64)
+}

@@ -1,1 +1,340 @@
-//! (to be written)
+//! The daemon's life never fails open (issue 9, items 1, 2, 3 and 12): a
+//! start that fails after a crash leaves the adopted enforcement alone, a
+//! second daemon on one pin directory is refused, a pin directory someone
+//! else made is refused and left alone, and a clean stop leaves enforcement
+//! in force and writes every queued event to a file only root can read.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use policyd_tests::{
+    Daemon, NetNs, metric_sum, policyd_bin,
+    topology::{Blast, ChildGuard, Net, Topology, datagrams_through, send_udp},
+};
+
+/// alice passes, mallory is denied; `.2` and `.3` of `10.<subnet>.0.0/24`.
+fn policy(subnet: u8) -> String {
+    format!(
+        r#"
+[settings]
+event_interval = "0ms"
+
+[[user]]
+name = "alice"
+ips = ["10.{subnet}.0.2"]
+
+[[user]]
+name = "mallory"
+ips = ["10.{subnet}.0.3"]
+action = "deny"
+"#
+    )
+}
+
+fn net(tag: &str, subnet: u8) -> Net {
+    let alice = format!("10.{subnet}.0.2/24");
+    let mallory = format!("10.{subnet}.0.3/24");
+    Net::new(tag, subnet, &[], &[&alice, &mallory]).unwrap()
+}
+
+/// Datagrams of user `.host` that reach the gateway, of 20 sent.
+fn through(topo: &Topology, subnet: u8, host: u8, port: u16) -> u64 {
+    let src: IpAddr = format!("10.{subnet}.0.{host}").parse().unwrap();
+    let dst: SocketAddr = format!("10.{subnet}.0.1:{port}").parse().unwrap();
+    datagrams_through(&topo.cl, &topo.gw, src, dst, 20).unwrap()
+}
+
+fn xdp_attached(ns: &NetNs) -> bool {
+    let out = ns
+        .command("ip")
+        .args(["link", "show", "dev", "gw0"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+/// `policyd run` in `ns` that is expected to fail: whether it succeeded and
+/// its stderr. One that is still running after 20 s (it accepted what it
+/// should have refused) is killed and counts as a success.
+fn failing_run(ns: &NetNs, args: &[&str]) -> (bool, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = ChildGuard::spawn(
+        ns.command(&policyd_bin().display().to_string())
+            .arg("run")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap()),
+    )
+    .unwrap();
+    let ok = child
+        .wait_timeout(Duration::from_secs(20))
+        .unwrap()
+        .is_none_or(|status| status.success());
+    drop(child);
+    (ok, std::fs::read_to_string(log.path()).unwrap())
+}
+
+/// Names of everything under `dir`, sorted: what a refused start must
+/// leave exactly as it was.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_failed_start_after_a_crash_leaves_the_adopted_enforcement_in_force() {
+    let topo = Topology::start(net("fstart", 100), &policyd_bin(), &policy(100), &[]).unwrap();
+    let mut topo = topo;
+    let pins = topo.daemon.pin_dir.clone();
+    assert_eq!(through(&topo, 100, 3, 7000), 0, "mallory denied");
+    topo.daemon
+        .stop_with(libc::SIGKILL, Duration::from_secs(5))
+        .unwrap();
+    let before = listing(&pins);
+
+    // The operator mistypes an interface: the start fails, and must not
+    // take the crashed daemon's enforcement with it.
+    let policy_file = topo.dir.path().join("policy.toml");
+    let (ok, stderr) = failing_run(
+        &topo.gw,
+        &[
+            "--iface",
+            "gw0",
+            "--iface",
+            "gw9",
+            "--policy",
+            &policy_file.display().to_string(),
+            "--pin-dir",
+            &pins.display().to_string(),
+        ],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("gw9"), "names the interface: {stderr}");
+    assert_eq!(listing(&pins), before, "every pin is where it was");
+    assert!(pins.join("links").join("gw0-xdp").exists());
+    assert!(xdp_attached(&topo.gw));
+    assert_eq!(through(&topo, 100, 3, 7001), 0, "mallory still denied");
+    assert_eq!(through(&topo, 100, 2, 7002), 20, "alice still passes");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_pin_dir_is_refused_and_the_first_keeps_enforcing() {
+    let topo = Topology::start(net("second", 101), &policyd_bin(), &policy(101), &[]).unwrap();
+    let pins = topo.daemon.pin_dir.clone();
+    let pid = topo.daemon.pid();
+    let policy_file = topo.dir.path().join("policy.toml");
+    let pin_arg = pins.display().to_string();
+    let second = Daemon::start(
+        &topo.gw,
+        &policyd_bin(),
+        &["gw0"],
+        &policy_file,
+        "127.0.0.1:9618".parse().unwrap(),
+        &topo.dir.path().join("second.log"),
+        &["--pin-dir", &pin_arg, "--profile", "off_hours"],
+    );
+    let err = second
+        .expect_err("a second daemon must be refused")
+        .to_string();
+    assert!(
+        err.contains(&format!("in use by policyd (pid {pid})")),
+        "names the first daemon: {err}"
+    );
+    // Unloading from under a running daemon is refused too.
+    let out = policyd_tests::unload(&policyd_bin(), &pins).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("pid {pid}")),
+        "{out:?}"
+    );
+    assert!(pins.join("links").join("gw0-xdp").exists());
+    // `status` says who serves the pins.
+    let out = Command::new(policyd_bin())
+        .args(["status", "--pin-dir", &pin_arg])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("policyd pid {pid} serving")),
+        "{text}"
+    );
+    assert_eq!(through(&topo, 101, 3, 7010), 0, "mallory still denied");
+    assert_eq!(through(&topo, 101, 2, 7011), 20, "alice still passes");
+    let body = topo.metrics().unwrap();
+    assert_eq!(
+        metric_sum(
+            &body,
+            "policyd_packets_total",
+            &[("user", "mallory"), ("verdict", "deny")]
+        ),
+        20,
+        "the first daemon still reads its own counters{}",
+        topo.diag(&body)
+    );
+}
+
+/// A directory under bpffs that the test made, removed on drop.
+struct Squat(PathBuf);
+
+impl Drop for Squat {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_pin_dir_someone_else_could_have_made_is_refused_and_left_alone() {
+    let net = net("squat", 102);
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy_file = policy_dir.path().join("policy.toml");
+    std::fs::write(&policy_file, policy(102)).unwrap();
+    let squat = Squat(PathBuf::from(format!(
+        "/sys/fs/bpf/policyd-test-squat-{}",
+        std::process::id()
+    )));
+    let run = |pins: &Path| {
+        failing_run(
+            &net.gw,
+            &[
+                "--iface",
+                "gw0",
+                "--policy",
+                &policy_file.display().to_string(),
+                "--pin-dir",
+                &pins.display().to_string(),
+                "--metrics-addr",
+                "127.0.0.1:9619",
+            ],
+        )
+    };
+
+    // Made first by another user (as anyone can under /sys/fs/bpf), with
+    // something of theirs inside.
+    std::fs::create_dir(&squat.0).unwrap();
+    std::fs::create_dir(squat.0.join("links")).unwrap();
+    std::os::unix::fs::chown(&squat.0, Some(65534), Some(65534)).unwrap();
+    let (ok, stderr) = run(&squat.0);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("refusing pin directory") && stderr.contains("owned by uid 65534"),
+        "{stderr}"
+    );
+    assert_eq!(listing(&squat.0), ["links"], "nothing removed or added");
+    assert_eq!(std::fs::metadata(&squat.0).unwrap().uid(), 65534);
+    assert!(!xdp_attached(&net.gw), "nothing attached");
+    let out = policyd_tests::unload(&policyd_bin(), &squat.0).unwrap();
+    assert!(!out.status.success(), "unload refuses it too: {out:?}");
+    assert!(squat.0.join("links").exists());
+
+    // Root's, but writable by everyone.
+    std::os::unix::fs::chown(&squat.0, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&squat.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, stderr) = run(&squat.0);
+    assert!(!ok && stderr.contains("lets others write"), "{stderr}");
+    assert_eq!(listing(&squat.0), ["links"]);
+
+    // A directory policyd makes itself is root's alone.
+    let own = Squat(
+        squat
+            .0
+            .with_file_name(format!("policyd-test-own-{}", std::process::id())),
+    );
+    let own_arg = own.0.display().to_string();
+    let daemon = Daemon::start(
+        &net.gw,
+        &policyd_bin(),
+        &["gw0"],
+        &policy_file,
+        "127.0.0.1:9617".parse().unwrap(),
+        &policy_dir.path().join("own.log"),
+        &["--pin-dir", &own_arg],
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(&own.0).unwrap().mode() & 0o7777, 0o700);
+    drop(daemon);
+}
+
+#[test]
+fn a_clean_stop_writes_every_queued_event_to_a_private_file_and_keeps_enforcing() {
+    let mut topo = Topology::start(net("drain", 103), &policyd_bin(), &policy(103), &[]).unwrap();
+    let pins = topo.daemon.pin_dir.clone();
+    let events = topo.dir.path().join("policyd.events.jsonl");
+    assert_eq!(
+        std::fs::metadata(&events).unwrap().mode() & 0o777,
+        0o600,
+        "events name users and addresses"
+    );
+    // Neighbour resolution first, so the flood below is not queued
+    // behind it.
+    assert_eq!(through(&topo, 103, 3, 7031), 0);
+    // Every denied datagram is an event (interval 0); sent as fast as the
+    // socket takes them, so the ring buffer still holds some when SIGTERM
+    // arrives right after.
+    let sent = send_udp(
+        &topo.cl,
+        Blast {
+            src: "10.103.0.3:0".parse().unwrap(),
+            dst: "10.103.0.1:7030".parse().unwrap(),
+            payload: 20,
+            tag: 1,
+            max_packets: 3000,
+            max_time: Duration::from_secs(5),
+            gap: None,
+        },
+    )
+    .unwrap();
+    let status = topo
+        .daemon
+        .stop_with(libc::SIGTERM, Duration::from_secs(10))
+        .unwrap();
+    assert!(status.success(), "{}", topo.daemon.log_text());
+    let written = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""event":"deny""#))
+        .count() as u64;
+
+    // The pinned counters say how many the kernel denied and how many
+    // events it could not queue; the next daemon reads them.
+    assert!(pins.join("links").join("gw0-xdp").exists(), "still pinned");
+    let pin_arg = pins.display().to_string();
+    let next = Daemon::start(
+        &topo.gw,
+        &policyd_bin(),
+        &["gw0"],
+        &topo.dir.path().join("policy.toml"),
+        Topology::metrics_addr(),
+        &topo.dir.path().join("next.log"),
+        &["--pin-dir", &pin_arg],
+    )
+    .unwrap();
+    let body = topo.metrics().unwrap();
+    let denied = metric_sum(
+        &body,
+        "policyd_packets_total",
+        &[("user", "mallory"), ("verdict", "deny")],
+    );
+    let lost = metric_sum(&body, "policyd_events_lost_total", &[]);
+    // What reached the program (veth may drop some of a flood before it).
+    assert!(
+        denied > 1000 && denied <= 20 + sent.packets,
+        "{denied} denied of {} sent{}",
+        20 + sent.packets,
+        topo.diag(&body)
+    );
+    assert_eq!(
+        written + lost,
+        denied,
+        "every denied packet's event is written or counted as lost ({written} written, {lost} lost)"
+    );
+    drop(next);
+}
