@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::reload::{self, Reloader};
+use super::{reload::Reloader, watch::PolicyWatch};
 use crate::{
     dataplane::{Capacity, DEFAULT_PIN_DIR, Dataplane, Pins, Side},
     policy::{self, CompiledPolicy},
@@ -44,10 +44,23 @@ pub(super) struct RunArgs {
     #[arg(long = "uplink", value_name = "IFACE")]
     uplinks: Vec<String>,
     /// Policy file (TOML); see `policyd check`. Repeat to layer files (the
-    /// more restrictive setting wins). Without it, the built-in acceptable-
-    /// use baseline is enforced (`policyd default-policy`).
-    #[arg(long = "policy", short = 'p', value_name = "FILE")]
+    /// more restrictive setting wins); a directory layers its `*.toml` files
+    /// in name order. Without it, the built-in acceptable-use baseline is
+    /// enforced (`policyd default-policy`).
+    #[arg(long = "policy", short = 'p', value_name = "FILE|DIR")]
     policies: Vec<PathBuf>,
+    /// Accept a policy that enforces nothing: an empty file (or one of only
+    /// comments), a directory with no `*.toml` file, or, on a reload, a
+    /// policy with no users, rules or `[unidentified]` action in place of
+    /// one with some. Without it they are refused: a truncated file looks
+    /// just like that.
+    #[arg(long)]
+    allow_empty_policy: bool,
+    /// After a policy file changes, wait until it has not changed for this
+    /// long before reloading (every change restarts the wait), so that a
+    /// file being written is not read half-done.
+    #[arg(long, default_value = super::watch::DEFAULT_SETTLE, value_name = "DURATION")]
+    reload_settle: humantime::Duration,
     /// Pin a profile (e.g. `off_hours`) instead of following the policy's
     /// schedules.
     #[arg(long, value_name = "NAME")]
@@ -96,7 +109,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
             "no --policy given: enforcing the built-in baseline (see `policyd default-policy`)"
         );
     }
-    let policy = policy::load_layers(&args.policies)
+    let policy = policy::load_for_run(&args.policies, args.allow_empty_policy, None)
         .context("the policy is invalid; nothing was loaded")?
         .policy;
     let source = if args.policies.is_empty() {
@@ -217,6 +230,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut reloader = Reloader {
         paths: args.policies.clone(),
+        allow_empty: args.allow_empty_policy,
         pinned: args.profile.clone(),
         clock,
         names: Arc::clone(&names),
@@ -242,8 +256,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         // Watch and handle signals before serving: the first answer on the
         // endpoint is what supervisors (and the tests) take for readiness,
         // and a SIGHUP that arrives before its handler would kill policyd.
-        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
-        let _watcher = reload::watch(&reloader.paths, changed_tx);
+        let mut watch = PolicyWatch::start(&reloader.paths, args.reload_settle.into());
         let signals = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
@@ -265,13 +278,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
                 _ = int.recv() => { tracing::info!(signal = "SIGINT", "received signal"); break; }
                 _ = term.recv() => { tracing::info!(signal = "SIGTERM", "received signal"); break; }
                 _ = hup.recv() => "SIGHUP",
-                Some(()) = changed.recv() => {
-                    // Editors write in several steps: let them finish.
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    while changed.try_recv().is_ok() {}
-                    "file change"
-                }
+                () = watch.settled() => "file change",
             };
+            watch.refresh();
             if reloader.reload(&mut dataplane, trigger) {
                 if let Some(s) = scheduler.take() {
                     s.abort();
