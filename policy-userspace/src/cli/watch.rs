@@ -229,6 +229,12 @@ impl PolicyWatch {
                         change = self.changes.recv() => {
                             if change.is_some() {
                                 self.deadline = Some(Instant::now() + self.settle);
+                            } else {
+                                // The watcher is gone: no more changes
+                                // will come; this period still ends.
+                                tokio::time::sleep_until(deadline).await;
+                                self.deadline = None;
+                                return;
                             }
                         }
                         () = tokio::time::sleep_until(deadline) => {
@@ -316,6 +322,34 @@ mod tests {
                 dir.join("real/p.toml")
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn every_change_restarts_the_quiet_period() {
+        let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+        let mut watch = super::PolicyWatch {
+            paths: Vec::new(),
+            wanted: std::sync::Arc::default(),
+            watcher: None,
+            watched: std::collections::BTreeSet::new(),
+            changes,
+            settle: std::time::Duration::from_millis(200),
+            deadline: None,
+        };
+        let start = tokio::time::Instant::now();
+        let writer = tokio::spawn(async move {
+            for _ in 0..3 {
+                tx.send(()).unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            tx
+        });
+        watch.settled().await;
+        // The last change came at 200 ms at the earliest, so the quiet
+        // period cannot have ended before 400 ms.
+        assert!(start.elapsed() >= std::time::Duration::from_millis(400));
+        assert!(watch.deadline.is_none());
+        drop(writer.await.unwrap());
     }
 
     #[test]

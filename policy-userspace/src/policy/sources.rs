@@ -112,6 +112,12 @@ impl Stamp {
 /// half-done by this read; one that pauses between writes is a matter of
 /// the caller's timing (the daemon's quiet period).
 pub fn read_settled(path: &Path) -> Result<String, PolicyError> {
+    read_checked(path, || {})
+}
+
+/// [`read_settled`], with `meanwhile` run between the read and the checks
+/// (for the tests: a writer at the worst moment).
+fn read_checked(path: &Path, meanwhile: impl FnOnce()) -> Result<String, PolicyError> {
     let read_err = |source| PolicyError::Read {
         path: path.to_owned(),
         source,
@@ -120,6 +126,7 @@ pub fn read_settled(path: &Path) -> Result<String, PolicyError> {
     let before = Stamp::of(&file.metadata().map_err(read_err)?);
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(read_err)?;
+    meanwhile();
     let after = Stamp::of(&file.metadata().map_err(read_err)?);
     let now_named = Stamp::of(&std::fs::metadata(path).map_err(read_err)?);
     if before != after || after != now_named || u64::try_from(bytes.len()).ok() != Some(after.size)
@@ -140,7 +147,7 @@ pub fn read_settled(path: &Path) -> Result<String, PolicyError> {
 mod tests {
     use std::path::PathBuf;
 
-    use super::{expand, read_all, read_settled};
+    use super::{PolicyError, expand, read_all, read_checked, read_settled};
 
     fn touch(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -187,6 +194,30 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(got[0].empty_dir && got[0].text.is_empty());
         assert_eq!(got[0].path, d.path());
+    }
+
+    #[test]
+    fn a_file_written_or_replaced_while_read_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = touch(d.path(), "p.toml", "[[user]]\nname = \"a\"\n");
+        assert_eq!(read_settled(&p).unwrap(), "[[user]]\nname = \"a\"\n");
+        let appended = read_checked(&p, || {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(b"action = \"deny\"\n").unwrap();
+        });
+        assert!(
+            matches!(appended, Err(PolicyError::Unsettled { .. })),
+            "{appended:?}"
+        );
+        let tmp = touch(d.path(), "p.tmp", "[[user]]\nname = \"b\"\n");
+        let replaced = read_checked(&p, || std::fs::rename(&tmp, &p).unwrap());
+        let e = replaced.unwrap_err();
+        assert!(matches!(e, PolicyError::Unsettled { .. }), "{e}");
+        assert!(
+            e.to_string().contains("p.toml: changed while it was read"),
+            "{e}"
+        );
     }
 
     #[test]
