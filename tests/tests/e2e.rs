@@ -289,7 +289,7 @@ fn run_fails_cleanly_on_a_missing_interface() {
     let gw = NetNs::new("noif").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, "").unwrap();
+    std::fs::write(&policy, "[settings]\nmode = \"enforce\"\n").unwrap();
     let out = gw
         .command(&policyd_bin().display().to_string())
         .args(["run", "--iface", "nosuch0", "--pin-dir"])

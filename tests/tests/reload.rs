@@ -73,7 +73,9 @@ fn wait_for(what: &str, topo: &Topology, mut cond: impl FnMut() -> bool) {
 #[test]
 fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit() {
     let net = Net::new("reload", 223, &[], &["10.223.0.2/24", "10.223.0.4/24"]).unwrap();
-    let topo = Topology::start(net, &policyd_bin(), V1, &[]).unwrap();
+    // A write every 300 ms: a quiet period shorter than that, so that each
+    // is a reload of its own.
+    let topo = Topology::start(net, &policyd_bin(), V1, &["--reload-settle", "100ms"]).unwrap();
     let policy = topo.dir.path().join("policy.toml");
     let sink = UdpSink::start(&topo.gw, 7000).unwrap();
     let dst: SocketAddr = "10.223.0.1:7000".parse().unwrap();

@@ -10,7 +10,8 @@ use crate::policy::{self, CompiledPolicy};
 /// setting, the file it came from. Exit non-zero on any error.
 #[derive(Debug, clap::Args)]
 pub(super) struct CheckArgs {
-    /// Policy files, base first.
+    /// Policy files, base first; a directory stands for its `*.toml` files
+    /// in name order.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Print only the summary, not every setting's origin.

@@ -9,6 +9,7 @@ mod run;
 mod status;
 mod top;
 mod unload;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -5,12 +5,11 @@
 //! counted. Programs are never reloaded or detached.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, RwLock},
 };
 
 use anyhow::Context as _;
-use tokio::sync::mpsc;
 
 use crate::{
     dataplane::Dataplane,
@@ -22,6 +21,8 @@ use crate::{
 /// What a reload needs to know and keeps up to date.
 pub(super) struct Reloader {
     pub paths: Vec<PathBuf>,
+    /// `--allow-empty-policy`: accept a policy that enforces nothing.
+    pub allow_empty: bool,
     pub pinned: Option<String>,
     pub clock: Clock,
     pub names: Arc<RwLock<Names>>,
@@ -72,7 +73,8 @@ impl Reloader {
     }
 
     fn try_reload(&mut self, dataplane: &mut Dataplane) -> anyhow::Result<Outcome> {
-        let policy = policy::load_layers(&self.paths)?.policy;
+        let policy =
+            policy::load_for_run(&self.paths, self.allow_empty, Some(&self.policy))?.policy;
         let compiled = keep_ids(&CompiledPolicy::compile(&policy), &self.compiled);
         let profile =
             super::profile_index(&policy, &compiled, self.pinned.as_deref(), &self.clock)?;
@@ -122,39 +124,4 @@ enum Outcome {
         added: Vec<String>,
         removed: Vec<String>,
     },
-}
-
-/// Watches the policy files (through their directories, since editors
-/// replace files rather than write them) and sends `()` when one changes.
-/// `None` when watching is impossible; SIGHUP still works then.
-pub(super) fn watch(
-    paths: &[PathBuf],
-    tx: mpsc::UnboundedSender<()>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher as _;
-    let files: Vec<PathBuf> = paths
-        .iter()
-        .filter_map(|p| std::path::absolute(p).ok())
-        .collect();
-    let dirs: Vec<PathBuf> = files
-        .iter()
-        .filter_map(|f| f.parent().map(Path::to_path_buf))
-        .collect();
-    let wanted = files.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(e) = event
-            && !e.kind.is_access()
-            && e.paths.iter().any(|p| wanted.contains(p))
-        {
-            let _ = tx.send(());
-        }
-    })
-    .map_err(|e| tracing::warn!(error = %e, "cannot watch the policy files; reload with SIGHUP"))
-    .ok()?;
-    for dir in &dirs {
-        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch; reload with SIGHUP");
-        }
-    }
-    Some(watcher)
 }

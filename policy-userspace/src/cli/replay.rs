@@ -44,7 +44,8 @@ pub(super) struct ReplayArgs {
     /// The capture (pcap, Ethernet).
     #[arg(long, value_name = "FILE")]
     pcap: PathBuf,
-    /// The policy to try; repeat to layer files.
+    /// The policy to try; repeat to layer files (a directory: its `*.toml`
+    /// files in name order).
     #[arg(long = "policy", short = 'p', value_name = "FILE", required = true)]
     policies: Vec<PathBuf>,
     /// Schedule profile in force (default: the one the policy's schedules

@@ -16,7 +16,7 @@ use aya::maps::{MapData, RingBuf};
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::reload::{self, Reloader};
+use super::{reload::Reloader, watch::PolicyWatch};
 use crate::{
     dataplane::{self, Capacity, DEFAULT_PIN_DIR, Dataplane, Pins, Side},
     policy::{self, CompiledPolicy},
@@ -50,10 +50,23 @@ pub(super) struct RunArgs {
     #[arg(long = "uplink", value_name = "IFACE")]
     uplinks: Vec<String>,
     /// Policy file (TOML); see `policyd check`. Repeat to layer files (the
-    /// more restrictive setting wins). Without it, the built-in acceptable-
-    /// use baseline is enforced (`policyd default-policy`).
-    #[arg(long = "policy", short = 'p', value_name = "FILE")]
+    /// more restrictive setting wins); a directory layers its `*.toml` files
+    /// in name order. Without it, the built-in acceptable-use baseline is
+    /// enforced (`policyd default-policy`).
+    #[arg(long = "policy", short = 'p', value_name = "FILE|DIR")]
     policies: Vec<PathBuf>,
+    /// Accept a policy that enforces nothing: an empty file (or one of only
+    /// comments), a directory with no `*.toml` file, or, on a reload, a
+    /// policy with no users, rules or `[unidentified]` action in place of
+    /// one with some. Without it they are refused: a truncated file looks
+    /// just like that.
+    #[arg(long)]
+    allow_empty_policy: bool,
+    /// After a policy file changes, wait until it has not changed for this
+    /// long before reloading (every change restarts the wait), so that a
+    /// file being written is not read half-done.
+    #[arg(long, default_value = super::watch::DEFAULT_SETTLE, value_name = "DURATION")]
+    reload_settle: humantime::Duration,
     /// Pin a profile (e.g. `off_hours`) instead of following the policy's
     /// schedules.
     #[arg(long, value_name = "NAME")]
@@ -118,6 +131,8 @@ struct Started {
     server: MetricsServer,
     events: EventSink,
     ring: RingBuf<MapData>,
+    /// The quiet period after a file change before reloading.
+    settle: std::time::Duration,
 }
 
 /// Start: check everything that can be checked, lock the pin directory,
@@ -137,7 +152,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
             "no --policy given: enforcing the built-in baseline (see `policyd default-policy`)"
         );
     }
-    let policy = policy::load_layers(&args.policies)
+    let policy = policy::load_for_run(&args.policies, args.allow_empty_policy, None)
         .context("the policy is invalid; nothing was loaded")?
         .policy;
     let compiled = CompiledPolicy::compile(&policy);
@@ -223,6 +238,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     );
     let reloader = Reloader {
         paths: args.policies.clone(),
+        allow_empty: args.allow_empty_policy,
         pinned: args.profile.clone(),
         clock,
         names: Arc::clone(&names),
@@ -236,6 +252,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         server,
         events: EventSink::new(events_out, names),
         ring,
+        settle: args.reload_settle.into(),
     })
 }
 
@@ -282,6 +299,7 @@ impl Started {
             server,
             events,
             ring,
+            settle,
         } = self;
         let (stop_events_tx, stop_events) = tokio::sync::oneshot::channel::<()>();
         let events = tokio::spawn(events.run(ring, async move {
@@ -303,8 +321,7 @@ impl Started {
         // Watch and handle signals before serving: the first answer on the
         // endpoint is what supervisors (and the tests) take for readiness,
         // and a SIGHUP that arrives before its handler would kill policyd.
-        let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
-        let _watcher = reload::watch(&reloader.paths, changed_tx);
+        let mut watch = PolicyWatch::start(&reloader.paths, settle);
         let signals = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
@@ -326,13 +343,9 @@ impl Started {
                 _ = int.recv() => { tracing::info!(signal = "SIGINT", "received signal"); break; }
                 _ = term.recv() => { tracing::info!(signal = "SIGTERM", "received signal"); break; }
                 _ = hup.recv() => "SIGHUP",
-                Some(()) = changed.recv() => {
-                    // Editors write in several steps: let them finish.
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    while changed.try_recv().is_ok() {}
-                    "file change"
-                }
+                () = watch.settled() => "file change",
             };
+            watch.refresh();
             if reloader.reload(&mut dataplane, trigger) {
                 if let Some(s) = scheduler.take() {
                     s.abort();

@@ -29,6 +29,29 @@ pub enum PolicyError {
         field: String,
         message: String,
     },
+    /// The file changed while it was read: it is being written.
+    #[error(
+        "{}: changed while it was read (still being written?); not loaded. Update policy files \
+         by renaming a complete file over them",
+        path.display()
+    )]
+    Unsettled { path: PathBuf },
+    /// A blank layer, refused unless the operator allows empty policies.
+    #[error(
+        "{}: {}: it would enforce nothing, which is what a truncated file looks like; refused \
+         (--allow-empty-policy accepts it)",
+        path.display(),
+        if *directory { "the directory has no *.toml file" } else { "the policy file is empty (only whitespace or comments)" }
+    )]
+    Empty { path: PathBuf, directory: bool },
+    /// A reload to a policy that enforces nothing, in place of one that
+    /// enforces something.
+    #[error(
+        "{}: the new policy has no users, no rules and no [unidentified] action, where the one in \
+         force has; refused (--allow-empty-policy accepts it)",
+        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" + ")
+    )]
+    EnforcesNothing { paths: Vec<PathBuf> },
 }
 
 /// `file:line:column`, 1-based, like compilers print.

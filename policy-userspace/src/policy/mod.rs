@@ -8,9 +8,11 @@
 //! contents.
 
 mod compile;
+mod empty;
 mod error;
 mod file;
 mod merge;
+pub mod sources;
 mod stable;
 mod types;
 pub mod units;
@@ -21,8 +23,10 @@ use std::path::Path;
 pub use compile::{
     CompiledPolicy, CompiledUser, addr16, blanket_actions, default_burst, net16, params, truncate,
 };
+pub use empty::{enforces_nothing, is_blank, load_for_run};
 pub use error::PolicyError;
 pub use merge::{Layered, Provenance, provenance_key, stricter};
+pub use sources::Source;
 pub use stable::keep_ids;
 pub use types::*;
 
@@ -46,27 +50,27 @@ pub fn baseline() -> Result<Policy, PolicyError> {
 
 /// Reads, parses and validates one policy file.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse(path, &source)
+    parse(path, &sources::read_settled(path)?)
 }
 
 /// Reads and validates policy files as layers: each may refer to what the
 /// earlier ones define, and where they disagree the more restrictive
-/// setting wins (see `merge`). No file at all means the built-in baseline.
+/// setting wins (see `merge`). A directory stands for its `*.toml` files in
+/// name order (see [`sources::expand`]). No path at all means the built-in
+/// baseline.
 pub fn load_layers(paths: &[std::path::PathBuf]) -> Result<Layered, PolicyError> {
+    layer(&sources::read_all(paths)?)
+}
+
+/// Validates policy text already read as layers (see [`load_layers`]).
+pub fn layer(texts: &[Source]) -> Result<Layered, PolicyError> {
+    let paths: Vec<std::path::PathBuf> = texts.iter().map(|s| s.path.clone()).collect();
     let mut layered: Option<Layered> = None;
-    for (i, path) in paths.iter().enumerate() {
-        let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.clone(),
-            source,
-        })?;
+    for (i, (path, source)) in paths.iter().zip(texts.iter().map(|s| &s.text)).enumerate() {
         let raw: file::PolicyFile =
-            toml::from_str(&source).map_err(|e| PolicyError::syntax(path, &source, &e))?;
+            toml::from_str(source).map_err(|e| PolicyError::syntax(path, source, &e))?;
         let base = layered.as_ref().map(|l| &l.policy);
-        let policy = validate::validate(path, &source, raw, base)?;
+        let policy = validate::validate(path, source, raw, base)?;
         layered = Some(match layered {
             None => merge::first(policy, path),
             Some(base) => merge::add(base, &paths[..i], policy, path)?,
