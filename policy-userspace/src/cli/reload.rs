@@ -1,5 +1,5 @@
 //! Hot reload: on SIGHUP or when a policy file changes, parse and validate
-//! every layer, keep user and class ids, and apply the result as map updates
+//! every layer, give users and classes their ids (the pinned allocation's), and apply the result as map updates
 //! into the idle generation, switched in by one store. An invalid policy
 //! changes nothing: the old one stays in force, and the error is logged and
 //! counted. Programs are never reloaded or detached.
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     dataplane::Dataplane,
-    policy::{self, CompiledPolicy, Policy, keep_ids},
+    policy::{self, CompiledPolicy, Policy},
     schedule::Clock,
     telemetry::Names,
 };
@@ -73,7 +73,7 @@ impl Reloader {
 
     fn try_reload(&mut self, dataplane: &mut Dataplane) -> anyhow::Result<Outcome> {
         let policy = policy::load_layers(&self.paths)?.policy;
-        let compiled = keep_ids(&CompiledPolicy::compile(&policy), &self.compiled);
+        let compiled = dataplane.assign_ids(&CompiledPolicy::compile(&policy))?;
         let profile =
             super::profile_index(&policy, &compiled, self.pinned.as_deref(), &self.clock)?;
         // A SIGHUP after an edit, or an editor's several writes, find the
@@ -91,7 +91,12 @@ impl Reloader {
             .apply_with_profile(&compiled, profile)
             .context("writing the new generation")?;
         let names = |p: &CompiledPolicy| -> std::collections::BTreeSet<String> {
-            p.users.iter().skip(1).map(|u| u.name.clone()).collect()
+            p.users
+                .iter()
+                .skip(1)
+                .filter(|u| !u.name.is_empty())
+                .map(|u| u.name.clone())
+                .collect()
         };
         let (old, new) = (names(&self.compiled), names(&compiled));
         let outcome = Outcome::Applied {

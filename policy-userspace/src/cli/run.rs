@@ -138,6 +138,8 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
         .exists();
     let mut dataplane =
         Dataplane::load(capacity, pins).context("loading the kernel programs failed")?;
+    // Names keep the ids a previous policyd pinned (and their counters).
+    let compiled = dataplane.assign_ids(&compiled)?;
     if adopting {
         tracing::info!(
             pins = %args.pin_dir.display(),

@@ -3,6 +3,7 @@
 
 mod counters;
 mod error;
+mod ids;
 mod maps;
 mod pins;
 
@@ -23,15 +24,16 @@ use policy_common::{
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
     DEFAULT_MAX_USERS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
     MAP_GLOBAL_COUNTERS, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
-    MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
+    MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
 };
 
 pub use self::{
     counters::Counters,
     error::DataplaneError,
+    ids::from_pins as pinned_ids,
     pins::{DEFAULT_PIN_DIR, Pins},
 };
-use crate::policy::CompiledPolicy;
+use crate::policy::{Allocation, CompiledPolicy};
 
 /// The kernel programs, built by build.rs from the policy-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/policy-ebpf"));
@@ -192,6 +194,8 @@ pub struct Dataplane {
     profile: Arc<Mutex<ProfileSwitch>>,
     /// (interface, program, link): the program names the link's pin.
     links: Vec<(String, &'static str, Link)>,
+    /// The pinned name -> id allocation, as last read or written.
+    ids: Allocation,
 }
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
@@ -226,6 +230,7 @@ impl Dataplane {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.dir())
             .map_max_entries(MAP_USER_INFO, two(capacity.users))
+            .map_max_entries(MAP_USER_NAMES, capacity.users)
             .map_max_entries(MAP_USERS, two(capacity.addrs))
             .map_max_entries(MAP_USER_MACS, two(capacity.addrs))
             .map_max_entries(MAP_IP_BINDINGS, two(capacity.addrs))
@@ -277,7 +282,9 @@ impl Dataplane {
                     "unexpected map type",
                 ))?,
         };
+        let ids = ids::read(&mut ebpf, capacity.users)?;
         let dp = Self {
+            ids,
             ebpf,
             capacity,
             pins,
@@ -320,6 +327,7 @@ impl Dataplane {
         let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
         let old = sw.generation;
         let new = 1 - old;
+        let retiring = ids::record(&mut self.ebpf, &mut self.ids, policy)?;
         if let Err(e) = maps::write_policy(&mut self.ebpf, policy, new, self.capacity.users) {
             // Nothing reads the idle generation: clear it for the next try.
             let _ = maps::remove_generation(&mut self.ebpf, new);
@@ -332,7 +340,8 @@ impl Dataplane {
         sw.generation = new;
         sw.profile = profile;
         std::thread::sleep(GRACE);
-        maps::remove_generation(&mut self.ebpf, old)
+        maps::remove_generation(&mut self.ebpf, old)?;
+        ids::retire(&mut self.ebpf, &self.counters, &mut self.ids, retiring)
     }
 
     /// Makes profile `index` (into the policy's profile list) the active one:

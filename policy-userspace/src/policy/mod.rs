@@ -23,7 +23,7 @@ pub use compile::{
 };
 pub use error::PolicyError;
 pub use merge::{Layered, Provenance, provenance_key, stricter};
-pub use stable::keep_ids;
+pub use stable::{Allocation, Changes, IdError, Slot, Table, assign, changes};
 pub use types::*;
 
 impl CompiledPolicy {
