@@ -35,6 +35,7 @@ impl Reloader {
     /// Reloads; `Ok(false)` when the new policy was refused (the old one
     /// stays in force; the reason is logged and counted).
     pub fn reload(&mut self, dataplane: &mut Dataplane, why: &str) -> bool {
+        let started = std::time::Instant::now();
         match self.try_reload(dataplane) {
             Ok(Outcome::Unchanged) => {
                 self.names
@@ -56,6 +57,7 @@ impl Reloader {
                     classes = self.policy.classes.len(),
                     profile = %self.compiled.profiles[self.profile],
                     generation = n.generation,
+                    ms = started.elapsed().as_millis(),
                     "policy reloaded"
                 );
                 true

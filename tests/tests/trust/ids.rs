@@ -428,14 +428,25 @@ fn two_hundred_reloads_of_a_thousand_new_names_need_no_restart() {
         "nothing left retiring"
     );
 
+    // What policyd says each reload took (read, compile, assign ids, write,
+    // switch, grace, retire); the round trip above adds the scrapes and,
+    // when the file watcher's trigger wins over SIGHUP, its debounce.
+    let log = topo.daemon.log_text();
+    let took: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("policy reloaded"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("ms=")))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(took.len(), ROUNDS, "one reload per round{}", topo.diag(""));
     let mean = times.iter().sum::<Duration>() / ROUNDS as u32;
-    let mut sorted = times.clone();
-    sorted.sort_unstable();
     println!(
-        "churn: {ROUNDS} reloads of 1000 new names in {:.1} s; SIGHUP to new generation mean {:.0} ms, median {:.0} ms, max {:.0} ms; policyd VmRSS {rss_start} KiB at the start, {rss_end} KiB at the end",
+        "churn: {ROUNDS} reloads of 1000 new names in {:.1} s; reload {} ms mean, {} ms max (policyd's log); \
+         SIGHUP to new generation {:.0} ms mean, {:.0} ms max; policyd VmRSS {rss_start} KiB at the start, {rss_end} KiB at the end",
         churn.as_secs_f64(),
+        took.iter().sum::<u64>() / ROUNDS as u64,
+        took.iter().max().unwrap(),
         mean.as_secs_f64() * 1e3,
-        sorted[ROUNDS / 2].as_secs_f64() * 1e3,
-        sorted[ROUNDS - 1].as_secs_f64() * 1e3,
+        times.iter().max().unwrap().as_secs_f64() * 1e3,
     );
 }
