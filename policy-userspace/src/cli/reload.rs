@@ -25,7 +25,7 @@ pub(super) struct Reloader {
     pub pinned: Option<String>,
     pub clock: Clock,
     pub names: Arc<RwLock<Names>>,
-    /// The policy in force, and its compiled tables (ids to keep).
+    /// The policy in force, and its compiled tables (with their ids).
     pub policy: Policy,
     pub compiled: CompiledPolicy,
     pub profile: usize,

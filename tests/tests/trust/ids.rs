@@ -215,6 +215,17 @@ fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
         ("32".to_owned(), "0".to_owned(), "0".to_owned()),
         "{text}"
     );
+    let out = std::process::Command::new(policyd_bin())
+        .args(["status", "--pin-dir"])
+        .arg(&pins)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("ids:         5 users (0 being retired, highest id 5), 1 classes"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(next);
 }
 
