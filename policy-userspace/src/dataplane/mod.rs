@@ -301,7 +301,9 @@ impl Dataplane {
     /// switches generations: a packet sees the old policy or the new one,
     /// never a mix. After a grace period (packets in flight finish in
     /// microseconds) the old generation's entries are removed. The profile
-    /// in force stays the same slot.
+    /// in force stays the same slot. Ids are `policy`'s own (give it the
+    /// pinned allocation's with [`Self::assign_ids`]); those it no longer
+    /// names are retired then: their state is deleted and they are freed.
     pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
         let profile = self
             .profile
