@@ -34,6 +34,7 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
     assert_eq!((size_of::<Counters>(), align_of::<Counters>()), (72, 8));
     assert_eq!((size_of::<Event>(), align_of::<Event>()), (72, 8));
+    assert_eq!((size_of::<NameSlot>(), align_of::<NameSlot>()), (72, 4));
 }
 
 #[test]
@@ -73,4 +74,12 @@ fn generation_prefixes_lead_with_the_generation() {
     let p = gen_prefix(1, &v4_mapped([10, 0, 0, 1]));
     assert_eq!(&p[..4], &[0, 0, 0, 1]);
     assert_eq!(&p[4..], &v4_mapped([10, 0, 0, 1]));
+}
+
+#[test]
+fn name_slots_hold_a_name_and_cut_a_longer_one() {
+    let slot = NameSlot::new(name_state::LIVE, b"alice");
+    assert_eq!((slot.state, slot.len, slot.name()), (1, 5, &b"alice"[..]));
+    let long = [b'x'; MAX_NAME_LEN + 1];
+    assert_eq!(NameSlot::new(0, &long).name(), &long[..MAX_NAME_LEN]);
 }

@@ -14,6 +14,7 @@ pub mod event;
 pub mod generation;
 pub mod identity;
 pub mod maps;
+pub mod names;
 
 #[cfg(test)]
 mod layout;
@@ -25,6 +26,7 @@ pub use event::*;
 pub use generation::*;
 pub use identity::*;
 pub use maps::*;
+pub use names::*;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -49,4 +51,5 @@ mod pod {
     unsafe impl aya::Pod for super::GenMac {}
     unsafe impl aya::Pod for super::GenU32 {}
     unsafe impl aya::Pod for super::GenU64 {}
+    unsafe impl aya::Pod for super::NameSlot {}
 }

@@ -55,6 +55,12 @@ pub const MAP_EVENTS: &str = "EVENTS";
 /// LRU `(user << 8 | kind)` (`u64`) -> time of the last event sent.
 pub const MAP_EVENT_LIMITER: &str = "EVENT_LIMITER";
 
+// Ids (see names.rs).
+/// User id (`u32`) -> [`crate::NameSlot`]: whose id it is.
+pub const MAP_USER_NAMES: &str = "USER_NAMES";
+/// Class id (`u32`) -> [`crate::NameSlot`].
+pub const MAP_CLASS_NAMES: &str = "CLASS_NAMES";
+
 /// Default capacity of the per-user array (ids `0..MAX_USERS`).
 pub const DEFAULT_MAX_USERS: u32 = 65_536;
 /// Default capacity of the exact-address and MAC maps.

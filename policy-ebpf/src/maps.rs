@@ -17,8 +17,8 @@ use policy_common::{
     DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
     DEFAULT_MAX_EVENT_LIMITER, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
     DEFAULT_MAX_USERS, EVENTS_BYTES, FlowKey, GENERATIONS, GenActionKey, GenAddr, GenMac,
-    GenPrefix, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MacBinding, UserId,
-    UserInfo, global_counter,
+    GenPrefix, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MacBinding, NameSlot,
+    UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -123,3 +123,17 @@ pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 #[map(name = "EVENT_LIMITER")]
 pub(crate) static EVENT_LIMITER: LruHashMap<u64, u64> =
     LruHashMap::pinned(DEFAULT_MAX_EVENT_LIMITER, 0);
+
+// Ids. The name -> id allocation (policy-common's names.rs) lives here, in
+// the object, so that it is pinned and adopted with the state keyed by ids:
+// a restarted policyd gives every name the id its counters are under. No
+// program reads it (the maps section keeps it in the object all the same).
+// Hashes without preallocation: memory only for the ids in use, and a
+// start reads only those.
+#[map(name = "USER_NAMES")]
+pub(crate) static USER_NAMES: HashMap<u32, NameSlot> =
+    HashMap::pinned(DEFAULT_MAX_USERS, BPF_F_NO_PREALLOC);
+
+#[map(name = "CLASS_NAMES")]
+pub(crate) static CLASS_NAMES: HashMap<u32, NameSlot> =
+    HashMap::pinned(MAX_CLASSES, BPF_F_NO_PREALLOC);

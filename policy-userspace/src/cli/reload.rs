@@ -1,5 +1,5 @@
 //! Hot reload: on SIGHUP or when a policy file changes, parse and validate
-//! every layer, keep user and class ids, and apply the result as map updates
+//! every layer, give users and classes their ids (the pinned allocation's), and apply the result as map updates
 //! into the idle generation, switched in by one store. An invalid policy
 //! changes nothing: the old one stays in force, and the error is logged and
 //! counted. Programs are never reloaded or detached.
@@ -13,7 +13,7 @@ use anyhow::Context as _;
 
 use crate::{
     dataplane::Dataplane,
-    policy::{self, CompiledPolicy, Policy, keep_ids},
+    policy::{self, CompiledPolicy, Policy},
     schedule::Clock,
     telemetry::Names,
 };
@@ -26,7 +26,7 @@ pub(super) struct Reloader {
     pub pinned: Option<String>,
     pub clock: Clock,
     pub names: Arc<RwLock<Names>>,
-    /// The policy in force, and its compiled tables (ids to keep).
+    /// The policy in force, and its compiled tables (with their ids).
     pub policy: Policy,
     pub compiled: CompiledPolicy,
     pub profile: usize,
@@ -36,6 +36,7 @@ impl Reloader {
     /// Reloads; `Ok(false)` when the new policy was refused (the old one
     /// stays in force; the reason is logged and counted).
     pub fn reload(&mut self, dataplane: &mut Dataplane, why: &str) -> bool {
+        let started = std::time::Instant::now();
         match self.try_reload(dataplane) {
             Ok(Outcome::Unchanged) => {
                 self.names
@@ -57,6 +58,7 @@ impl Reloader {
                     classes = self.policy.classes.len(),
                     profile = %self.compiled.profiles[self.profile],
                     generation = n.generation,
+                    ms = started.elapsed().as_millis(),
                     "policy reloaded"
                 );
                 true
@@ -75,7 +77,7 @@ impl Reloader {
     fn try_reload(&mut self, dataplane: &mut Dataplane) -> anyhow::Result<Outcome> {
         let policy =
             policy::load_for_run(&self.paths, self.allow_empty, Some(&self.policy))?.policy;
-        let compiled = keep_ids(&CompiledPolicy::compile(&policy), &self.compiled);
+        let compiled = dataplane.assign_ids(&CompiledPolicy::compile(&policy))?;
         let profile =
             super::profile_index(&policy, &compiled, self.pinned.as_deref(), &self.clock)?;
         // A SIGHUP after an edit, or an editor's several writes, find the
@@ -93,7 +95,12 @@ impl Reloader {
             .apply_with_profile(&compiled, profile)
             .context("writing the new generation")?;
         let names = |p: &CompiledPolicy| -> std::collections::BTreeSet<String> {
-            p.users.iter().skip(1).map(|u| u.name.clone()).collect()
+            p.users
+                .iter()
+                .skip(1)
+                .filter(|u| !u.name.is_empty())
+                .map(|u| u.name.clone())
+                .collect()
         };
         let (old, new) = (names(&self.compiled), names(&compiled));
         let outcome = Outcome::Applied {

@@ -183,6 +183,14 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
 
     let mut dataplane = Dataplane::load(capacity, Pins::Persistent(args.pin_dir.clone()))
         .context("loading the kernel programs failed")?;
+    // Names keep the ids a previous policyd pinned (and their counters).
+    let compiled = match dataplane.assign_ids(&compiled) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = dataplane.remove_created_pins();
+            return Err(e.into());
+        }
+    };
     if dataplane.adopted() {
         tracing::info!(
             pins = %args.pin_dir.display(),

@@ -116,6 +116,23 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         "generation:  slot {g} in force; {} class rules",
         cfg.rule_count
     );
+    match crate::dataplane::pinned_ids(dir) {
+        Ok(ids) => {
+            let retiring = |t: &crate::policy::Table| {
+                t.iter()
+                    .filter(|(_, s)| matches!(s, crate::policy::Slot::Retired(_)))
+                    .count()
+            };
+            println!(
+                "ids:         {} users ({} being retired, highest id {}), {} classes",
+                ids.users.len(),
+                retiring(&ids.users),
+                ids.users.highest().unwrap_or(0),
+                ids.classes.len()
+            );
+        }
+        Err(e) => println!("ids:         unknown ({e})"),
+    }
     println!("maps (entries / capacity):");
     let rows = [
         (

@@ -8,21 +8,21 @@ use anyhow::{Context as _, bail};
 use policy_common::{CounterKey, Counters as Totals, USER_UNIDENTIFIED, UserId};
 
 use crate::{
+    dataplane,
     dataplane::{Counters, DEFAULT_PIN_DIR},
-    policy::CompiledPolicy,
 };
 
 /// Show the top users by bytes, drops or rate-limit hits, refreshed live.
 ///
 /// Rates are over the last interval; totals since the counters were
-/// created. Names come from --policy: give the files the daemon enforces
-/// (the kernel knows users by number only). Press Ctrl-C to stop.
+/// created. Names come from the pinned id allocation. Press Ctrl-C to stop.
 #[derive(Debug, clap::Args)]
 pub(super) struct TopArgs {
     /// The pin directory `policyd run` uses.
     #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
     pin_dir: PathBuf,
-    /// The policy files in force, to name users.
+    /// The policy files in force, to name users when the pinned state has
+    /// no names (left by a policyd older than the pinned id allocation).
     #[arg(long = "policy", short = 'p', value_name = "FILE")]
     policies: Vec<PathBuf>,
     /// Seconds between refreshes.
@@ -129,13 +129,16 @@ fn rank(
     rows
 }
 
-fn name(policy: Option<&CompiledPolicy>, user: UserId) -> String {
+/// `names` by id; an id with no name (free, or retired with its counters
+/// about to go) shows as its number.
+fn name(names: &[String], user: UserId) -> String {
     if user == USER_UNIDENTIFIED {
         return "(unidentified)".to_owned();
     }
-    policy
-        .and_then(|p| p.users.get(user as usize))
-        .map_or_else(|| format!("#{user}"), |u| u.name.clone())
+    names
+        .get(user as usize)
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| format!("#{user}"), Clone::clone)
 }
 
 /// 1234567 -> "1.2M": rates and totals in a fixed-width column.
@@ -154,7 +157,7 @@ fn human(v: f64) -> String {
     }
 }
 
-fn render(rows: &[Row], policy: Option<&CompiledPolicy>, limit: usize, secs: f64) -> String {
+fn render(rows: &[Row], names: &[String], limit: usize, secs: f64) -> String {
     let mut out = format!(
         "{:<20} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
         "USER", "bit/s", "pkt/s", "drop/s", "limit/s", "bytes", "dropped", "limited"
@@ -164,7 +167,7 @@ fn render(rows: &[Row], policy: Option<&CompiledPolicy>, limit: usize, secs: f64
         let total = |v: u64| human(v as f64);
         out.push_str(&format!(
             "{:<20} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}\n",
-            name(policy, r.user),
+            name(names, r.user),
             human(bytes * 8.0),
             human(packets),
             human(dropped),
@@ -195,7 +198,15 @@ pub(super) fn top(args: &TopArgs) -> anyhow::Result<()> {
             args.pin_dir.display()
         )
     })?;
-    let policy = super::names_from(&args.policies)?;
+    let names = match dataplane::pinned_ids(&args.pin_dir) {
+        Ok(ids) => ids.users.live_names(),
+        Err(e) => {
+            tracing::warn!(error = %e, "the pinned state has no names; naming users from --policy");
+            super::names_from(&args.policies)?
+                .map(|p| p.users.into_iter().map(|u| u.name).collect())
+                .unwrap_or_default()
+        }
+    };
     // Clear the screen between frames for a person; a pipe gets one frame
     // after another, separated by a blank line.
     let live = std::io::stdout().is_terminal();
@@ -209,7 +220,7 @@ pub(super) fn top(args: &TopArgs) -> anyhow::Result<()> {
         let secs = at.elapsed().as_secs_f64();
         at = std::time::Instant::now();
         let rows = rank(&before, &now, secs, args.sort);
-        let text = render(&rows, policy.as_ref(), args.limit, secs);
+        let text = render(&rows, &names, args.limit, secs);
         let text = if live {
             format!(
                 "\x1b[H\x1b[2Jpolicyd top: {}\n\n{text}",
@@ -315,7 +326,7 @@ mod tests {
         ]);
         let text = render(
             &rank(&BTreeMap::new(), &now, 1.0, SortBy::Bytes),
-            None,
+            &["unidentified".to_owned(), String::new()],
             1,
             1.0,
         );

@@ -1,7 +1,7 @@
 //! Reading the per-CPU counters. Owned separately from the rest of the object
 //! so the metrics server can read them while the daemon updates policy.
 
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{IterableMap as _, MapData, PerCpuArray, PerCpuHashMap};
 use policy_common::{CounterKey, Counters as Totals, MAP_COUNTERS, MAP_GLOBAL_COUNTERS};
 
 use super::DataplaneError;
@@ -67,6 +67,50 @@ impl Counters {
             .filter_map(Result::ok)
             .map(|(k, per_cpu)| (k, sum(per_cpu.iter())))
             .collect()
+    }
+
+    /// Deletes the counters of every key for which `dead` holds (the ids of
+    /// retired users and classes). Through a second handle on the map: this
+    /// one is shared, read-only, with the metrics server.
+    pub(super) fn remove_where(
+        &self,
+        dead: impl Fn(&CounterKey) -> bool,
+    ) -> Result<(), DataplaneError> {
+        use std::os::fd::AsFd as _;
+        let what = DataplaneError::map(MAP_COUNTERS, "open a second handle");
+        let fd = self
+            .per_key
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| {
+                what(
+                    aya::sys::SyscallError {
+                        call: "dup",
+                        io_error: e,
+                    }
+                    .into(),
+                )
+            })?;
+        let mut map: PerCpuHashMap<MapData, CounterKey, Totals> = MapData::from_fd(fd)
+            .and_then(aya::maps::Map::from_map_data)
+            .and_then(PerCpuHashMap::try_from)
+            .map_err(DataplaneError::map(MAP_COUNTERS, "unexpected map type"))?;
+        let keys: Vec<CounterKey> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| dead(k))
+            .collect();
+        for k in keys {
+            match map.remove(&k) {
+                Err(e) if !super::ids::gone(&e) => {
+                    return Err(DataplaneError::map(MAP_COUNTERS, "remove")(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// A [`policy_common::global_counter`], summed over CPUs.

@@ -45,11 +45,13 @@ pub enum DataplaneError {
     },
     #[error(
         "the policy needs {ids} user ids but policyd was started with room for {capacity}; \
-         restart policyd to load it (ids of removed users are kept until then)"
+         restart policyd to load it"
     )]
     TooManyUsers { ids: usize, capacity: u32 },
     #[error(transparent)]
     PinDir(#[from] super::PinDirError),
+    #[error("cannot give the policy's users and classes ids")]
+    Ids(#[source] crate::policy::IdError),
     #[error("pin directory {}: cannot use it (is bpffs mounted?)", dir.display())]
     Pins {
         dir: std::path::PathBuf,

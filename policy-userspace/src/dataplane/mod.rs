@@ -3,6 +3,7 @@
 
 mod counters;
 mod error;
+mod ids;
 mod maps;
 mod pins;
 
@@ -23,16 +24,17 @@ use policy_common::{
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
     DEFAULT_MAX_USERS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
     MAP_GLOBAL_COUNTERS, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
-    MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
+    MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
 };
 
 pub use self::{
     counters::Counters,
     error::DataplaneError,
+    ids::from_pins as pinned_ids,
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
 };
-use crate::policy::CompiledPolicy;
+use crate::policy::{Allocation, CompiledPolicy};
 
 /// The kernel programs, built by build.rs from the policy-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/policy-ebpf"));
@@ -199,6 +201,8 @@ pub struct Dataplane {
     lock: PinLock,
     /// The directory held a previous policyd's pins when this one started.
     adopted: bool,
+    /// The pinned name -> id allocation, as last read or written.
+    ids: Allocation,
 }
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
@@ -232,6 +236,7 @@ impl Dataplane {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.dir())
             .map_max_entries(MAP_USER_INFO, two(capacity.users))
+            .map_max_entries(MAP_USER_NAMES, capacity.users)
             .map_max_entries(MAP_USERS, two(capacity.addrs))
             .map_max_entries(MAP_USER_MACS, two(capacity.addrs))
             .map_max_entries(MAP_IP_BINDINGS, two(capacity.addrs))
@@ -283,7 +288,9 @@ impl Dataplane {
                     "unexpected map type",
                 ))?,
         };
+        let ids = ids::read(&mut ebpf, capacity.users)?;
         let dp = Self {
+            ids,
             ebpf,
             capacity,
             pins,
@@ -302,7 +309,9 @@ impl Dataplane {
     /// switches generations: a packet sees the old policy or the new one,
     /// never a mix. After a grace period (packets in flight finish in
     /// microseconds) the old generation's entries are removed. The profile
-    /// in force stays the same slot.
+    /// in force stays the same slot. Ids are `policy`'s own (give it the
+    /// pinned allocation's with [`Self::assign_ids`]); those it no longer
+    /// names are retired then: their state is deleted and they are freed.
     pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
         let profile = self
             .profile
@@ -328,6 +337,7 @@ impl Dataplane {
         let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
         let old = sw.generation;
         let new = 1 - old;
+        let retiring = ids::record(&mut self.ebpf, &mut self.ids, policy)?;
         if let Err(e) = maps::write_policy(&mut self.ebpf, policy, new, self.capacity.users) {
             // Nothing reads the idle generation: clear it for the next try.
             let _ = maps::remove_generation(&mut self.ebpf, new);
@@ -340,7 +350,8 @@ impl Dataplane {
         sw.generation = new;
         sw.profile = profile;
         std::thread::sleep(GRACE);
-        maps::remove_generation(&mut self.ebpf, old)
+        maps::remove_generation(&mut self.ebpf, old)?;
+        ids::retire(&mut self.ebpf, &self.counters, &mut self.ids, retiring)
     }
 
     /// Makes profile `index` (into the policy's profile list) the active one:

@@ -27,7 +27,7 @@ pub use empty::{enforces_nothing, is_blank, load_for_run};
 pub use error::PolicyError;
 pub use merge::{Layered, Provenance, provenance_key, stricter};
 pub use sources::Source;
-pub use stable::keep_ids;
+pub use stable::{Allocation, Changes, IdError, Slot, Table, assign, changes};
 pub use types::*;
 
 impl CompiledPolicy {

@@ -8,7 +8,9 @@ use std::{
 };
 
 use ipnet::IpNet;
-use policy_common::{MAX_CLASS_RULES, MAX_CLASSES, MAX_MACS_PER_BINDING, MAX_SETS, cast};
+use policy_common::{
+    MAX_CLASS_RULES, MAX_CLASSES, MAX_MACS_PER_BINDING, MAX_NAME_LEN, MAX_SETS, cast,
+};
 use toml::Spanned;
 
 use super::{
@@ -54,7 +56,9 @@ impl Ctx<'_> {
             Err(self.err(
                 value,
                 field,
-                format!("`{name}` is not a valid {what} name (1 to 64 of A-Z a-z 0-9 _ - .)"),
+                format!(
+                    "`{name}` is not a valid {what} name (1 to {MAX_NAME_LEN} of A-Z a-z 0-9 _ - .)"
+                ),
             ))
         }
     }
@@ -84,9 +88,11 @@ impl Ctx<'_> {
     }
 }
 
+/// Names are ASCII, and at most [`MAX_NAME_LEN`] bytes: a user's or class's
+/// name must fit its slot in the pinned id allocation.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME_LEN
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))

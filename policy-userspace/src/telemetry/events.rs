@@ -64,7 +64,7 @@ pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
     serde_json::json!({
         "time": humantime::format_rfc3339_millis(wall).to_string(),
         "event": kind_name(e.kind),
-        "user": names.users.get(e.user as usize).cloned().unwrap_or_else(|| format!("#{}", e.user)),
+        "user": names.users.get(e.user as usize).filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| format!("#{}", e.user)),
         "class": names.classes.get(e.class as usize).cloned().unwrap_or_else(|| format!("#{}", e.class)),
         "direction": if e.dir == dir::UPLOAD { "upload" } else { "download" },
         "profile": names.profile,

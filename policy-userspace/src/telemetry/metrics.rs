@@ -108,6 +108,15 @@ fn by_user_label(
     rows: Vec<(CounterKey, Totals)>,
     names: &Names,
 ) -> Vec<((String, u16, u8), Totals)> {
+    // Ids without a name are free, or retired with their counters about to
+    // go: they belong to nobody, so they export nothing.
+    let named = |v: &[String], i: usize| v.get(i).is_some_and(|n| !n.is_empty());
+    let rows: Vec<(CounterKey, Totals)> = rows
+        .into_iter()
+        .filter(|(k, _)| {
+            named(&names.users, k.user as usize) && named(&names.classes, usize::from(k.class))
+        })
+        .collect();
     let bytes = |c: &Totals| c.pass_bytes + c.deny_bytes + c.limit_bytes + c.monitor_bytes;
     let keep: Option<HashSet<u32>> = match names.per_user {
         PerUser::All => None,
@@ -131,11 +140,7 @@ fn by_user_label(
     for (k, c) in rows {
         let user = match &keep {
             Some(set) if !set.contains(&k.user) => rest.to_owned(),
-            _ => names
-                .users
-                .get(k.user as usize)
-                .cloned()
-                .unwrap_or_else(|| format!("#{}", k.user)),
+            _ => names.users[k.user as usize].clone(),
         };
         out.entry((user, k.class, k.dir))
             .or_default()
@@ -327,5 +332,17 @@ mod tests {
         assert_eq!(none.len(), 1);
         assert_eq!(none[0].0.0, "_all");
         assert_eq!((none[0].1.pass_packets, none[0].1.pass_bytes), (4, 650));
+    }
+
+    #[test]
+    fn ids_without_a_name_export_nothing() {
+        let mut n = names(PerUser::All);
+        // Id 2 is free (or retired); 9 was never given out.
+        n.users[2].clear();
+        let rows = by_user_label(vec![row(1, 100), row(2, 300), row(9, 5)], &n);
+        let users: Vec<&str> = rows.iter().map(|((u, _, _), _)| u.as_str()).collect();
+        assert_eq!(users, ["a"]);
+        let none = by_user_label(vec![row(1, 100), row(2, 300)], &names(PerUser::None));
+        assert_eq!(none[0].1.pass_bytes, 400, "named ids only, summed");
     }
 }

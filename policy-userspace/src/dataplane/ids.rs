@@ -1,0 +1,272 @@
+//! The pinned name -> id allocation (see policy-common's names.rs and
+//! `policy::stable`): read when the object is loaded, so a restarted
+//! policyd gives every name the id its state is under; written around every
+//! apply; and the deletion of a retired id's state before the id is freed.
+//!
+//! Crash safety comes from the order of the writes. The slots of new names
+//! are written before the generation that uses them is switched in, so no
+//! id in force is ever missing from the allocation. A name that left is
+//! marked retired only after the switch, its counters, buckets and event
+//! limits are deleted after the grace period (no packet can be identified as
+//! it any more), and its slot is removed last. A crash anywhere leaves
+//! either live slots the next policy does not name, or retired ones: both
+//! are retired (again) by the next apply, which finishes the job.
+
+use std::{collections::HashSet, path::Path};
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData, MapError},
+};
+use policy_common::{
+    BucketKey, MAP_BUCKETS, MAP_CLASS_BUCKETS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER, MAP_USER_NAMES,
+    MAX_CLASSES, NameSlot, name_state,
+};
+
+use super::{Counters, Dataplane, DataplaneError};
+use crate::policy::{self, Allocation, CompiledPolicy, Slot, Table};
+
+/// Ids a policy being applied stops naming: deleted once it is in force.
+#[derive(Debug, Default)]
+pub(super) struct Retiring {
+    users: Vec<u32>,
+    classes: Vec<u32>,
+}
+
+impl Dataplane {
+    /// `fresh` (compiled with positional ids) with the ids the pinned
+    /// allocation gives its names: a name keeps its id, a new one gets a free
+    /// id. Apply the result with [`Self::apply_with_profile`].
+    pub fn assign_ids(&self, fresh: &CompiledPolicy) -> Result<CompiledPolicy, DataplaneError> {
+        policy::assign(fresh, &self.ids).map_err(DataplaneError::Ids)
+    }
+
+    /// The allocation as it stands (names by id, retired ids).
+    pub fn ids(&self) -> &Allocation {
+        &self.ids
+    }
+}
+
+fn table_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<HashMap<&'a mut MapData, u32, NameSlot>, DataplaneError> {
+    ebpf.map_mut(name)
+        .ok_or(DataplaneError::MissingMap(name))?
+        .try_into()
+        .map_err(DataplaneError::map(name, "unexpected map type"))
+}
+
+fn decode(slot: &NameSlot) -> Option<Slot> {
+    let name = String::from_utf8_lossy(slot.name()).into_owned();
+    match slot.state {
+        name_state::LIVE => Some(Slot::Live(name)),
+        name_state::RETIRED => Some(Slot::Retired(name)),
+        _ => None,
+    }
+}
+
+fn read_table(map: &HashMap<&mut MapData, u32, NameSlot>, limit: u32) -> Table {
+    let mut table = Table::new(limit);
+    for (id, slot) in map.iter().filter_map(Result::ok) {
+        if let Some(s) = decode(&slot) {
+            table.set(id, s);
+        }
+    }
+    table
+}
+
+/// The allocation in the object's (possibly adopted) maps; user ids are
+/// `0..users`.
+pub(super) fn read(ebpf: &mut Ebpf, users: u32) -> Result<Allocation, DataplaneError> {
+    Ok(Allocation {
+        users: read_table(&table_mut(ebpf, MAP_USER_NAMES)?, users),
+        classes: read_table(&table_mut(ebpf, MAP_CLASS_NAMES)?, MAX_CLASSES),
+    })
+}
+
+/// The allocation a policyd pinned under `dir`, for readers outside the
+/// daemon (`policyd status`, `policyd top`).
+pub fn from_pins(dir: &Path) -> Result<Allocation, DataplaneError> {
+    let open = |name: &'static str| -> Result<Table, DataplaneError> {
+        let data = MapData::from_pin(dir.join(name)).map_err(DataplaneError::map(
+            name,
+            format!("open the pin in {}", dir.display()),
+        ))?;
+        let limit = data
+            .info()
+            .map_err(DataplaneError::map(name, "read its info"))?
+            .max_entries();
+        let map: HashMap<MapData, u32, NameSlot> = Map::from_map_data(data)
+            .and_then(HashMap::try_from)
+            .map_err(DataplaneError::map(name, "unexpected map type"))?;
+        let mut table = Table::new(limit);
+        for (id, slot) in map.iter().filter_map(Result::ok) {
+            if let Some(s) = decode(&slot) {
+                table.set(id, s);
+            }
+        }
+        Ok(table)
+    };
+    Ok(Allocation {
+        users: open(MAP_USER_NAMES)?,
+        classes: open(MAP_CLASS_NAMES)?,
+    })
+}
+
+fn write(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    table: &mut Table,
+    slots: impl IntoIterator<Item = (u32, Slot)>,
+) -> Result<(), DataplaneError> {
+    let mut map = table_mut(ebpf, name)?;
+    for (id, slot) in slots {
+        let (state, text) = match &slot {
+            Slot::Live(n) => (name_state::LIVE, n),
+            Slot::Retired(n) => (name_state::RETIRED, n),
+        };
+        map.insert(id, NameSlot::new(state, text.as_bytes()), 0)
+            .map_err(DataplaneError::map(
+                name,
+                format!("id {id} (is the map full?)"),
+            ))?;
+        table.set(id, slot);
+    }
+    Ok(())
+}
+
+/// Before `policy` is switched in: writes the slots of its new names, and
+/// says which ids it stops naming.
+pub(super) fn record(
+    ebpf: &mut Ebpf,
+    alloc: &mut Allocation,
+    policy: &CompiledPolicy,
+) -> Result<Retiring, DataplaneError> {
+    let users: Vec<String> = policy.users.iter().map(|u| u.name.clone()).collect();
+    let u = policy::changes(&alloc.users, &users);
+    let c = policy::changes(&alloc.classes, &policy.classes);
+    let live = |(id, name)| (id, Slot::Live(name));
+    write(
+        ebpf,
+        MAP_USER_NAMES,
+        &mut alloc.users,
+        u.record.into_iter().map(live),
+    )?;
+    write(
+        ebpf,
+        MAP_CLASS_NAMES,
+        &mut alloc.classes,
+        c.record.into_iter().map(live),
+    )?;
+    Ok(Retiring {
+        users: u.retire,
+        classes: c.retire,
+    })
+}
+
+/// A removal that found nothing to remove (ENOENT).
+pub(super) fn gone(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound | MapError::ElementNotFound => true,
+        MapError::SyscallError(s) => s.io_error.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+/// Removes every key of hash map `name` for which `dead` holds. Entries the
+/// kernel's LRU evicted meanwhile are gone already.
+fn remove_where<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    dead: impl Fn(&K) -> bool,
+) -> Result<(), DataplaneError> {
+    let mut map: HashMap<&mut MapData, K, V> = ebpf
+        .map_mut(name)
+        .ok_or(DataplaneError::MissingMap(name))?
+        .try_into()
+        .map_err(DataplaneError::map(name, "unexpected map type"))?;
+    let keys: Vec<K> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| dead(k))
+        .collect();
+    for k in keys {
+        match map.remove(&k) {
+            Err(e) if !gone(&e) => return Err(DataplaneError::map(name, "remove")(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// After the switch and the grace period: marks the ids `policy` stopped
+/// naming retired, deletes their counters, buckets and event limits, then
+/// frees them.
+pub(super) fn retire(
+    ebpf: &mut Ebpf,
+    counters: &Counters,
+    alloc: &mut Allocation,
+    retiring: Retiring,
+) -> Result<(), DataplaneError> {
+    if retiring.users.is_empty() && retiring.classes.is_empty() {
+        return Ok(());
+    }
+    let retired = |table: &Table, ids: &[u32]| -> Vec<(u32, Slot)> {
+        ids.iter()
+            .filter_map(|id| match table.get(*id) {
+                Some(Slot::Live(n)) => Some((*id, Slot::Retired(n.clone()))),
+                _ => None,
+            })
+            .collect()
+    };
+    let u = retired(&alloc.users, &retiring.users);
+    write(ebpf, MAP_USER_NAMES, &mut alloc.users, u)?;
+    let c = retired(&alloc.classes, &retiring.classes);
+    write(ebpf, MAP_CLASS_NAMES, &mut alloc.classes, c)?;
+
+    let users: HashSet<u32> = retiring.users.iter().copied().collect();
+    let classes: HashSet<u32> = retiring.classes.iter().copied().collect();
+    counters.remove_where(|k| users.contains(&k.user) || classes.contains(&u32::from(k.class)))?;
+    remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
+        users.contains(&k.user) || classes.contains(&u32::from(k.class))
+    })?;
+    // Keyed `user << 8 | kind`.
+    remove_where::<u64, u64>(ebpf, MAP_EVENT_LIMITER, |k| {
+        u32::try_from(k >> 8).is_ok_and(|u| users.contains(&u))
+    })?;
+    let mut class_buckets: Array<&mut MapData, u64> = ebpf
+        .map_mut(MAP_CLASS_BUCKETS)
+        .ok_or(DataplaneError::MissingMap(MAP_CLASS_BUCKETS))?
+        .try_into()
+        .map_err(DataplaneError::map(
+            MAP_CLASS_BUCKETS,
+            "unexpected map type",
+        ))?;
+    for class in &retiring.classes {
+        // A class bucket per direction; 0 is a full one.
+        for slot in [class * 2, class * 2 + 1] {
+            class_buckets.set(slot, 0, 0).map_err(DataplaneError::map(
+                MAP_CLASS_BUCKETS,
+                format!("index {slot}"),
+            ))?;
+        }
+    }
+
+    for (name, table, ids) in [
+        (MAP_USER_NAMES, &mut alloc.users, &retiring.users),
+        (MAP_CLASS_NAMES, &mut alloc.classes, &retiring.classes),
+    ] {
+        let mut map = table_mut(ebpf, name)?;
+        for id in ids {
+            match map.remove(id) {
+                Err(e) if !gone(&e) => {
+                    return Err(DataplaneError::map(name, format!("free id {id}"))(e));
+                }
+                _ => {}
+            }
+            table.free(*id);
+        }
+    }
+    Ok(())
+}
