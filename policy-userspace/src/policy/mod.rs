@@ -7,6 +7,8 @@
 //! the schema into the typed model of `types`, `compile` lays out map
 //! contents.
 
+mod ceiling;
+mod claims;
 mod compile;
 mod error;
 mod file;
@@ -18,6 +20,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use ceiling::{Effective, Slot, Source, Verdicts, describe, effective, verdicts};
 pub use compile::{
     CompiledPolicy, CompiledUser, addr16, blanket_actions, default_burst, net16, params, truncate,
 };
@@ -58,6 +61,7 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 /// setting wins (see `merge`). No file at all means the built-in baseline.
 pub fn load_layers(paths: &[std::path::PathBuf]) -> Result<Layered, PolicyError> {
     let mut layered: Option<Layered> = None;
+    let mut claimed = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let source = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
             path: path.clone(),
@@ -66,7 +70,10 @@ pub fn load_layers(paths: &[std::path::PathBuf]) -> Result<Layered, PolicyError>
         let raw: file::PolicyFile =
             toml::from_str(&source).map_err(|e| PolicyError::syntax(path, &source, &e))?;
         let base = layered.as_ref().map(|l| &l.policy);
+        let claims = claims::collect(path, &source, &raw);
         let policy = validate::validate(path, &source, raw, base)?;
+        claims::check(&claims, &claimed)?;
+        claimed.extend(claims);
         layered = Some(match layered {
             None => merge::first(policy, path),
             Some(base) => merge::add(base, &paths[..i], policy, path)?,
@@ -86,5 +93,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
     validate::validate(path, source, raw, None)
 }
 
+#[cfg(test)]
+mod ceiling_tests;
 #[cfg(test)]
 mod tests;
