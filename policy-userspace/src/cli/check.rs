@@ -60,6 +60,19 @@ pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
                 println!("  {what} = {value}  ({})", from.display());
             }
         }
+        if layered.layers.len() > 1 {
+            let differences = super::ceilings::differences(&layered);
+            println!(
+                "where a file is overridden, per user, class and profile (each file's own \
+                 action; the stricter is enforced):"
+            );
+            if differences.is_empty() {
+                println!("  nowhere");
+            }
+            for d in differences {
+                println!("  {d}");
+            }
+        }
     }
     Ok(())
 }

@@ -191,12 +191,13 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// Whether the files give different actions (as the kernel sees them).
-    pub fn differ(&self) -> bool {
-        let first = super::params(&self.layers[0].1.action);
+    /// Whether a file's own setting (not the allow of having none) is not
+    /// what is enforced, as the kernel sees it: another file overrides it.
+    pub fn overridden(&self) -> bool {
+        let enforced = super::params(&self.effective);
         self.layers
             .iter()
-            .any(|(_, e)| super::params(&e.action) != first)
+            .any(|(_, e)| e.source != Source::Nothing && super::params(&e.action) != enforced)
     }
 }
 

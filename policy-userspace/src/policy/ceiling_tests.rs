@@ -96,7 +96,7 @@ fn a_group_rule_of_a_later_layer_cannot_loosen_an_earlier_rule_for_everyone() {
         1,
     )
     .unwrap();
-    assert!(v.differ());
+    assert!(v.overridden());
     assert_eq!(v.from, 0, "the state file wins");
     assert_eq!(v.effective.to_string(), "limit 50Mbit");
     assert_eq!(v.layers[0].1.source, Source::Rule(Subject::Everyone));
