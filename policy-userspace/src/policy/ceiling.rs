@@ -146,7 +146,7 @@ pub fn combine(
     layer: &Policy,
     users: &[User],
     profiles: usize,
-) -> Result<Vec<Rule>, (Rule, String)> {
+) -> Result<Vec<Rule>, String> {
     let mut keys: Vec<(&str, &Subject)> = Vec::new();
     for r in base.rules.iter().chain(&layer.rules) {
         if !keys.contains(&(r.class.as_str(), &r.subject)) {
@@ -166,7 +166,12 @@ pub fn combine(
             let b = in_layer(layer, users, subject, class, slot).action;
             let merged = match stricter(&a, &b) {
                 Ok((m, _)) => m,
-                Err(msg) => return Err((rule, msg)),
+                Err(msg) => {
+                    return Err(format!(
+                        "rule {class} for {}: {msg}",
+                        subject_words(subject)
+                    ));
+                }
             };
             match slot {
                 Slot::Profile(_) => rule.actions.push(merged),
@@ -232,23 +237,26 @@ pub fn verdicts(
     Some(out)
 }
 
-/// `source` in words, for `who`.
-pub fn describe(who: &Subject, source: &Source) -> String {
-    let subject = |s: &Subject| match s {
+fn subject_words(s: &Subject) -> String {
+    match s {
         Subject::User(u) => format!("user {u}"),
         Subject::Group(g) => format!("group {g}"),
         Subject::Everyone => "everyone".to_owned(),
         Subject::Aggregate => "the class as a whole".to_owned(),
-    };
+    }
+}
+
+/// `source` in words, for `who`.
+pub fn describe(who: &Subject, source: &Source) -> String {
     let blanket = match who {
         Subject::User(u) if u == UNIDENTIFIED => "[unidentified]".to_owned(),
         Subject::User(u) => format!("{u}'s action"),
         _ => "blanket".to_owned(),
     };
     match source {
-        Source::Rule(s) => subject(s),
+        Source::Rule(s) => subject_words(s),
         Source::Blanket(None) => blanket,
-        Source::Blanket(Some(s)) => format!("{blanket}, capped by {}", subject(s)),
+        Source::Blanket(Some(s)) => format!("{blanket}, capped by {}", subject_words(s)),
         Source::Nothing => "no rule".to_owned(),
     }
 }

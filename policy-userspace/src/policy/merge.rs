@@ -450,14 +450,8 @@ pub fn add(
     }
 
     // Rules: each file's effective action is a ceiling (see `ceiling`).
-    p.rules =
-        ceiling::combine(&before, &layer, &p.users, p.profiles.len()).map_err(|(r, msg)| {
-            m.conflict(format!(
-                "rule {} for {}: {msg}",
-                r.class,
-                subject_name(&r.subject)
-            ))
-        })?;
+    p.rules = ceiling::combine(&before, &layer, &p.users, p.profiles.len())
+        .map_err(|msg| m.conflict(msg))?;
     note_rules(&mut m.provenance, &layers, &p);
     Ok(Layered {
         policy: p,
