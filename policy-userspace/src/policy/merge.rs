@@ -1,11 +1,13 @@
 //! Layering: `--policy state.toml --policy agency.toml`. Later files may
-//! refer to what earlier ones define and add their own; where two files
-//! disagree, the more restrictive setting wins: deny beats limit beats
+//! refer to what earlier ones define and add their own; every file's
+//! actions are ceilings for every user (see `ceiling`), and where two files
+//! disagree the more restrictive setting wins: deny beats limit beats
 //! monitor beats allow, the smaller rate and burst win, `enforce` beats
 //! `monitor`, `drop` beats `pass` for malformed packets, the shorter event
 //! interval wins, and a user's identifiers are the union. What cannot be
 //! ordered (two time zones, two definitions of one class or schedule, one
-//! address for two users) is an error naming both files.
+//! identifier for two users; overlapping addresses are `claims`') is an
+//! error naming both files.
 
 use std::{
     collections::BTreeMap,
