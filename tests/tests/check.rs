@@ -212,7 +212,7 @@ fn an_agency_layer_cannot_loosen_the_state_and_check_shows_both() {
     );
     assert!(
         stdout.contains(
-            "  user ian, class bulk, business: DIR/state.toml: limit 50Mbit (everyone); \
+            "  class bulk, business, for ian: DIR/state.toml: limit 50Mbit (everyone); \
              DIR/agency.toml: limit 100Mbit (group it) -> limit 50Mbit, from DIR/state.toml\n"
         ),
         "{stdout}"

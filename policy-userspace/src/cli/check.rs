@@ -63,7 +63,7 @@ pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
         if layered.layers.len() > 1 {
             let differences = super::ceilings::differences(&layered);
             println!(
-                "where a file is overridden, per user, class and profile (each file's own \
+                "where a file is overridden, per class, profile and user (each file's own \
                  action; the stricter is enforced):"
             );
             if differences.is_empty() {

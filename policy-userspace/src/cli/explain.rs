@@ -11,7 +11,7 @@ use policy_common::{GROUP_BIT, SUBJECT_ANY, USER_UNIDENTIFIED, cast, dir, kind, 
 
 use crate::{
     model::{Hook, Model, PacketInfo},
-    policy::{self, CompiledPolicy, Policy, Subject, Verdicts, addr16, truncate},
+    policy::{self, Ceilings, CompiledPolicy, Policy, Subject, Verdicts, addr16, truncate},
     schedule::{self, Clock},
 };
 
@@ -103,10 +103,10 @@ fn instant(at: Option<&str>, policy: &Policy) -> anyhow::Result<jiff::Timestamp>
         .timestamp())
 }
 
-struct Explanation {
+struct Explanation<'a> {
     /// Each file's action when there are several: `file: action (why)`,
     /// and which is enforced.
-    layers: Option<Verdicts>,
+    layers: Option<Verdicts<'a>>,
     user: String,
     user_why: String,
     class: String,
@@ -289,8 +289,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         }
     };
     let who = Subject::User(user_name.clone());
+    let ceilings = Ceilings::new(&layered.layers, &p.users);
     let layers = (layered.layers.len() > 1)
-        .then(|| policy::verdicts(&layered.layers, &p.users, &who, &class_name, profile))
+        .then(|| ceilings.verdicts(&who, &class_name, profile))
         .flatten();
     let e = Explanation {
         layers,

@@ -13,7 +13,10 @@
 //! everyone's) combined rule, which is the stricter of what the two layers
 //! say for that group, and that is what each layer says for the user too.
 
-use std::path::PathBuf;
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+};
 
 use super::{merge::stricter, types::*, units::ActionSpec};
 
@@ -26,7 +29,7 @@ pub enum Slot {
 }
 
 /// Where a layer's effective action comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     /// The layer's rule for this subject (a user, group or everyone).
     Rule(Subject),
@@ -44,10 +47,24 @@ pub struct Effective {
     pub source: Source,
 }
 
-fn rule_for<'a>(rules: &'a [Rule], class: &str, subject: &Subject) -> Option<&'a Rule> {
-    rules
-        .iter()
-        .find(|r| r.class == class && r.subject == *subject)
+/// A subject as a map key, borrowing its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key<'a> {
+    User(&'a str),
+    Group(&'a str),
+    Everyone,
+    Aggregate,
+}
+
+impl<'a> From<&'a Subject> for Key<'a> {
+    fn from(s: &'a Subject) -> Self {
+        match s {
+            Subject::User(u) => Key::User(u),
+            Subject::Group(g) => Key::Group(g),
+            Subject::Everyone => Key::Everyone,
+            Subject::Aggregate => Key::Aggregate,
+        }
+    }
 }
 
 fn in_slot(r: &Rule, slot: Slot) -> ActionSpec {
@@ -57,83 +74,106 @@ fn in_slot(r: &Rule, slot: Slot) -> ActionSpec {
     }
 }
 
-/// What `rules` (one layer, or the layers merged so far) give `who` in
-/// `class`, with that file's own precedence. `group` is the user's group
-/// (layers agree on it), `blanket` the user's `action` (or
-/// `[unidentified]`) in that file. Within one file a blanket is capped by
-/// the shared rule as `compile` does: if the two cannot be ordered the
-/// blanket stands.
-pub fn effective(
-    rules: &[Rule],
-    who: &Subject,
-    group: Option<&str>,
-    blanket: Option<ActionSpec>,
-    class: &str,
-    slot: Slot,
-) -> Effective {
-    let found = |r: &Rule| Effective {
-        action: in_slot(r, slot),
-        source: Source::Rule(r.subject.clone()),
-    };
-    let nothing = Effective {
-        action: ActionSpec::Allow,
-        source: Source::Nothing,
-    };
-    let shared = |group: Option<&str>| {
-        group
-            .and_then(|g| rule_for(rules, class, &Subject::Group(g.to_owned())))
-            .or_else(|| rule_for(rules, class, &Subject::Everyone))
-    };
-    match who {
-        Subject::User(_) => {
-            if let Some(r) = rule_for(rules, class, who) {
-                return found(r);
-            }
-            match (blanket, shared(group)) {
-                (Some(b), Some(r)) => Effective {
-                    action: stricter(&b, &in_slot(r, slot)).map_or(b, |(s, _)| s),
-                    source: Source::Blanket(Some(r.subject.clone())),
-                },
-                (Some(b), None) => Effective {
-                    action: b,
-                    source: Source::Blanket(None),
-                },
-                (None, Some(r)) => found(r),
-                (None, None) => nothing,
-            }
-        }
-        Subject::Group(g) => shared(Some(g)).map_or(nothing, found),
-        Subject::Everyone | Subject::Aggregate => {
-            rule_for(rules, class, who).map_or(nothing, found)
-        }
+/// One file's rules and blanket actions (or the files merged so far),
+/// indexed for lookups.
+pub struct Layer<'a> {
+    rules: HashMap<(&'a str, Key<'a>), &'a Rule>,
+    blankets: HashMap<&'a str, ActionSpec>,
+    unidentified: Option<ActionSpec>,
+}
+
+/// Which group each user is in: the merged policy's (files agree on it).
+pub struct Groups<'a>(HashMap<&'a str, &'a str>);
+
+impl<'a> Groups<'a> {
+    pub fn new(users: &'a [User]) -> Self {
+        Self(
+            users
+                .iter()
+                .filter_map(|u| u.group.as_deref().map(|g| (u.name.as_str(), g)))
+                .collect(),
+        )
     }
 }
 
-/// [`effective`] for `who` in one file: its blanket from `layer`, its group
-/// from `users` (the merged users).
-pub fn in_layer(
-    layer: &Policy,
-    users: &[User],
-    who: &Subject,
-    class: &str,
-    slot: Slot,
-) -> Effective {
-    let (group, blanket) = match who {
-        Subject::User(u) if u == UNIDENTIFIED => (None, layer.unidentified),
-        Subject::User(u) => (
-            users
+impl<'a> Layer<'a> {
+    pub fn new(p: &'a Policy) -> Self {
+        Self {
+            rules: p
+                .rules
                 .iter()
-                .find(|x| x.name == *u)
-                .and_then(|x| x.group.as_deref()),
-            layer
+                .map(|r| ((r.class.as_str(), Key::from(&r.subject)), r))
+                .collect(),
+            blankets: p
                 .users
                 .iter()
-                .find(|x| x.name == *u)
-                .and_then(|x| x.action),
-        ),
-        _ => (None, None),
-    };
-    effective(&layer.rules, who, group, blanket, class, slot)
+                .filter_map(|u| u.action.map(|a| (u.name.as_str(), a)))
+                .collect(),
+            unidentified: p.unidentified,
+        }
+    }
+
+    fn rule(&self, class: &str, key: Key<'_>) -> Option<&'a Rule> {
+        self.rules.get(&(class, key)).copied()
+    }
+
+    /// What this file gives `who` in `class`, with its own precedence: the
+    /// user's rule, else the user's blanket `action` (or `[unidentified]`)
+    /// capped by the group's (else everyone's) rule as `compile` does (if
+    /// the two cannot be ordered the blanket stands), else the group's
+    /// rule, else everyone's, else allow.
+    pub fn effective(
+        &self,
+        groups: &Groups<'_>,
+        who: &Subject,
+        class: &str,
+        slot: Slot,
+    ) -> Effective {
+        let found = |r: &Rule| Effective {
+            action: in_slot(r, slot),
+            source: Source::Rule(r.subject.clone()),
+        };
+        let nothing = Effective {
+            action: ActionSpec::Allow,
+            source: Source::Nothing,
+        };
+        let shared = |group: Option<&str>| {
+            group
+                .and_then(|g| self.rule(class, Key::Group(g)))
+                .or_else(|| self.rule(class, Key::Everyone))
+        };
+        match who {
+            Subject::User(u) => {
+                if let Some(r) = self.rule(class, Key::User(u)) {
+                    return found(r);
+                }
+                let (group, blanket) = if u == UNIDENTIFIED {
+                    (None, self.unidentified)
+                } else {
+                    (
+                        groups.0.get(u.as_str()).copied(),
+                        self.blankets.get(u.as_str()).copied(),
+                    )
+                };
+                match (blanket, shared(group)) {
+                    (Some(b), Some(r)) => Effective {
+                        action: stricter(&b, &in_slot(r, slot)).map_or(b, |(s, _)| s),
+                        source: Source::Blanket(Some(r.subject.clone())),
+                    },
+                    (Some(b), None) => Effective {
+                        action: b,
+                        source: Source::Blanket(None),
+                    },
+                    (None, Some(r)) => found(r),
+                    (None, None) => nothing,
+                }
+            }
+            Subject::Group(g) => shared(Some(g)).map_or(nothing, found),
+            Subject::Everyone | Subject::Aggregate => {
+                self.rule(class, who.into()).map_or(nothing, found)
+            }
+        }
+    }
 }
 
 /// The rules of `base` and `layer` combined as ceilings (see the module
@@ -147,14 +187,15 @@ pub fn combine(
     users: &[User],
     profiles: usize,
 ) -> Result<Vec<Rule>, String> {
-    let mut keys: Vec<(&str, &Subject)> = Vec::new();
+    let groups = Groups::new(users);
+    let (b, l) = (Layer::new(base), Layer::new(layer));
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
     for r in base.rules.iter().chain(&layer.rules) {
-        if !keys.contains(&(r.class.as_str(), &r.subject)) {
-            keys.push((&r.class, &r.subject));
+        let (class, subject) = (r.class.as_str(), &r.subject);
+        if !seen.insert((class, Key::from(subject))) {
+            continue;
         }
-    }
-    let mut out = Vec::with_capacity(keys.len());
-    for (class, subject) in keys {
         let mut rule = Rule {
             class: class.to_owned(),
             subject: subject.clone(),
@@ -162,20 +203,13 @@ pub fn combine(
             default: ActionSpec::Allow,
         };
         for slot in (0..profiles).map(Slot::Profile).chain([Slot::Default]) {
-            let a = in_layer(base, users, subject, class, slot).action;
-            let b = in_layer(layer, users, subject, class, slot).action;
-            let merged = match stricter(&a, &b) {
-                Ok((m, _)) => m,
-                Err(msg) => {
-                    return Err(format!(
-                        "rule {class} for {}: {msg}",
-                        subject_words(subject)
-                    ));
-                }
-            };
+            let x = b.effective(&groups, subject, class, slot).action;
+            let y = l.effective(&groups, subject, class, slot).action;
+            let merged = stricter(&x, &y)
+                .map_err(|msg| format!("rule {class} for {}: {msg}", subject_words(subject)))?;
             match slot {
-                Slot::Profile(_) => rule.actions.push(merged),
-                Slot::Default => rule.default = merged,
+                Slot::Profile(_) => rule.actions.push(merged.0),
+                Slot::Default => rule.default = merged.0,
             }
         }
         out.push(rule);
@@ -186,16 +220,16 @@ pub fn combine(
 /// Every file's action for one subject, class and profile, and the
 /// combination.
 #[derive(Debug, Clone)]
-pub struct Verdicts {
+pub struct Verdicts<'a> {
     /// Base first.
-    pub layers: Vec<(PathBuf, Effective)>,
+    pub layers: Vec<(&'a Path, Effective)>,
     /// The stricter of them all (what the kernel enforces).
     pub effective: ActionSpec,
     /// Index into `layers` of the file the effective action comes from.
     pub from: usize,
 }
 
-impl Verdicts {
+impl Verdicts<'_> {
     /// Whether a file's own setting (not the allow of having none) is not
     /// what is enforced, as the kernel sees it: another file overrides it.
     pub fn overridden(&self) -> bool {
@@ -206,35 +240,48 @@ impl Verdicts {
     }
 }
 
-/// What each of `layers` says for `who` in `class` and profile `profile`,
-/// with group membership from `users`, and which file wins. `None` if two
-/// files' actions cannot be ordered (layering refuses such policies).
-pub fn verdicts(
-    layers: &[(PathBuf, Policy)],
-    users: &[User],
-    who: &Subject,
-    class: &str,
-    profile: usize,
-) -> Option<Verdicts> {
-    let mut out = Verdicts {
-        layers: Vec::with_capacity(layers.len()),
-        effective: ActionSpec::Allow,
-        from: 0,
-    };
-    for (i, (path, layer)) in layers.iter().enumerate() {
-        let e = in_layer(layer, users, who, class, Slot::Profile(profile));
-        if i == 0 {
-            out.effective = e.action;
-        } else {
-            let (merged, from_layer) = stricter(&out.effective, &e.action).ok()?;
-            out.effective = merged;
-            if from_layer {
-                out.from = i;
-            }
+/// The files of a layered policy, each indexed, to compare what they say.
+pub struct Ceilings<'a> {
+    files: Vec<(&'a Path, Layer<'a>)>,
+    groups: Groups<'a>,
+}
+
+impl<'a> Ceilings<'a> {
+    /// `layers` as validated, base first; `users` the merged ones.
+    pub fn new(layers: &'a [(PathBuf, Policy)], users: &'a [User]) -> Self {
+        Self {
+            files: layers
+                .iter()
+                .map(|(path, p)| (path.as_path(), Layer::new(p)))
+                .collect(),
+            groups: Groups::new(users),
         }
-        out.layers.push((path.clone(), e));
     }
-    Some(out)
+
+    /// What each file says for `who` in `class` and profile `profile`, and
+    /// which file wins. `None` if two files' actions cannot be ordered
+    /// (layering refuses such policies).
+    pub fn verdicts(&self, who: &Subject, class: &str, profile: usize) -> Option<Verdicts<'a>> {
+        let mut out = Verdicts {
+            layers: Vec::with_capacity(self.files.len()),
+            effective: ActionSpec::Allow,
+            from: 0,
+        };
+        for (i, (path, layer)) in self.files.iter().enumerate() {
+            let e = layer.effective(&self.groups, who, class, Slot::Profile(profile));
+            if i == 0 {
+                out.effective = e.action;
+            } else {
+                let (merged, from_layer) = stricter(&out.effective, &e.action).ok()?;
+                out.effective = merged;
+                if from_layer {
+                    out.from = i;
+                }
+            }
+            out.layers.push((*path, e));
+        }
+        Some(out)
+    }
 }
 
 fn subject_words(s: &Subject) -> String {
@@ -246,16 +293,15 @@ fn subject_words(s: &Subject) -> String {
     }
 }
 
-/// `source` in words, for `who`.
+/// `source` in words, for `who` (the same for every user it applies to).
 pub fn describe(who: &Subject, source: &Source) -> String {
     let blanket = match who {
-        Subject::User(u) if u == UNIDENTIFIED => "[unidentified]".to_owned(),
-        Subject::User(u) => format!("{u}'s action"),
-        _ => "blanket".to_owned(),
+        Subject::User(u) if u == UNIDENTIFIED => "[unidentified]",
+        _ => "the user's action",
     };
     match source {
         Source::Rule(s) => subject_words(s),
-        Source::Blanket(None) => blanket,
+        Source::Blanket(None) => blanket.to_owned(),
         Source::Blanket(Some(s)) => format!("{blanket}, capped by {}", subject_words(s)),
         Source::Nothing => "no rule".to_owned(),
     }

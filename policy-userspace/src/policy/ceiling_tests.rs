@@ -88,14 +88,9 @@ fn a_group_rule_of_a_later_layer_cannot_loosen_an_earlier_rule_for_everyone() {
     let (value, from) = &l.provenance["rule bulk for group it, business"];
     assert_eq!(value, "limit 50Mbit");
     assert!(from.ends_with("layer0.toml"), "{from:?}");
-    let v = verdicts(
-        &l.layers,
-        &l.policy.users,
-        &Subject::User("ian".into()),
-        "bulk",
-        1,
-    )
-    .unwrap();
+    let v = Ceilings::new(&l.layers, &l.policy.users)
+        .verdicts(&Subject::User("ian".into()), "bulk", 1)
+        .unwrap();
     assert!(v.overridden());
     assert_eq!(v.from, 0, "the state file wins");
     assert_eq!(v.effective.to_string(), "limit 50Mbit");
@@ -358,17 +353,13 @@ fn compiled_layers_enforce_the_stricter_of_each_layers_own_action() {
                 }
             }
         }
+        let ceilings = Ceilings::new(&l.layers, &l.policy.users);
         for user in &who {
             for class in CLASSES {
                 for (slot, profile) in merged.profiles.iter().enumerate() {
-                    let v = verdicts(
-                        &l.layers,
-                        &l.policy.users,
-                        &Subject::User((*user).to_owned()),
-                        class,
-                        slot,
-                    )
-                    .unwrap();
+                    let v = ceilings
+                        .verdicts(&Subject::User((*user).to_owned()), class, slot)
+                        .unwrap();
                     assert_eq!(
                         enforced(&merged, user, class, profile),
                         params(&v.effective),
@@ -384,15 +375,10 @@ fn compiled_layers_enforce_the_stricter_of_each_layers_own_action() {
 }
 
 fn in_layer_for_test(l: &Layered, k: usize, user: &str, class: &str, slot: usize) -> ActionSpec {
-    verdicts(
-        &l.layers[k..=k],
-        &l.policy.users,
-        &Subject::User(user.to_owned()),
-        class,
-        slot,
-    )
-    .unwrap()
-    .effective
+    Ceilings::new(&l.layers[k..=k], &l.policy.users)
+        .verdicts(&Subject::User(user.to_owned()), class, slot)
+        .unwrap()
+        .effective
 }
 
 fn err(src: &str) -> String {

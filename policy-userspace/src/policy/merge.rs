@@ -466,14 +466,15 @@ pub fn add(
 /// and the file whose ceiling it is (the first file that is that strict).
 fn note_rules(provenance: &mut Provenance, layers: &[(PathBuf, Policy)], p: &Policy) {
     provenance.retain(|k, _| !k.starts_with("rule "));
+    let ceilings = ceiling::Ceilings::new(layers, &p.users);
     for r in &p.rules {
         for (i, prof) in p.profiles.iter().enumerate() {
-            let Some(v) = ceiling::verdicts(layers, &p.users, &r.subject, &r.class, i) else {
+            let Some(v) = ceilings.verdicts(&r.subject, &r.class, i) else {
                 continue;
             };
             provenance.insert(
                 rule_key(r, prof),
-                (r.actions[i].to_string(), layers[v.from].0.clone()),
+                (r.actions[i].to_string(), v.layers[v.from].0.to_owned()),
             );
         }
     }

@@ -20,7 +20,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use ceiling::{Effective, Slot, Source, Verdicts, describe, effective, verdicts};
+pub use ceiling::{Ceilings, Effective, Source, Verdicts, describe};
 pub use compile::{
     CompiledPolicy, CompiledUser, addr16, blanket_actions, default_burst, net16, params, truncate,
 };

@@ -664,9 +664,10 @@ fn class_match(
 
 fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError> {
     let mut names: HashMap<String, usize> = HashMap::new();
-    // Owner and where it was claimed, for messages.
-    let mut nets_owner: HashMap<IpNet, (String, Location)> = HashMap::new();
-    let mut macs_owner: HashMap<[u8; 6], (String, Location)> = HashMap::new();
+    // Owner and the offset of the claim, for messages (located only then:
+    // locating is a scan of the text).
+    let mut nets_owner: HashMap<IpNet, (String, usize)> = HashMap::new();
+    let mut macs_owner: HashMap<[u8; 6], (String, usize)> = HashMap::new();
     let mut uids_owner: HashMap<u32, String> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
@@ -701,8 +702,8 @@ fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError
         for (j, ip) in entry.ips.iter().enumerate() {
             let f = field(&format!("ips[{j}]"));
             let net = parse_net(ip.get_ref()).map_err(|m| cx.err(ip, &f, m))?;
-            let at = Location::at(cx.path, cx.source, ip.span().start);
-            if let Some((owner, first)) = nets_owner.insert(net, (name.clone(), at)) {
+            if let Some((owner, first)) = nets_owner.insert(net, (name.clone(), ip.span().start)) {
+                let first = Location::at(cx.path, cx.source, first);
                 let written = spelled(&net, ip.get_ref());
                 let message = if owner == name {
                     format!("`{net}`{written} is listed twice (first at {first})")
@@ -720,8 +721,8 @@ fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError
         for (j, m) in entry.macs.iter().enumerate() {
             let f = field(&format!("macs[{j}]"));
             let mac = parse_mac(m.get_ref()).map_err(|e| cx.err(m, &f, e))?;
-            let at = Location::at(cx.path, cx.source, m.span().start);
-            if let Some((owner, first)) = macs_owner.insert(mac, (name.clone(), at)) {
+            if let Some((owner, first)) = macs_owner.insert(mac, (name.clone(), m.span().start)) {
+                let first = Location::at(cx.path, cx.source, first);
                 return Err(cx.err(
                     m,
                     f,
