@@ -495,3 +495,25 @@ fn a_mac_of_two_users_is_an_error_in_one_file_and_across_layers() {
         "{e}"
     );
 }
+
+#[test]
+fn aggregate_limits_combine_per_class_the_stricter_winning() {
+    let state = format!(
+        "{STATE}[[rule]]\nclass = \"bulk\"\naggregate = true\nbusiness = \"limit 200Mbit\"\n"
+    );
+    let (_dir, l) = layers(&[
+        &state,
+        "[[rule]]\nclass = \"bulk\"\naggregate = true\naction = \"limit 500Mbit\"\n",
+    ]);
+    let c = CompiledPolicy::compile(&l.unwrap().policy);
+    assert_eq!(c.class_limits.len(), 1);
+    let (class, entry) = c.class_limits[0];
+    assert_eq!(class, 1);
+    let business = c.profile("business").unwrap();
+    assert_eq!(entry.profiles[business], limit("limit 200Mbit"));
+    assert_eq!(
+        entry.profiles[0],
+        limit("limit 500Mbit"),
+        "off-hours: the agency's"
+    );
+}
