@@ -164,3 +164,111 @@ fn layered_files_show_where_each_setting_comes_from() {
         "{stderr}"
     );
 }
+
+const STATE: &str = r#"
+[schedule.business]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "08:00"
+end = "17:00"
+
+[[class]]
+name = "bulk"
+match = { proto = "tcp", ports = [21] }
+
+[[user]]
+name = "ian"
+ips = ["10.0.0.2"]
+group = "it"
+
+[[rule]]
+class = "bulk"
+business = "limit 50Mbit"
+"#;
+
+/// Runs `policyd check` on files named `state.toml`, `agency.toml`, ...
+fn check_layers(files: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(policyd_bin());
+    cmd.arg("check");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        cmd.arg(path);
+    }
+    let out = cmd.output().unwrap();
+    let strip =
+        |b: &[u8]| String::from_utf8_lossy(b).replace(&dir.path().display().to_string(), "DIR");
+    (out.status.success(), strip(&out.stdout), strip(&out.stderr))
+}
+
+#[test]
+fn an_agency_layer_cannot_loosen_the_state_and_check_shows_both() {
+    let agency = "[[rule]]\nclass = \"bulk\"\ngroup = \"it\"\nbusiness = \"limit 100Mbit\"\n";
+    let (ok, stdout, stderr) = check_layers(&[("state.toml", STATE), ("agency.toml", agency)]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("  rule bulk for group it, business = limit 50Mbit  (DIR/state.toml)\n"),
+        "the state's ceiling holds for the agency's group: {stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "  class bulk, business, for ian: DIR/state.toml: limit 50Mbit (everyone); \
+             DIR/agency.toml: limit 100Mbit (group it) -> limit 50Mbit, from DIR/state.toml\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_credits_unidentified_to_the_file_whose_limit_wins() {
+    let state = format!("{STATE}[unidentified]\naction = \"limit 20Mbit\"\n");
+    let (ok, stdout, stderr) = check_layers(&[
+        ("state.toml", &state),
+        ("agency.toml", "[unidentified]\naction = \"limit 10Mbit\"\n"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("  unidentified action = limit 10Mbit  (DIR/agency.toml)\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_address_alias_for_another_user_is_refused_naming_both() {
+    let users = "[[user]]\nname = \"alice\"\nips = [\"10.0.0.1\"]\n";
+    let mallory = "[[user]]\nname = \"mallory\"\nips = [\"::ffff:10.0.0.1\"]\n";
+    let (ok, _, stderr) = check(&format!("{users}{mallory}"));
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "DIR/policy.toml:6:8: user[1].ips[0]: `10.0.0.1/32` (written `::ffff:10.0.0.1`) \
+             already belongs to user `alice` (DIR/policy.toml:3:8)"
+        ),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = check_layers(&[("state.toml", users), ("agency.toml", mallory)]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "DIR/agency.toml:3:8: user[0].ips[0]: user `mallory`: `10.0.0.1/32` (written \
+             `::ffff:10.0.0.1`) is already user `alice`'s (DIR/state.toml:3:8)"
+        ),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = check_layers(&[
+        (
+            "state.toml",
+            "[[user]]\nname = \"alice\"\nips = [\"10.0.0.0/24\"]\n",
+        ),
+        (
+            "agency.toml",
+            "[[user]]\nname = \"mallory\"\nips = [\"::ffff:10.0.0.0/120\"]\n",
+        ),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("user `mallory`: `10.0.0.0/24`")
+            && stderr.contains("user `alice`'s (DIR/state.toml:3:8)"),
+        "{stderr}"
+    );
+}

@@ -273,3 +273,40 @@ fn explain_says_why_in_words() {
     );
     assert!(text.contains("acceptable-use.toml)"), "{text}");
 }
+
+#[test]
+fn explain_shows_each_layer_and_the_one_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.toml");
+    let agency = dir.path().join("agency.toml");
+    std::fs::write(
+        &state,
+        "[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\", ports = [21] }\n[[user]]\nname = \"ian\"\nips = [\"10.0.0.2\"]\ngroup = \"it\"\n[[rule]]\nclass = \"bulk\"\naction = \"limit 50Mbit\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &agency,
+        "[[rule]]\nclass = \"bulk\"\ngroup = \"it\"\naction = \"limit 100Mbit\"\n",
+    )
+    .unwrap();
+    let out = Command::new(policyd_bin())
+        .arg("explain")
+        .arg("-p")
+        .arg(&state)
+        .arg("-p")
+        .arg(&agency)
+        .args(["--src", "10.0.0.2", "--dst", "192.0.2.9", "--dport", "21"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).replace(&dir.path().display().to_string(), "DIR");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("action:  limit 50Mbit ("), "{text}");
+    assert!(
+        text.contains(
+            "layers:  DIR/state.toml: limit 50Mbit (everyone); DIR/agency.toml: limit 100Mbit \
+             (group it) -> limit 50Mbit, from DIR/state.toml\n"
+        ),
+        "{text}"
+    );
+}

@@ -61,6 +61,19 @@ pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
                 println!("  {what} = {value}  ({})", from.display());
             }
         }
+        if layered.layers.len() > 1 {
+            let differences = super::ceilings::differences(&layered);
+            println!(
+                "where a file is overridden, per class, profile and user (each file's own \
+                 action; the stricter is enforced):"
+            );
+            if differences.is_empty() {
+                println!("  nowhere");
+            }
+            for d in differences {
+                println!("  {d}");
+            }
+        }
     }
     Ok(())
 }

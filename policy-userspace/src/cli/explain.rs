@@ -11,7 +11,7 @@ use policy_common::{GROUP_BIT, SUBJECT_ANY, USER_UNIDENTIFIED, cast, dir, kind, 
 
 use crate::{
     model::{Hook, Model, PacketInfo},
-    policy::{self, CompiledPolicy, Policy, Subject, addr16, truncate},
+    policy::{self, Ceilings, CompiledPolicy, Policy, Subject, Verdicts, addr16, truncate},
     schedule::{self, Clock},
 };
 
@@ -103,7 +103,10 @@ fn instant(at: Option<&str>, policy: &Policy) -> anyhow::Result<jiff::Timestamp>
         .timestamp())
 }
 
-struct Explanation {
+struct Explanation<'a> {
+    /// Each file's action when there are several: `file: action (why)`,
+    /// and which is enforced.
+    layers: Option<Verdicts<'a>>,
     user: String,
     user_why: String,
     class: String,
@@ -285,7 +288,13 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             _ => "pass",
         }
     };
+    let who = Subject::User(user_name.clone());
+    let ceilings = Ceilings::new(&layered.layers, &p.users);
+    let layers = (layered.layers.len() > 1)
+        .then(|| ceilings.verdicts(&who, &class_name, profile))
+        .flatten();
     let e = Explanation {
+        layers,
         user: user_name,
         user_why,
         class: class_name,
@@ -306,6 +315,15 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
                 "profile": e.profile, "profile_why": e.profile_why,
                 "action": e.action, "action_why": e.action_why,
                 "verdict": e.verdict,
+                "layers": e.layers.as_ref().map(|v| serde_json::json!({
+                    "files": v.layers.iter().map(|(path, l)| serde_json::json!({
+                        "file": path.display().to_string(),
+                        "action": l.action.to_string(),
+                        "why": policy::describe(&who, &l.source),
+                    })).collect::<Vec<_>>(),
+                    "enforced": v.effective.to_string(),
+                    "from": v.layers[v.from].0.display().to_string(),
+                })),
             })
         );
     } else {
@@ -313,6 +331,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         println!("class:   {} ({})", e.class, e.class_why);
         println!("profile: {} ({})", e.profile, e.profile_why);
         println!("action:  {} ({})", e.action, e.action_why);
+        if let Some(v) = &e.layers {
+            println!("layers:  {}", super::ceilings::line(v, &who));
+        }
         println!("verdict: {}", e.verdict);
     }
     Ok(())

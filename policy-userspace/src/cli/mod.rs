@@ -1,6 +1,7 @@
 //! The `policyd` command line. One file per subcommand; this module only
 //! parses arguments, sets up logging and maps results to exit codes.
 
+mod ceilings;
 mod check;
 mod explain;
 mod reload;

@@ -1,11 +1,13 @@
 //! Layering: `--policy state.toml --policy agency.toml`. Later files may
-//! refer to what earlier ones define and add their own; where two files
-//! disagree, the more restrictive setting wins: deny beats limit beats
+//! refer to what earlier ones define and add their own; every file's
+//! actions are ceilings for every user (see `ceiling`), and where two files
+//! disagree the more restrictive setting wins: deny beats limit beats
 //! monitor beats allow, the smaller rate and burst win, `enforce` beats
 //! `monitor`, `drop` beats `pass` for malformed packets, the shorter event
 //! interval wins, and a user's identifiers are the union. What cannot be
 //! ordered (two time zones, two definitions of one class or schedule, one
-//! address for two users) is an error naming both files.
+//! identifier for two users; overlapping addresses are `claims`') is an
+//! error naming both files.
 
 use std::{
     collections::BTreeMap,
@@ -13,8 +15,8 @@ use std::{
 };
 
 use super::{
-    PolicyError,
-    compile::default_burst,
+    PolicyError, ceiling,
+    compile::{default_burst, params},
     types::*,
     units::{ActionSpec, LimitSpec, Rate},
     validate::week_ranges,
@@ -28,6 +30,9 @@ pub type Provenance = BTreeMap<String, (String, PathBuf)>;
 pub struct Layered {
     pub policy: Policy,
     pub provenance: Provenance,
+    /// Each file as validated (against the ones before it), base first:
+    /// what `check` and `explain` show side by side.
+    pub layers: Vec<(PathBuf, Policy)>,
 }
 
 fn rank(a: &ActionSpec) -> u8 {
@@ -74,8 +79,18 @@ pub fn stricter(a: &ActionSpec, b: &ActionSpec) -> Result<(ActionSpec, bool), St
                     None
                 },
             };
-            let from_b = ActionSpec::Limit(merged) == *b;
-            Ok((ActionSpec::Limit(merged), from_b))
+            // Compared as the kernel sees them (a limit without `burst` has
+            // the default one), so the file credited is the one whose limit
+            // is enforced, and it keeps the spelling it was written in.
+            let merged = ActionSpec::Limit(merged);
+            let enforced = params(&merged);
+            if enforced == params(a) {
+                Ok((*a, false))
+            } else if enforced == params(b) {
+                Ok((*b, true))
+            } else {
+                Ok((merged, true))
+            }
         }
         _ if rank(b) > rank(a) => Ok((*b, true)),
         _ => Ok((*a, false)),
@@ -158,6 +173,7 @@ pub fn first(policy: Policy, path: &Path) -> Layered {
     }
     Layered {
         provenance: m.provenance,
+        layers: vec![(path.to_owned(), policy.clone())],
         policy,
     }
 }
@@ -225,6 +241,10 @@ pub fn add(
         provenance: base.provenance,
     };
     let mut p = base.policy;
+    // The base as it was: its rules and blankets, for the ceilings.
+    let before = p.clone();
+    let mut layers = base.layers;
+    layers.push((path.to_owned(), layer.clone()));
 
     if let Some(pu) = layer.per_user {
         p.per_user = Some(pu);
@@ -291,9 +311,6 @@ pub fn add(
     }
     // The layer's profile list is the base's plus its new schedules; rules
     // of earlier files take their default action in the new profiles.
-    for r in &mut p.rules {
-        r.actions.resize(layer.profiles.len(), r.default);
-    }
     p.profiles.clone_from(&layer.profiles);
 
     // Sets: the union of prefixes.
@@ -434,33 +451,31 @@ pub fn add(
         p.unidentified = Some(merged.0);
     }
 
-    // Rules: per (class, subject) and profile, the stricter action.
-    for r in &layer.rules {
-        let Some(existing) = p
-            .rules
-            .iter_mut()
-            .find(|x| x.class == r.class && x.subject == r.subject)
-        else {
-            for (prof, a) in p.profiles.iter().zip(&r.actions) {
-                m.note(rule_key(r, prof), a.to_string());
-            }
-            p.rules.push(r.clone());
-            continue;
-        };
-        for (i, prof) in p.profiles.iter().enumerate() {
-            let (merged, from_layer) = stricter(&existing.actions[i], &r.actions[i])
-                .map_err(|msg| m.conflict(format!("{}: {msg}", rule_key(r, prof))))?;
-            if from_layer {
-                m.note(rule_key(r, prof), merged.to_string());
-            }
-            existing.actions[i] = merged;
-        }
-        existing.default = stricter(&existing.default, &r.default)
-            .map_err(|msg| m.conflict(format!("rule for class `{}`: {msg}", r.class)))?
-            .0;
-    }
+    // Rules: each file's effective action is a ceiling (see `ceiling`).
+    p.rules = ceiling::combine(&before, &layer, &p.users, p.profiles.len())
+        .map_err(|msg| m.conflict(msg))?;
+    note_rules(&mut m.provenance, &layers, &p);
     Ok(Layered {
         policy: p,
         provenance: m.provenance,
+        layers,
     })
+}
+
+/// Records, for every rule of the combined policy and profile, its action
+/// and the file whose ceiling it is (the first file that is that strict).
+fn note_rules(provenance: &mut Provenance, layers: &[(PathBuf, Policy)], p: &Policy) {
+    provenance.retain(|k, _| !k.starts_with("rule "));
+    let ceilings = ceiling::Ceilings::new(layers, &p.users);
+    for r in &p.rules {
+        for (i, prof) in p.profiles.iter().enumerate() {
+            let Some(v) = ceilings.verdicts(&r.subject, &r.class, i) else {
+                continue;
+            };
+            provenance.insert(
+                rule_key(r, prof),
+                (r.actions[i].to_string(), v.layers[v.from].0.to_owned()),
+            );
+        }
+    }
 }

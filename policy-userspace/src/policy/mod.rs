@@ -7,6 +7,8 @@
 //! the schema into the typed model of `types`, `compile` lays out map
 //! contents.
 
+mod ceiling;
+mod claims;
 mod compile;
 mod empty;
 mod error;
@@ -20,13 +22,14 @@ mod validate;
 
 use std::path::Path;
 
+pub use ceiling::{Ceilings, Effective, Source, Verdicts, describe};
 pub use compile::{
     CompiledPolicy, CompiledUser, addr16, blanket_actions, default_burst, net16, params, truncate,
 };
 pub use empty::{enforces_nothing, is_blank, load_for_run};
 pub use error::PolicyError;
 pub use merge::{Layered, Provenance, provenance_key, stricter};
-pub use sources::Source;
+pub use sources::PolicyText;
 pub use stable::{Allocation, Changes, IdError, Slot, Table, assign, changes};
 pub use types::*;
 
@@ -63,14 +66,18 @@ pub fn load_layers(paths: &[std::path::PathBuf]) -> Result<Layered, PolicyError>
 }
 
 /// Validates policy text already read as layers (see [`load_layers`]).
-pub fn layer(texts: &[Source]) -> Result<Layered, PolicyError> {
+pub fn layer(texts: &[PolicyText]) -> Result<Layered, PolicyError> {
     let paths: Vec<std::path::PathBuf> = texts.iter().map(|s| s.path.clone()).collect();
     let mut layered: Option<Layered> = None;
+    let mut claimed = Vec::new();
     for (i, (path, source)) in paths.iter().zip(texts.iter().map(|s| &s.text)).enumerate() {
         let raw: file::PolicyFile =
             toml::from_str(source).map_err(|e| PolicyError::syntax(path, source, &e))?;
         let base = layered.as_ref().map(|l| &l.policy);
+        let claims = claims::collect(path, source, &raw);
         let policy = validate::validate(path, source, raw, base)?;
+        claims::check(&claims, &claimed)?;
+        claimed.extend(claims);
         layered = Some(match layered {
             None => merge::first(policy, path),
             Some(base) => merge::add(base, &paths[..i], policy, path)?,
@@ -90,5 +97,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
     validate::validate(path, source, raw, None)
 }
 
+#[cfg(test)]
+mod ceiling_tests;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ use super::PolicyError;
 
 /// One layer's text, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
+pub struct PolicyText {
     /// The file, or the directory when it holds no `*.toml` file.
     pub path: PathBuf,
     pub text: String,
@@ -61,19 +61,19 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyError> {
 }
 
 /// Reads every layer `paths` stand for (see [`expand`]).
-pub fn read_all(paths: &[PathBuf]) -> Result<Vec<Source>, PolicyError> {
+pub fn read_all(paths: &[PathBuf]) -> Result<Vec<PolicyText>, PolicyError> {
     expand(paths)?
         .into_iter()
         .map(|path| {
             if path.is_dir() {
-                Ok(Source {
+                Ok(PolicyText {
                     path,
                     text: String::new(),
                     empty_dir: true,
                 })
             } else {
                 let text = read_settled(&path)?;
-                Ok(Source {
+                Ok(PolicyText {
                     path,
                     text,
                     empty_dir: false,

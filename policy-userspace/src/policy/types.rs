@@ -129,7 +129,7 @@ pub struct User {
     pub action: Option<ActionSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     User(String),
     Group(String),

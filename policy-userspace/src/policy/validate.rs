@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use policy_common::{
     MAX_CLASS_RULES, MAX_CLASSES, MAX_MACS_PER_BINDING, MAX_NAME_LEN, MAX_SETS, cast,
 };
@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::{
     PolicyError,
+    error::Location,
     file::{self, PortSpec, ProtoSpec},
     types::*,
     units::{self, ActionSpec},
@@ -98,9 +99,12 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// Parses `10.0.0.2`, `2001:db8::2` or a CIDR with no host bits set.
+/// Parses `10.0.0.2`, `2001:db8::2` or a CIDR with no host bits set. An
+/// IPv4-mapped address or prefix (`::ffff:10.0.0.2`, `::ffff:10.0.0.0/120`)
+/// comes back as the IPv4 one: the kernel keeps IPv4 in the mapped form, so
+/// the two spellings are one address and must compare equal everywhere.
 pub(super) fn parse_net(text: &str) -> Result<IpNet, String> {
-    if text.contains('/') {
+    let net = if text.contains('/') {
         let net: IpNet = text
             .parse()
             .map_err(|_| format!("`{text}` is not a valid CIDR (like 10.1.0.0/24)"))?;
@@ -110,11 +114,37 @@ pub(super) fn parse_net(text: &str) -> Result<IpNet, String> {
                 net.trunc()
             ));
         }
-        Ok(net)
+        net
     } else {
         text.parse::<std::net::IpAddr>()
             .map(IpNet::from)
-            .map_err(|_| format!("`{text}` is not a valid IP address or CIDR"))
+            .map_err(|_| format!("`{text}` is not a valid IP address or CIDR"))?
+    };
+    Ok(canonical(net))
+}
+
+/// `net` with IPv4-mapped IPv6 (`::ffff:0:0/96` and inside) as IPv4.
+pub(super) fn canonical(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(n) if n.prefix_len() >= 96 => match n.network().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, n.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
+/// How `net` was written, if not as it prints: for messages.
+pub(super) fn spelled(net: &IpNet, text: &str) -> String {
+    let plain = if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    };
+    if text == plain || text == net.to_string() {
+        String::new()
+    } else {
+        format!(" (written `{text}`)")
     }
 }
 
@@ -640,8 +670,10 @@ fn class_match(
 
 fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError> {
     let mut names: HashMap<String, usize> = HashMap::new();
-    let mut nets_owner: HashMap<IpNet, String> = HashMap::new();
-    let mut macs_owner: HashMap<[u8; 6], String> = HashMap::new();
+    // Owner and the offset of the claim, for messages (located only then:
+    // locating is a scan of the text).
+    let mut nets_owner: HashMap<IpNet, (String, usize)> = HashMap::new();
+    let mut macs_owner: HashMap<[u8; 6], (String, usize)> = HashMap::new();
     let mut uids_owner: HashMap<u32, String> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
@@ -676,12 +708,15 @@ fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError
         for (j, ip) in entry.ips.iter().enumerate() {
             let f = field(&format!("ips[{j}]"));
             let net = parse_net(ip.get_ref()).map_err(|m| cx.err(ip, &f, m))?;
-            if let Some(owner) = nets_owner.insert(net, name.clone()) {
+            if let Some((owner, first)) = nets_owner.insert(net, (name.clone(), ip.span().start)) {
+                let first = Location::at(cx.path, cx.source, first);
+                let written = spelled(&net, ip.get_ref());
                 let message = if owner == name {
-                    format!("`{net}` is listed twice")
+                    format!("`{net}`{written} is listed twice (first at {first})")
                 } else {
                     format!(
-                        "`{net}` already belongs to user `{owner}`; an address identifies one user"
+                        "`{net}`{written} already belongs to user `{owner}` ({first}); \
+                         an address identifies one user"
                     )
                 };
                 return Err(cx.err(ip, f, message));
@@ -692,11 +727,15 @@ fn users(cx: &Ctx<'_>, raw: &[file::UserEntry]) -> Result<Vec<User>, PolicyError
         for (j, m) in entry.macs.iter().enumerate() {
             let f = field(&format!("macs[{j}]"));
             let mac = parse_mac(m.get_ref()).map_err(|e| cx.err(m, &f, e))?;
-            if let Some(owner) = macs_owner.insert(mac, name.clone()) {
+            if let Some((owner, first)) = macs_owner.insert(mac, (name.clone(), m.span().start)) {
+                let first = Location::at(cx.path, cx.source, first);
                 return Err(cx.err(
                     m,
                     f,
-                    format!("`{}` already belongs to user `{owner}`", m.get_ref()),
+                    format!(
+                        "`{}` already belongs to user `{owner}` ({first})",
+                        m.get_ref()
+                    ),
                 ));
             }
             macs.push(mac);

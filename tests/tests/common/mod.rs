@@ -48,6 +48,21 @@ impl Kernel {
         Self { dp, policy }
     }
 
+    /// Loads the programs with the policy files `paths` layered as `policyd
+    /// run --policy ... --policy ...` layers them, in profile `profile`.
+    pub fn layered(paths: &[std::path::PathBuf], profile: &str) -> Self {
+        let layered = policy::load_layers(paths).unwrap_or_else(|e| panic!("{e}"));
+        let policy = CompiledPolicy::compile(&layered.policy);
+        let mut dp = Dataplane::load(Capacity::default().fit(&policy), Pins::ephemeral())
+            .expect("loading the programs (are you root?)");
+        dp.apply(&policy).unwrap();
+        let slot = policy
+            .profile(profile)
+            .unwrap_or_else(|| panic!("no profile {profile}"));
+        dp.set_profile(slot).unwrap();
+        Self { dp, policy }
+    }
+
     fn opts(frame: &[u8]) -> TestRunOptions<'_> {
         TestRunOptions {
             data_in: Some(frame),
