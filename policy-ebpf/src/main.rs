@@ -246,12 +246,16 @@ const TC_PULL: u32 = 256;
 /// On a gateway, a packet leaving through TC egress that arrived on an
 /// interface policyd attached XDP to was identified, counted, classified
 /// and limited there: enforcing it again would take its tokens twice and
-/// count it twice. `__sk_buff.ingress_ifindex` is `skb->skb_iif`, set by
-/// `__netif_receive_skb_core` to the receiving device (kernel 6.18; on veth
-/// the peer's `veth_xmit` hands the skb to `netif_rx`, so it is the veth
-/// that received it), and 0 for locally generated skbs, which are still
-/// enforced here. Every interface in IFACES has policyd's XDP program
-/// (native or generic: both run before the stack routes the packet).
+/// count it twice. `__sk_buff.ingress_ifindex` is `skb->skb_iif`, which
+/// `__netif_receive_skb_core` sets to the device the packet was received on
+/// (kernel 6.18; on veth that is the receiving end, whether the skb came
+/// through `netif_rx` or, with XDP attached, the NAPI ring), and which is 0
+/// for skbs the host itself sends: those are still enforced here. Every
+/// interface in IFACES has policyd's XDP program, native or generic (both
+/// run before the stack routes the packet), also under `--ingress-only`,
+/// where no egress program runs at all. A packet received on a device
+/// stacked on such an interface (a VLAN device) carries that device's
+/// index and is enforced again here.
 #[inline(always)]
 fn enforced_on_ingress(ctx: &TcContext) -> bool {
     // SAFETY: reading a field of the program's own context.

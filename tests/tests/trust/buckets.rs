@@ -5,7 +5,8 @@
 //! sized to the policy: a `--max-buckets` below the need is refused, the
 //! fitted default holds every user to the limit, a packet whose bucket
 //! cannot be created is dropped and counted, and a reload frees the buckets
-//! of limits it removes.
+//! of limits it removes; a reload needing more buckets than the map holds
+//! is refused.
 //!
 //! Subnets 10.92 (flood) and 10.93 (refusal); test runs use 10.98.
 
@@ -13,7 +14,10 @@ use std::{collections::BTreeMap, net::IpAddr, path::Path, time::Duration};
 
 use aya::maps::{HashMap, Map, MapData};
 use policy_common::{BucketKey, MAP_BUCKETS, global_counter};
-use policyd::policy::{self, CompiledPolicy};
+use policyd::{
+    dataplane::{Capacity, Dataplane, Pins},
+    policy::{self, CompiledPolicy},
+};
 use policyd_tests::{
     metric_value,
     packet::udp4_frame,
@@ -271,4 +275,49 @@ fn a_reload_that_removes_a_limit_frees_its_buckets() {
     assert_eq!(buckets_of(&map, alice), 0, "a new limit starts full");
     assert_eq!(k.run(&udp4_frame(ALICE, 100)), XDP_PASS);
     assert_eq!(buckets_of(&map, alice), 1);
+}
+
+const THREE_LIMITED: &str = r#"
+[[user]]
+name = "alice"
+ips = ["10.98.0.2"]
+action = "limit 1Mbit burst 64KiB"
+
+[[user]]
+name = "bob"
+ips = ["10.98.0.3"]
+action = "limit 1Mbit burst 64KiB"
+
+[[user]]
+name = "carol"
+ips = ["10.98.0.4"]
+action = "limit 1Mbit burst 64KiB"
+"#;
+
+#[test]
+fn a_reload_needing_more_buckets_than_the_map_holds_is_refused() {
+    let compile = |name: &str, src: &str| {
+        CompiledPolicy::compile(&policy::parse(Path::new(name), src).unwrap())
+    };
+    let one = compile("one.toml", ALICE_LIMITED);
+    // Room for alice's two buckets and two more: not for three users' six.
+    let capacity = Capacity {
+        buckets: 4,
+        ..Capacity::default()
+    }
+    .fit(&one);
+    let mut dp = Dataplane::load(capacity, Pins::ephemeral()).expect("loading (are you root?)");
+    dp.apply(&one).unwrap();
+    let generation = dp.profile_switch().lock().unwrap().generation();
+    let three = policy::keep_ids(&compile("three.toml", THREE_LIMITED), &one);
+    let err = dp
+        .apply(&three)
+        .expect_err("a policy needing 6 buckets in a map of 4")
+        .to_string();
+    assert!(err.contains("need 6 token buckets"), "{err}");
+    assert_eq!(
+        dp.profile_switch().lock().unwrap().generation(),
+        generation,
+        "the old policy stays in force"
+    );
 }
