@@ -87,13 +87,17 @@ pub fn check(policy: &CompiledPolicy, capacity: u32) -> Result<(), DataplaneErro
 /// size it was created with) and a second handle for counting its entries.
 /// Refuses an LRU bucket map an older policyd pinned: it would evict.
 pub(super) fn inspect(ebpf: &Ebpf) -> Result<(u32, Map), DataplaneError> {
-    let Some(Map::HashMap(data)) = ebpf.map(MAP_BUCKETS) else {
-        return Err(DataplaneError::LruBuckets);
+    let data = match ebpf.map(MAP_BUCKETS) {
+        Some(Map::HashMap(data)) => data,
+        Some(Map::LruHashMap(_)) => return Err(DataplaneError::LruBuckets),
+        _ => return Err(DataplaneError::MissingMap(MAP_BUCKETS)),
     };
     let info = data
         .info()
         .map_err(DataplaneError::map(MAP_BUCKETS, "read its info"))?;
-    if !matches!(info.map_type(), Ok(MapType::Hash)) {
+    // aya names a map by the type the object declares, an adopted pin has
+    // the type it was created with.
+    if matches!(info.map_type(), Ok(MapType::LruHash)) {
         return Err(DataplaneError::LruBuckets);
     }
     let fd = std::os::fd::AsFd::as_fd(data.fd())

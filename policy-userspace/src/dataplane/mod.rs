@@ -28,7 +28,6 @@ use policy_common::{
 };
 
 pub use self::{
-    buckets::{HEADROOM as BUCKET_HEADROOM, MIN_FITTED as MIN_FITTED_BUCKETS},
     counters::Counters,
     error::DataplaneError,
     pins::{DEFAULT_PIN_DIR, Pins},
