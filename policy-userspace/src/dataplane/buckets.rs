@@ -37,15 +37,28 @@ pub fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
     let actions: std::collections::HashMap<ActionKey, &ActionEntry> =
         policy.actions.iter().map(|(k, e)| (*k, e)).collect();
     let limits = |e: &ActionEntry| e.profiles.iter().any(|p| p.kind == kind::LIMIT);
+    // Only classes some rule limits can need a bucket (most policies: a
+    // few of them, or none): the walk over every user stays short.
+    let mut classes: Vec<u32> = policy
+        .actions
+        .iter()
+        .filter(|(_, e)| limits(e))
+        .map(|(k, _)| k.class)
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    let mut out = HashSet::new();
+    if classes.is_empty() {
+        return out;
+    }
     let mut senders: HashSet<UserId> = HashSet::from([policy_common::USER_UNIDENTIFIED]);
     senders.extend(policy.exact.iter().map(|(_, u)| *u));
     senders.extend(policy.cidrs.iter().map(|(_, _, u)| *u));
     senders.extend(policy.macs.iter().map(|(_, u)| *u));
     senders.extend(policy.uids.iter().map(|(_, u)| *u));
     senders.extend(policy.cgroups.iter().map(|(_, u)| *u));
-    let mut out = HashSet::new();
     for user in policy.users.iter().filter(|u| senders.contains(&u.id)) {
-        for class in 0..policy.classes.len() as u32 {
+        for &class in &classes {
             let get = |subject| actions.get(&ActionKey { subject, class }).copied();
             let entry = get(user.id)
                 .or_else(|| {

@@ -8,7 +8,8 @@
 //! of limits it removes; a reload needing more buckets than the map holds
 //! is refused.
 //!
-//! Subnets 10.92 (flood) and 10.93 (refusal); test runs use 10.98.
+//! Subnets 10.92 (flood), 10.93 (refused start), 10.99 (refused reload);
+//! test runs use 10.98.
 
 use std::{collections::BTreeMap, net::IpAddr, path::Path, time::Duration};
 
@@ -319,5 +320,43 @@ fn a_reload_needing_more_buckets_than_the_map_holds_is_refused() {
         dp.profile_switch().lock().unwrap().generation(),
         generation,
         "the old policy stays in force"
+    );
+}
+
+#[test]
+fn the_daemon_refuses_a_reload_needing_more_buckets_and_keeps_the_old_policy() {
+    let net = Net::new("bktrl", 99, &[], &["10.99.0.2/24"]).unwrap();
+    let v1 = ALICE_LIMITED.replace("10.98.", "10.99.");
+    let topo = Topology::start(net, &policyd_bin(), &v1, &["--max-buckets", "4"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reloads = |result: &str| {
+        let body = topo.metrics().unwrap_or_default();
+        metric_value(&body, "policyd_reloads_total", &[("result", result)]).unwrap_or(0)
+    };
+    let path = topo.dir.path().join("policy.toml");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, THREE_LIMITED.replace("10.98.", "10.99.")).unwrap();
+    // One step, as editors do; the watcher reloads (SIGHUP would too).
+    std::fs::rename(&tmp, &path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads("failure") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload refused{}",
+            topo.diag("")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = topo.metrics().unwrap();
+    let diag = topo.diag(&body);
+    assert_eq!(reloads("success"), 0, "nothing applied{diag}");
+    assert_eq!(
+        metric_value(&body, "policyd_policy_generation", &[]),
+        Some(1),
+        "the first policy is still in force{diag}"
+    );
+    assert!(
+        topo.daemon.log_text().contains("need 6 token buckets"),
+        "the log says why{diag}"
     );
 }
