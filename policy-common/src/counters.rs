@@ -69,6 +69,9 @@ pub mod global_counter {
     /// IPv6 packets with more extension headers than the parser follows;
     /// classified without ports.
     pub const EXT_HEADERS_DEEP: u32 = 7;
+    /// Packets of a limited user whose token bucket could not be created
+    /// (bucket map full): treated as over the limit.
+    pub const BUCKET_MAP_FULL: u32 = 8;
     /// Number of slots; the map is sized with this.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 9;
 }

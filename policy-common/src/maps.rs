@@ -35,7 +35,7 @@ pub const MAP_ACTIONS: &str = "ACTIONS";
 pub const MAP_CLASS_LIMITS: &str = "CLASS_LIMITS";
 /// `class * 2 + dir` -> bucket time (`u64`), for the class limits.
 pub const MAP_CLASS_BUCKETS: &str = "CLASS_BUCKETS";
-/// LRU [`crate::BucketKey`] -> bucket time (`u64`).
+/// Hash (not LRU) [`crate::BucketKey`] -> bucket time (`u64`).
 pub const MAP_BUCKETS: &str = "BUCKETS";
 /// Per generation: the active profile index (`u32`).
 pub const MAP_ACTIVE_PROFILE: &str = "ACTIVE_PROFILE";
@@ -75,8 +75,8 @@ pub const DEFAULT_MAX_SET_CIDRS: u32 = 16_384;
 pub const DEFAULT_MAX_ACTIONS: u32 = 65_536;
 /// Default number of (user, class, direction) counter entries.
 pub const DEFAULT_MAX_COUNTERS: u32 = 262_144;
-/// Default number of token buckets kept (LRU: an idle bucket evicted is
-/// full again when next used, which is where it would be anyway once idle).
+/// Size of the token-bucket map in the object; the loader sizes it to fit
+/// the policy (a plain hash: a limited user's bucket is never evicted).
 pub const DEFAULT_MAX_BUCKETS: u32 = 262_144;
 /// Default number of flows tracked for elephant detection (LRU).
 pub const DEFAULT_MAX_FLOWS: u32 = 131_072;

@@ -115,7 +115,12 @@ fn user_bucket(user: UserId, class: u32, direction: u8) -> Option<*mut u64> {
     // A new bucket starts empty (TAT 0 = full burst available). Losing the
     // race to create it is fine: the lookup below finds the winner's.
     let _ = BUCKETS.insert(key, 0, u64::from(aya_ebpf::bindings::BPF_NOEXIST));
-    BUCKETS.get_ptr_mut(key)
+    let bucket = BUCKETS.get_ptr_mut(key);
+    if bucket.is_none() {
+        // The map is full: the caller fails closed; say so.
+        counters::global(global_counter::BUCKET_MAP_FULL);
+    }
+    bucket
 }
 
 /// One packet as enforcement sees it.

@@ -26,7 +26,7 @@ use policy_common::{GenU32, GenU64, UserId, event_kind, global_counter};
 
 use crate::{
     enforce::Decision,
-    maps::{CONFIG, GENERATION, SCRATCH, USER_CGROUPS, USER_UIDS},
+    maps::{CONFIG, GENERATION, IFACES, SCRATCH, USER_CGROUPS, USER_UIDS},
     parse::{Malformed, Parsed},
 };
 
@@ -243,7 +243,31 @@ pub fn policyd_floor(_ctx: XdpContext) -> u32 {
 /// two VLAN tags, IPv6 with extension headers, transport ports.
 const TC_PULL: u32 = 256;
 
+/// On a gateway, a packet leaving through TC egress that arrived on an
+/// interface policyd attached XDP to was identified, counted, classified
+/// and limited there: enforcing it again would take its tokens twice and
+/// count it twice. `__sk_buff.ingress_ifindex` is `skb->skb_iif`, which
+/// `__netif_receive_skb_core` sets to the device the packet was received on
+/// (kernel 6.18; on veth that is the receiving end, whether the skb came
+/// through `netif_rx` or, with XDP attached, the NAPI ring), and which is 0
+/// for skbs the host itself sends: those are still enforced here. Every
+/// interface in IFACES has policyd's XDP program, native or generic (both
+/// run before the stack routes the packet), also under `--ingress-only`,
+/// where no egress program runs at all. A packet received on a device
+/// stacked on such an interface (a VLAN device) carries that device's
+/// index and is enforced again here.
+#[inline(always)]
+fn enforced_on_ingress(ctx: &TcContext) -> bool {
+    // SAFETY: reading a field of the program's own context.
+    let arrived_on = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    // SAFETY (HashMap::get): only presence is tested.
+    arrived_on != 0 && unsafe { IFACES.get(arrived_on) }.is_some()
+}
+
 fn tc<const E: bool>(ctx: &TcContext) -> i32 {
+    if E && enforced_on_ingress(ctx) {
+        return TC_ACT_OK;
+    }
     // Best effort: a shorter packet is pulled whole; on failure the parser
     // sees what is linear and may count the packet as malformed.
     let _ = ctx.pull_data(ctx.len().min(TC_PULL));

@@ -82,9 +82,13 @@ pub(crate) static CLASS_LIMITS: Array<ActionEntry> = Array::pinned(MAX_CLASSES *
 #[map(name = "CLASS_BUCKETS")]
 pub(crate) static CLASS_BUCKETS: Array<u64> = Array::pinned(MAX_CLASSES * 2, 0);
 
-// Created by traffic: LRU. An evicted bucket was idle, hence full anyway.
+// Created by traffic, but a plain preallocated hash, not LRU: an LRU map
+// evicts a busy limited user's bucket when more triples are active than it
+// has slots, and the user starts again with a full burst. The loader sizes
+// it to fit every limited (user, class, direction) of the policy; an insert
+// into a full map fails and the packet is treated as over the limit.
 #[map(name = "BUCKETS")]
-pub(crate) static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::pinned(DEFAULT_MAX_BUCKETS, 0);
+pub(crate) static BUCKETS: HashMap<BucketKey, u64> = HashMap::pinned(DEFAULT_MAX_BUCKETS, 0);
 
 #[map(name = "ACTIVE_PROFILE")]
 pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::pinned(GENERATIONS, 0);

@@ -103,9 +103,11 @@ pub(super) struct RunArgs {
     /// (user, class, direction) counter entries.
     #[arg(long, default_value_t = Capacity::default().counters, value_name = "N")]
     max_counters: u32,
-    /// Token buckets kept (LRU; an idle bucket forgotten is full again).
-    #[arg(long, default_value_t = Capacity::default().buckets, value_name = "N")]
-    max_buckets: u32,
+    /// Token buckets (one per limited user, class and direction; never
+    /// evicted). Default: twice what the policy needs, at least 1024. A
+    /// value below the policy's need is refused.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_buckets: Option<u32>,
 }
 
 pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -159,10 +161,13 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     let capacity = Capacity {
         flows: args.max_flows,
         counters: args.max_counters,
-        buckets: args.max_buckets,
+        buckets: args.max_buckets.unwrap_or_default(),
         ..Capacity::default()
     }
     .fit(&compiled);
+    capacity
+        .check_buckets(&compiled)
+        .context("--max-buckets is too small for the policy; nothing was loaded")?;
     // A pinned profile must exist before anything is loaded.
     if let Some(name) = &args.profile {
         compiled.profile(name).with_context(|| {
@@ -203,6 +208,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         per_user: policy.per_user.unwrap_or_default(),
         tables: dataplane.table_fill(&compiled),
         counters_capacity: u64::from(dataplane.capacity().counters),
+        buckets_capacity: u64::from(dataplane.capacity().buckets),
         ..Names::default()
     }));
     let mut registry = Registry::default();

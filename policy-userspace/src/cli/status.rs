@@ -157,7 +157,7 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         ),
         (
             MAP_BUCKETS,
-            "token buckets (LRU)",
+            "token buckets",
             hash_entries::<BucketKey, u64>(dir, MAP_BUCKETS)?,
         ),
         (

@@ -1,14 +1,18 @@
 //! Reading the per-CPU counters. Owned separately from the rest of the object
 //! so the metrics server can read them while the daemon updates policy.
 
-use aya::maps::{IterableMap as _, MapData, PerCpuArray, PerCpuHashMap};
-use policy_common::{CounterKey, Counters as Totals, MAP_COUNTERS, MAP_GLOBAL_COUNTERS};
+use aya::maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap};
+use policy_common::{
+    BucketKey, CounterKey, Counters as Totals, MAP_BUCKETS, MAP_COUNTERS, MAP_GLOBAL_COUNTERS,
+};
 
 use super::DataplaneError;
 
 pub struct Counters {
     per_key: PerCpuHashMap<MapData, CounterKey, Totals>,
     global: PerCpuArray<MapData, u64>,
+    /// The token buckets, counted at scrape (the daemon's own handle).
+    buckets: Option<HashMap<MapData, BucketKey, u64>>,
 }
 
 impl std::fmt::Debug for Counters {
@@ -30,7 +34,24 @@ impl Counters {
                 MAP_GLOBAL_COUNTERS,
                 "unexpected map type",
             ))?,
+            buckets: None,
         })
+    }
+
+    pub(super) fn with_buckets(mut self, buckets: aya::maps::Map) -> Result<Self, DataplaneError> {
+        self.buckets = Some(
+            buckets
+                .try_into()
+                .map_err(DataplaneError::map(MAP_BUCKETS, "unexpected map type"))?,
+        );
+        Ok(self)
+    }
+
+    /// Token buckets in the map now (`None` without a handle on it).
+    pub fn bucket_entries(&self) -> Option<u64> {
+        self.buckets
+            .as_ref()
+            .map(|b| b.keys().filter(Result::is_ok).count() as u64)
     }
 
     /// The counters a running (or crashed) daemon pinned under `dir`, for

@@ -63,6 +63,18 @@ pub enum DataplaneError {
         path: std::path::PathBuf,
         message: String,
     },
+    #[error(
+        "the policy may need {need} token buckets (one per limited user, class and direction) \
+         but the bucket map holds {capacity}; give --max-buckets at least {need}, or leave it \
+         out to size the map to the policy (a loaded map cannot grow: restart policyd with \
+         `policyd unload` first to resize it)"
+    )]
+    TooFewBuckets { need: u64, capacity: u32 },
+    #[error(
+        "the pinned BUCKETS map is an LRU map from an older policyd (it evicts limited users' \
+         buckets); run `policyd unload` and start again"
+    )]
+    LruBuckets,
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
 }

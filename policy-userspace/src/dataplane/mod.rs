@@ -1,6 +1,7 @@
 //! The kernel side as seen from userspace: load the embedded object, attach
 //! its programs, write compiled policy into maps, read counters and events.
 
+mod buckets;
 mod counters;
 mod error;
 mod ids;
@@ -20,9 +21,9 @@ use aya::{
     },
 };
 use policy_common::{
-    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
-    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
-    DEFAULT_MAX_USERS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
+    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
+    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENTS, MAP_FLOWS,
     MAP_GLOBAL_COUNTERS, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
     MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAX_PROFILES,
 };
@@ -65,7 +66,8 @@ pub struct Capacity {
     pub actions: u32,
     /// (user, class, direction) counter entries.
     pub counters: u32,
-    /// Per-user token buckets (LRU).
+    /// Per-user token buckets (a plain hash: never evicted); 0 until
+    /// [`Self::fit`] sizes it to the policy.
     pub buckets: u32,
     /// Flows tracked for elephant detection (LRU).
     pub flows: u32,
@@ -81,7 +83,7 @@ impl Default for Capacity {
             set_cidrs: DEFAULT_MAX_SET_CIDRS,
             actions: DEFAULT_MAX_ACTIONS,
             counters: DEFAULT_MAX_COUNTERS,
-            buckets: DEFAULT_MAX_BUCKETS,
+            buckets: 0,
             flows: DEFAULT_MAX_FLOWS,
         }
     }
@@ -107,7 +109,16 @@ impl Capacity {
         );
         self.set_cidrs = fit(self.set_cidrs, policy.set_cidrs.len());
         self.actions = fit(self.actions, policy.actions.len());
+        if self.buckets == 0 {
+            self.buckets = buckets::fitted(buckets::need(policy));
+        }
         self
+    }
+
+    /// Refuses `policy` if it may need more token buckets than
+    /// `self.buckets` (an operator's `--max-buckets` below the need).
+    pub fn check_buckets(&self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+        buckets::check(policy, self.buckets)
     }
 }
 
@@ -250,6 +261,12 @@ impl Dataplane {
             .map_max_entries(MAP_FLOWS, capacity.flows)
             .load(EBPF_OBJECT)
             .map_err(DataplaneError::Load)?;
+        // An adopted map keeps the size it was made with.
+        let (buckets, bucket_handle) = buckets::inspect(&ebpf)?;
+        let capacity = Capacity {
+            buckets,
+            ..capacity
+        };
         program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
             .load()
             .map_err(|source| DataplaneError::Verify {
@@ -267,7 +284,8 @@ impl Dataplane {
         let counters = Counters::new(
             maps::take(&mut ebpf, MAP_COUNTERS)?,
             maps::take(&mut ebpf, MAP_GLOBAL_COUNTERS)?,
-        )?;
+        )?
+        .with_buckets(bucket_handle)?;
         let generation_map: aya::maps::Array<MapData, u32> =
             maps::take(&mut ebpf, policy_common::MAP_GENERATION)?
                 .try_into()
@@ -333,6 +351,7 @@ impl Dataplane {
                 capacity: self.capacity.users,
             });
         }
+        self.capacity.check_buckets(policy)?;
         let switch = Arc::clone(&self.profile);
         let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
         let old = sw.generation;
@@ -351,7 +370,9 @@ impl Dataplane {
         sw.profile = profile;
         std::thread::sleep(GRACE);
         maps::remove_generation(&mut self.ebpf, old)?;
-        ids::retire(&mut self.ebpf, &self.counters, &mut self.ids, retiring)
+        ids::retire(&mut self.ebpf, &self.counters, &mut self.ids, retiring)?;
+        // Buckets of (user, class) pairs the new policy no longer limits.
+        buckets::prune(&mut self.ebpf, policy)
     }
 
     /// Makes profile `index` (into the policy's profile list) the active one:

@@ -37,6 +37,8 @@ pub struct Names {
     pub tables: Vec<(&'static str, u64, u64)>,
     /// Capacity of the counter map (its entries are counted at scrape).
     pub counters_capacity: u64,
+    /// Capacity of the token-bucket map (its entries are counted at scrape).
+    pub buckets_capacity: u64,
 }
 
 pub type SharedNames = Arc<RwLock<Names>>;
@@ -58,7 +60,7 @@ impl fmt::Debug for KernelCounters {
     }
 }
 
-const GLOBALS: [(u32, &str, &str); 8] = [
+const GLOBALS: [(u32, &str, &str); 9] = [
     (
         global_counter::MALFORMED,
         "policyd_malformed_packets",
@@ -98,6 +100,11 @@ const GLOBALS: [(u32, &str, &str); 8] = [
         global_counter::EXT_HEADERS_DEEP,
         "policyd_ipv6_ext_headers_too_deep",
         "IPv6 packets with more extension headers than the parser follows",
+    ),
+    (
+        global_counter::BUCKET_MAP_FULL,
+        "policyd_bucket_map_full",
+        "Packets of a limited user whose token bucket could not be created (map full; treated as over the limit)",
     ),
 ];
 
@@ -264,6 +271,11 @@ impl Collector for KernelCounters {
                 counter_entries as u64,
                 names.counters_capacity,
             )))
+            .chain(
+                self.counters
+                    .bucket_entries()
+                    .map(|n| ("buckets", n, names.buckets_capacity)),
+            )
             .collect();
         let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
         let mut entries = encoder.encode_descriptor(

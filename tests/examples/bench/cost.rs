@@ -215,7 +215,7 @@ pub fn memory_table() {
     let total: u64 = maps.iter().map(|m| m.memlock).sum();
     println!("### Memory of the maps at default capacities\n");
     println!(
-        "_One loaded copy of policyd's maps with a one-user policy, from `/proc/self/fdinfo` (`memlock`); maps under 1 MiB are summed in the last row. Policy tables grow to fit the policy (see the scale tables); traffic tables (`FLOWS`, `COUNTERS`, `BUCKETS`) have the sizes `policyd run --max-flows`, `--max-counters` and `--max-buckets` set; the others have fixed minimum sizes so reloads rarely outgrow them._\n"
+        "_One loaded copy of policyd's maps with a one-user policy, from `/proc/self/fdinfo` (`memlock`); maps under 1 MiB are summed in the last row. Policy tables grow to fit the policy (see the scale tables); traffic tables `FLOWS` and `COUNTERS` have the sizes `policyd run --max-flows` and `--max-counters` set, and `BUCKETS` fits the policy (twice its need, at least 1 024, unless `--max-buckets` says otherwise); the others have fixed minimum sizes so reloads rarely outgrow them._\n"
     );
     println!("| map | capacity (entries) | memory (MiB) |");
     println!("|---|---:|---:|");

@@ -3,6 +3,7 @@
 //! to send traffic across and count what arrives.
 
 mod flood;
+mod gateway;
 mod pace;
 mod process;
 mod raw;
@@ -20,6 +21,7 @@ use std::{
 
 pub use self::{
     flood::Flood,
+    gateway::Gateway,
     pace::{ArrivalCounter, Pacer},
     process::ChildGuard,
     raw::{Captured, PacketTap, send_frames},
