@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use aya::{
     Ebpf,
-    maps::{HashMap, Map, MapData, MapType},
+    maps::{Map, MapData, MapType},
 };
 use policy_common::{
     ActionEntry, ActionKey, BucketKey, GROUP_BIT, MAP_BUCKETS, SUBJECT_ANY, UserId, dir, kind,
@@ -131,21 +131,9 @@ pub(super) fn inspect(ebpf: &Ebpf) -> Result<(u32, Map), DataplaneError> {
 /// limit removed by a reload, a retired user), so they do not take slots.
 pub(super) fn prune(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
     let keep = limited_pairs(policy);
-    let map = ebpf
-        .map_mut(MAP_BUCKETS)
-        .ok_or(DataplaneError::MissingMap(MAP_BUCKETS))?;
-    let mut buckets: HashMap<&mut MapData, BucketKey, u64> =
-        HashMap::try_from(map).map_err(DataplaneError::map(MAP_BUCKETS, "unexpected map type"))?;
-    let stale: Vec<BucketKey> = buckets
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !keep.contains(&(k.user, u32::from(k.class))))
-        .collect();
-    for k in stale {
-        // A bucket already gone is what we wanted.
-        let _ = buckets.remove(&k);
-    }
-    Ok(())
+    super::maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
+        !keep.contains(&(k.user, u32::from(k.class)))
+    })
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl Counters {
             .collect();
         for k in keys {
             match map.remove(&k) {
-                Err(e) if !super::ids::gone(&e) => {
+                Err(e) if !super::maps::gone(&e) => {
                     return Err(DataplaneError::map(MAP_COUNTERS, "remove")(e));
                 }
                 _ => {}

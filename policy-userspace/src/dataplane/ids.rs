@@ -16,7 +16,7 @@ use std::{collections::HashSet, path::Path};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, Map, MapData, MapError},
+    maps::{Array, HashMap, Map, MapData},
 };
 use policy_common::{
     BucketKey, MAP_BUCKETS, MAP_CLASS_BUCKETS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER, MAP_USER_NAMES,
@@ -165,41 +165,6 @@ pub(super) fn record(
     })
 }
 
-/// A removal that found nothing to remove (ENOENT).
-pub(super) fn gone(e: &MapError) -> bool {
-    match e {
-        MapError::KeyNotFound | MapError::ElementNotFound => true,
-        MapError::SyscallError(s) => s.io_error.kind() == std::io::ErrorKind::NotFound,
-        _ => false,
-    }
-}
-
-/// Removes every key of hash map `name` for which `dead` holds. Entries the
-/// kernel's LRU evicted meanwhile are gone already.
-fn remove_where<K: aya::Pod, V: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    dead: impl Fn(&K) -> bool,
-) -> Result<(), DataplaneError> {
-    let mut map: HashMap<&mut MapData, K, V> = ebpf
-        .map_mut(name)
-        .ok_or(DataplaneError::MissingMap(name))?
-        .try_into()
-        .map_err(DataplaneError::map(name, "unexpected map type"))?;
-    let keys: Vec<K> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| dead(k))
-        .collect();
-    for k in keys {
-        match map.remove(&k) {
-            Err(e) if !gone(&e) => return Err(DataplaneError::map(name, "remove")(e)),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// After the switch and the grace period: marks the ids `policy` stopped
 /// naming retired, deletes their counters, buckets and event limits, then
 /// frees them.
@@ -228,11 +193,11 @@ pub(super) fn retire(
     let users: HashSet<u32> = retiring.users.iter().copied().collect();
     let classes: HashSet<u32> = retiring.classes.iter().copied().collect();
     counters.remove_where(|k| users.contains(&k.user) || classes.contains(&u32::from(k.class)))?;
-    remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
+    super::maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
         users.contains(&k.user) || classes.contains(&u32::from(k.class))
     })?;
     // Keyed `user << 8 | kind`.
-    remove_where::<u64, u64>(ebpf, MAP_EVENT_LIMITER, |k| {
+    super::maps::remove_where::<u64, u64>(ebpf, MAP_EVENT_LIMITER, |k| {
         u32::try_from(k >> 8).is_ok_and(|u| users.contains(&u))
     })?;
     let mut class_buckets: Array<&mut MapData, u64> = ebpf
@@ -260,7 +225,7 @@ pub(super) fn retire(
         let mut map = table_mut(ebpf, name)?;
         for id in ids {
             match map.remove(id) {
-                Err(e) if !gone(&e) => {
+                Err(e) if !super::maps::gone(&e) => {
                     return Err(DataplaneError::map(name, format!("free id {id}"))(e));
                 }
                 _ => {}

@@ -4,7 +4,7 @@
 //! id is never visible before its settings), then identities, then stale
 //! entries are removed. An atomic generation switch comes with hot reload.
 
-use std::{ffi::CString, hash::Hash, os::unix::fs::MetadataExt as _};
+use std::{ffi::CString, os::unix::fs::MetadataExt as _};
 
 use aya::{
     Ebpf, Pod,
@@ -65,24 +65,47 @@ pub(super) fn set_iface_side(ebpf: &mut Ebpf, iface: &str, s: Side) -> Result<()
     ))
 }
 
-pub(super) fn clear<K: Pod + Eq + Hash, V: Pod>(
+/// A removal that found nothing to remove (ENOENT).
+pub(super) fn gone(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound | MapError::ElementNotFound => true,
+        MapError::SyscallError(s) => s.io_error.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
+}
+
+/// Removes every key of hash map `name` for which `dead` holds. Entries the
+/// kernel removed meanwhile (an LRU eviction) are gone already.
+pub(super) fn remove_where<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    dead: impl Fn(&K) -> bool,
+) -> Result<(), DataplaneError> {
+    let mut map: HashMap<&mut MapData, K, V> = ebpf
+        .map_mut(name)
+        .ok_or(DataplaneError::MissingMap(name))?
+        .try_into()
+        .map_err(DataplaneError::map(name, "unexpected map type"))?;
+    let keys: Vec<K> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| dead(k))
+        .collect();
+    for k in keys {
+        match map.remove(&k) {
+            Err(e) if !gone(&e) => return Err(DataplaneError::map(name, "remove")(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes every entry of hash map `name` (LRU or not).
+pub(super) fn clear<K: Pod, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
 ) -> Result<(), DataplaneError> {
-    let m = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
-    match m {
-        Map::LruHashMap(_) | Map::HashMap(_) => {
-            let mut h: HashMap<&mut MapData, K, V> =
-                HashMap::try_from(m).map_err(DataplaneError::map(name, "unexpected map type"))?;
-            let keys: Vec<K> = h.keys().filter_map(Result::ok).collect();
-            for k in keys {
-                // Racing with the kernel's own LRU eviction: gone is gone.
-                let _ = h.remove(&k);
-            }
-            Ok(())
-        }
-        _ => Err(DataplaneError::MissingMap(name)),
-    }
+    remove_where::<K, V>(ebpf, name, |_| true)
 }
 
 /// A key of a policy table, which carries its generation.
@@ -149,17 +172,7 @@ fn remove_keys<K: Pod + Generational, V: Pod>(
     name: &'static str,
     generation: u32,
 ) -> Result<(), DataplaneError> {
-    let mut map: HashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
-    let old: Vec<K> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.generation() == generation)
-        .collect();
-    for k in old {
-        map.remove(&k)
-            .map_err(DataplaneError::map(name, "remove"))?;
-    }
-    Ok(())
+    remove_where::<K, V>(ebpf, name, |k| k.generation() == generation)
 }
 
 fn remove_prefixes<V: Pod>(

@@ -261,10 +261,11 @@ fn a_reload_that_removes_a_limit_frees_its_buckets() {
     assert_eq!(k.run(&udp4_frame(ALICE, 100)), XDP_PASS);
     let map = bucket_map(&k);
     assert_eq!(buckets_of(&map, alice), 1, "alice's upload bucket");
-    let free = policy::keep_ids(
-        &CompiledPolicy::compile(&policy::parse(Path::new("free.toml"), ALICE_FREE).unwrap()),
-        &k.policy,
-    );
+    let free =
+        k.dp.assign_ids(&CompiledPolicy::compile(
+            &policy::parse(Path::new("free.toml"), ALICE_FREE).unwrap(),
+        ))
+        .unwrap();
     k.dp.apply(&free).unwrap();
     assert_eq!(
         buckets_of(&map, alice),
@@ -310,7 +311,9 @@ fn a_reload_needing_more_buckets_than_the_map_holds_is_refused() {
     let mut dp = Dataplane::load(capacity, Pins::ephemeral()).expect("loading (are you root?)");
     dp.apply(&one).unwrap();
     let generation = dp.profile_switch().lock().unwrap().generation();
-    let three = policy::keep_ids(&compile("three.toml", THREE_LIMITED), &one);
+    let three = dp
+        .assign_ids(&compile("three.toml", THREE_LIMITED))
+        .unwrap();
     let err = dp
         .apply(&three)
         .expect_err("a policy needing 6 buckets in a map of 4")
