@@ -105,6 +105,27 @@ impl Daemon {
         }
     }
 
+    /// The body of its `/metrics`; `ns` is the namespace it runs in.
+    pub fn metrics_in(&self, ns: &NetNs) -> io::Result<String> {
+        let addr = self.metrics;
+        ns.run(move || http_get(addr, "/metrics"))?
+    }
+
+    /// Text for a failed assertion: the metrics given (without comments),
+    /// the daemon's log and its events.
+    pub fn diag(&self, metrics: &str) -> String {
+        let metrics: String = metrics
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            "\n--- metrics ---\n{metrics}\n--- policyd log ---\n{}\n--- events ---\n{}",
+            self.log_text(),
+            self.events_text()
+        )
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -47,6 +47,15 @@ impl NetNs {
         run(Command::new("ip").arg("-n").arg(&self.name).args(args)).map(drop)
     }
 
+    /// Whether an XDP program is attached to `iface` here (`ip link` shows
+    /// `xdp`, `xdpgeneric` or `xdpdrv`).
+    pub fn xdp_attached(&self, iface: &str) -> bool {
+        self.command("ip")
+            .args(["link", "show", "dev", iface])
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("xdp"))
+    }
+
     /// A command that runs inside this namespace (network namespace only;
     /// `nsenter` leaves the mount namespace alone, so bpffs stays visible).
     pub fn command(&self, program: &str) -> Command {

@@ -126,15 +126,6 @@ fn tcp_transfer(gw: &NetNs, cl: &NetNs, src: &str) -> bool {
     sent.is_ok() && received == BYTES
 }
 
-fn xdp_attached(ns: &NetNs, iface: &str) -> bool {
-    let out = ns
-        .command("ip")
-        .args(["link", "show", "dev", iface])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("xdp")
-}
-
 #[test]
 fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
     let gw = NetNs::new("gw").unwrap();
@@ -178,7 +169,7 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
         &[],
     )
     .unwrap();
-    assert!(xdp_attached(&gw, "gw0"), "XDP program on gw0");
+    assert!(gw.xdp_attached("gw0"), "XDP program on gw0");
 
     let during = udp_exchange(&gw, &cl, &[ALICE4, ALICE6, MALLORY4, MALLORY6]);
     assert_eq!(during.get(&ip(ALICE4)), Some(&COUNT), "{during:?}");
@@ -245,7 +236,7 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
         "policyd exit status {status}:\n{}",
         daemon.log_text()
     );
-    assert!(xdp_attached(&gw, "gw0"), "XDP stays attached after a stop");
+    assert!(gw.xdp_attached("gw0"), "XDP stays attached after a stop");
     assert_eq!(
         udp_exchange(&gw, &cl, &[MALLORY4]).get(&ip(MALLORY4)),
         None,
@@ -253,7 +244,7 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
     );
     let out = policyd_tests::unload(&policyd_bin(), &daemon.pin_dir).unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(!xdp_attached(&gw, "gw0"), "XDP program detached by unload");
+    assert!(!gw.xdp_attached("gw0"), "XDP program detached by unload");
     let after = udp_exchange(&gw, &cl, &[MALLORY4]);
     assert_eq!(
         after.get(&ip(MALLORY4)),
@@ -281,7 +272,7 @@ fn run_refuses_an_invalid_policy_and_attaches_nothing() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml:3:8: user[0].ips[0]"), "{stderr}");
-    assert!(!xdp_attached(&gw, "gw0"));
+    assert!(!gw.xdp_attached("gw0"));
 }
 
 #[test]

@@ -2,15 +2,11 @@
 //! the policy is reloaded again and again, the new limit is in force
 //! afterwards, and an invalid policy changes nothing. Needs root.
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, time::Duration};
 
 use policyd_tests::{
     metric_sum, metric_value, policyd_bin,
-    topology::{Blast, Net, Topology, UdpSink, send_udp},
+    topology::{Blast, Net, Topology, UdpSink, replace_file, send_udp},
 };
 
 const V1: &str = r#"
@@ -44,32 +40,6 @@ ips = ["10.223.0.4"]
 action = "limit 1Mbit burst 16KiB"
 "#;
 
-/// Replaces the policy file in one step (as editors and config tools do).
-fn write_policy(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-fn reloads(topo: &Topology, result: &str) -> u64 {
-    let body = topo.metrics().unwrap_or_default();
-    metric_value(&body, "policyd_reloads_total", &[("result", result)]).unwrap_or(0)
-}
-
-fn hup(topo: &Topology) {
-    let pid = libc::pid_t::try_from(topo.daemon.pid()).unwrap();
-    // SAFETY: kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-}
-
-fn wait_for(what: &str, topo: &Topology, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}{}", topo.diag(""));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit() {
     let net = Net::new("reload", 223, &[], &["10.223.0.2/24", "10.223.0.4/24"]).unwrap();
@@ -99,9 +69,9 @@ fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit
         });
         for i in 0..10 {
             std::thread::sleep(Duration::from_millis(300));
-            write_policy(&policy, if i % 2 == 0 { V2 } else { V1 });
+            replace_file(&policy, if i % 2 == 0 { V2 } else { V1 }).unwrap();
             if i % 3 == 0 {
-                hup(&topo);
+                topo.hup();
             }
         }
         flow.join().unwrap().unwrap()
@@ -114,16 +84,14 @@ fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit
         "alice lost datagrams during reloads{}",
         topo.diag("")
     );
-    wait_for("ten reloads", &topo, || reloads(&topo, "success") >= 10);
-    assert_eq!(reloads(&topo, "failure"), 0, "{}", topo.diag(""));
+    topo.wait_until("ten reloads", || topo.reloads("success") >= 10);
+    assert_eq!(topo.reloads("failure"), 0, "{}", topo.diag(""));
 
     // The last version written was V1 (i = 9); end on V2 and check carol's
     // new limit is in force.
-    let before = reloads(&topo, "success");
-    write_policy(&policy, V2);
-    wait_for("the V2 reload", &topo, || {
-        reloads(&topo, "success") > before
-    });
+    let before = topo.reloads("success");
+    replace_file(&policy, V2).unwrap();
+    topo.wait_until("the V2 reload", || topo.reloads("success") > before);
     let sink = UdpSink::start(&topo.gw, 7001).unwrap();
     let sent = send_udp(
         &topo.cl,
@@ -165,7 +133,7 @@ fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit
     );
     assert_eq!(
         metric_value(&body, "policyd_policy_generation", &[]),
-        Some(1 + reloads(&topo, "success"))
+        Some(1 + topo.reloads("success"))
     );
 }
 
@@ -175,10 +143,10 @@ fn an_invalid_policy_leaves_the_old_one_in_force() {
     let net = Net::new("badrel", 224, &[], &["10.224.0.3/24"]).unwrap();
     let topo = Topology::start(net, &policyd_bin(), policy, &[]).unwrap();
     let path = topo.dir.path().join("policy.toml");
-    write_policy(&path, "[[user]\nname = ");
-    hup(&topo);
-    wait_for("a failed reload", &topo, || reloads(&topo, "failure") >= 1);
-    assert_eq!(reloads(&topo, "success"), 0);
+    replace_file(&path, "[[user]\nname = ").unwrap();
+    topo.hup();
+    topo.wait_until("a failed reload", || topo.reloads("failure") >= 1);
+    assert_eq!(topo.reloads("success"), 0);
     let sink = UdpSink::start(&topo.gw, 7002).unwrap();
     let sent = send_udp(
         &topo.cl,
@@ -202,12 +170,10 @@ fn an_invalid_policy_leaves_the_old_one_in_force() {
     );
     // Putting the policy back is a reload that finds it in force: nothing
     // is written, no new generation.
-    write_policy(&path, policy);
-    hup(&topo);
-    wait_for("an unchanged reload", &topo, || {
-        reloads(&topo, "unchanged") >= 1
-    });
-    assert_eq!(reloads(&topo, "success"), 0, "{}", topo.diag(""));
+    replace_file(&path, policy).unwrap();
+    topo.hup();
+    topo.wait_until("an unchanged reload", || topo.reloads("unchanged") >= 1);
+    assert_eq!(topo.reloads("success"), 0, "{}", topo.diag(""));
     assert_eq!(
         metric_value(&topo.metrics().unwrap(), "policyd_policy_generation", &[]),
         Some(1)

@@ -3,11 +3,11 @@
 //! intact, a clean stop leaves them in force too, and `policyd unload`
 //! removes them. Needs root.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use policyd_tests::{
     Daemon, http_get, metric_sum, policyd_bin,
-    topology::{Net, Topology, datagrams_through},
+    topology::{Net, Topology},
 };
 
 const POLICY: &str = r#"
@@ -20,23 +20,6 @@ name = "mallory"
 ips = ["10.225.0.3"]
 action = "deny"
 "#;
-
-/// Sends 50 datagrams from `src` to the gateway; returns how many arrived.
-fn through(net: &policyd_tests::NetNs, gw: &policyd_tests::NetNs, src: &str, port: u16) -> u64 {
-    // The gateway is .1 of the sender's /24.
-    let prefix = src.rsplit_once('.').unwrap().0;
-    let dst: SocketAddr = format!("{prefix}.1:{port}").parse().unwrap();
-    datagrams_through(net, gw, src.parse().unwrap(), dst, 50).unwrap()
-}
-
-fn xdp_attached(ns: &policyd_tests::NetNs) -> bool {
-    let out = ns
-        .command("ip")
-        .args(["link", "show", "dev", "gw0"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("xdp")
-}
 
 fn denied(body: &str) -> u64 {
     metric_sum(
@@ -60,7 +43,7 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
             body
         );
     }
-    assert_eq!(through(&topo.cl, &topo.gw, "10.225.0.3", 7100), 0);
+    assert_eq!(topo.through("10.225.0.3", 7100, 50).unwrap(), 0);
     assert_eq!(denied(&topo.metrics().unwrap()), 50);
 
     // kill -9: no chance to clean up. The pins keep the programs attached
@@ -74,14 +57,14 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
         pins.join("links").join("gw0-xdp").exists(),
         "the link pin stays"
     );
-    assert!(xdp_attached(&topo.gw));
+    assert!(topo.gw.xdp_attached("gw0"));
     assert_eq!(
-        through(&topo.cl, &topo.gw, "10.225.0.3", 7101),
+        topo.through("10.225.0.3", 7101, 50).unwrap(),
         0,
         "mallory is still denied"
     );
     assert_eq!(
-        through(&topo.cl, &topo.gw, "10.225.0.2", 7102),
+        topo.through("10.225.0.2", 7102, 50).unwrap(),
         50,
         "alice still passes"
     );
@@ -111,7 +94,7 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
         "{}",
         next.log_text()
     );
-    assert_eq!(through(&topo.cl, &topo.gw, "10.225.0.3", 7103), 0);
+    assert_eq!(topo.through("10.225.0.3", 7103, 50).unwrap(), 0);
     assert_eq!(denied(&topo.metrics().unwrap()), 150);
 
     // A clean stop leaves enforcement in force (a restart or an upgrade
@@ -126,18 +109,18 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
         next.log_text()
     );
     assert!(pins.join("links").join("gw0-xdp").exists());
-    assert!(xdp_attached(&topo.gw));
+    assert!(topo.gw.xdp_attached("gw0"));
     assert_eq!(
-        through(&topo.cl, &topo.gw, "10.225.0.3", 7104),
+        topo.through("10.225.0.3", 7104, 50).unwrap(),
         0,
         "mallory is still denied after a clean stop"
     );
     let out = policyd_tests::unload(&policyd_bin(), &pins).unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!pins.exists(), "unload removes every pin");
-    assert!(!xdp_attached(&topo.gw));
+    assert!(!topo.gw.xdp_attached("gw0"));
     assert_eq!(
-        through(&topo.cl, &topo.gw, "10.225.0.3", 7105),
+        topo.through("10.225.0.3", 7105, 50).unwrap(),
         50,
         "nothing enforces any more"
     );
@@ -181,7 +164,7 @@ fn unload_cleans_up_after_a_crash() {
     // `policyd top` ranks users from the pinned counters: mallory's
     // denied burst is in her totals; alice, sending during the interval,
     // leads by rate.
-    assert_eq!(through(&topo.cl, &topo.gw, "10.226.0.3", 7110), 0);
+    assert_eq!(topo.through("10.226.0.3", 7110, 50).unwrap(), 0);
     let top = std::process::Command::new(policyd_bin())
         .args(["top", "--count", "1", "--interval", "1.5", "--pin-dir"])
         .arg(&pins)
@@ -192,7 +175,7 @@ fn unload_cleans_up_after_a_crash() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(through(&topo.cl, &topo.gw, "10.226.0.2", 7111), 50);
+    assert_eq!(topo.through("10.226.0.2", 7111, 50).unwrap(), 50);
     let out = top.wait_with_output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -222,7 +205,7 @@ fn unload_cleans_up_after_a_crash() {
     // The kernel state outlives the daemon, and status reads it.
     let (ok, after_crash) = status();
     assert!(ok && after_crash.contains("gw0-xdp"), "{after_crash}");
-    assert!(xdp_attached(&topo.gw));
+    assert!(topo.gw.xdp_attached("gw0"));
     let out = std::process::Command::new(policyd_bin())
         .args(["unload", "--pin-dir"])
         .arg(&pins)
@@ -239,7 +222,7 @@ fn unload_cleans_up_after_a_crash() {
         "{stdout}"
     );
     assert!(!pins.exists());
-    assert!(!xdp_attached(&topo.gw));
+    assert!(!topo.gw.xdp_attached("gw0"));
     let (ok, gone) = status();
     assert!(!ok && gone.contains("nothing is pinned"), "{gone}");
     // Nothing left: unloading again is harmless.

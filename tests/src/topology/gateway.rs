@@ -2,10 +2,10 @@
 //! `--iface users0 --uplink net0` example: three namespaces, the users'
 //! client, the gateway (IPv4 forwarding on) and a server beyond it.
 
-use std::{io, net::SocketAddr, path::Path};
+use std::{io, path::Path};
 
 use super::{ScratchDir, Topology};
-use crate::{Daemon, NetNs, http_get, veth_pair};
+use crate::{Daemon, NetNs, veth_pair};
 
 /// `cl0` (client, `10.<users>.0.2/24`) -- `users0` (`10.<users>.0.1/24`) in
 /// the gateway, whose `net0` (`10.<net>.0.1/24`) -- `sv0` (server,
@@ -73,20 +73,11 @@ impl Gateway {
 
     /// The body of `/metrics`.
     pub fn metrics(&self) -> io::Result<String> {
-        let addr: SocketAddr = Topology::metrics_addr();
-        self.gw.run(move || http_get(addr, "/metrics"))?
+        self.daemon.metrics_in(&self.gw)
     }
 
     /// Text for a failed assertion: the metrics given and policyd's log.
     pub fn diag(&self, metrics: &str) -> String {
-        let metrics: String = metrics
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        format!(
-            "\n--- metrics ---\n{metrics}\n--- policyd log ---\n{}",
-            self.daemon.log_text()
-        )
+        self.daemon.diag(metrics)
     }
 }

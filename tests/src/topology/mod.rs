@@ -27,7 +27,7 @@ pub use self::{
     raw::{Captured, PacketTap, send_frames},
     udp::{Blast, Received, Sent, UdpSink, datagrams_through, send_udp},
 };
-use crate::{Daemon, NetNs, http_get, veth_pair};
+use crate::{Daemon, NetNs, veth_pair};
 
 /// Where policyd serves metrics, on the gateway namespace's own loopback
 /// (every gateway has its own, so tests running at once do not collide).
@@ -59,6 +59,14 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// Replaces the file at `path` in one step (write a temporary file, rename
+/// it over), as editors and configuration tools do.
+pub fn replace_file(path: &Path, text: &str) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Two namespaces joined by a veth pair: `gw0` in `gw`, `cl0` in `cl`.
@@ -128,22 +136,48 @@ impl Topology {
 
     /// The body of `/metrics`.
     pub fn metrics(&self) -> io::Result<String> {
-        let addr = Self::metrics_addr();
-        self.gw.run(move || http_get(addr, "/metrics"))?
+        self.daemon.metrics_in(&self.gw)
     }
 
     /// Text for a failed assertion: the metrics given and policyd's log.
     pub fn diag(&self, metrics: &str) -> String {
-        let metrics: String = metrics
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        format!(
-            "\n--- metrics ---\n{metrics}\n--- policyd log ---\n{}\n--- events ---\n{}",
-            self.daemon.log_text(),
-            self.daemon.events_text()
-        )
+        self.daemon.diag(metrics)
+    }
+
+    /// Sends `count` datagrams from `src` (a user's address on `cl0`) to
+    /// `port` on the gateway (`.1` of the sender's /24) and returns how many
+    /// arrived: "does this user's traffic get through?".
+    pub fn through(&self, src: &str, port: u16, count: u64) -> io::Result<u64> {
+        let src: std::net::IpAddr = src.parse().map_err(io::Error::other)?;
+        let std::net::IpAddr::V4(v4) = src else {
+            return Err(io::Error::other("an IPv4 sender"));
+        };
+        let [a, b, c, _] = v4.octets();
+        let gw = SocketAddr::from(([a, b, c, 1], port));
+        datagrams_through(&self.cl, &self.gw, src, gw, count)
+    }
+
+    /// `policyd_reloads_total{result}` now (0 when unreadable).
+    pub fn reloads(&self, result: &str) -> u64 {
+        let body = self.metrics().unwrap_or_default();
+        crate::metric_value(&body, "policyd_reloads_total", &[("result", result)]).unwrap_or(0)
+    }
+
+    /// Sends SIGHUP to the daemon (reload).
+    pub fn hup(&self) {
+        let pid = libc::pid_t::try_from(self.daemon.pid()).expect("a pid");
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    }
+
+    /// Polls `cond` every 50 ms for at most 10 s; panics with `what` and
+    /// the daemon's log if it never holds.
+    pub fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "{what}{}", self.diag(""));
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits (at most `timeout`) for an event line for which `pred` holds;

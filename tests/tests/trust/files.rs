@@ -17,51 +17,9 @@ use std::{
 };
 
 use policyd_tests::{
-    Daemon, NetNs, metric_sum, metric_value, policyd_bin,
-    topology::{Blast, Net, ScratchDir, Topology, UdpSink, send_udp},
+    Daemon, NetNs, metric_sum, policyd_bin,
+    topology::{Net, ScratchDir, Topology, UdpSink},
 };
-
-fn reloads(topo: &Topology, result: &str) -> u64 {
-    let body = topo.metrics().unwrap_or_default();
-    metric_value(&body, "policyd_reloads_total", &[("result", result)]).unwrap_or(0)
-}
-
-fn wait_for(what: &str, topo: &Topology, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}{}", topo.diag(""));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Sends `n` datagrams from `src` to the gateway's `port` and returns how
-/// many arrived.
-fn through(topo: &Topology, src: &str, port: u16, n: u64) -> u64 {
-    let gw: SocketAddr = format!("{}:{port}", gateway_of(src)).parse().unwrap();
-    let sink = UdpSink::start(&topo.gw, port).unwrap();
-    let sent = send_udp(
-        &topo.cl,
-        Blast {
-            src: format!("{src}:0").parse().unwrap(),
-            dst: gw,
-            payload: 100,
-            tag: 1,
-            max_packets: n,
-            max_time: Duration::from_secs(5),
-            gap: Some(Duration::from_millis(1)),
-        },
-    )
-    .unwrap();
-    assert_eq!(sent.packets, n, "{src} could not send");
-    sink.finish(Duration::from_millis(200)).unwrap().len() as u64
-}
-
-/// `10.N.0.1` for a user at `10.N.0.x`.
-fn gateway_of(src: &str) -> String {
-    let mut octets: Vec<&str> = src.split('.').collect();
-    octets[3] = "1";
-    octets.join(".")
-}
 
 /// Starts policyd on `net`'s `gw0` with `policy` (a path inside `dir`).
 fn start_at(net: Net, dir: ScratchDir, policy: &Path, extra: &[&str]) -> Topology {
@@ -135,7 +93,7 @@ fn a_file_written_in_pieces_is_never_loaded_half_done() {
     // policy in which mallory is allowed), pause for longer than the old
     // 200 ms wait but less than the quiet period, then write the rest.
     for i in 1..=10 {
-        let before = reloads(&topo, "success");
+        let before = topo.reloads("success");
         let full = pieces_policy(i);
         let cut = full.find("action = \"deny\"").unwrap();
         let mut f = std::fs::File::create(&path).unwrap();
@@ -143,9 +101,7 @@ fn a_file_written_in_pieces_is_never_loaded_half_done() {
         std::thread::sleep(Duration::from_millis(300));
         f.write_all(&full.as_bytes()[cut..]).unwrap();
         drop(f);
-        wait_for(&format!("reload {i}"), &topo, || {
-            reloads(&topo, "success") > before
-        });
+        topo.wait_until(&format!("reload {i}"), || topo.reloads("success") > before);
     }
     stop.store(true, Ordering::Relaxed);
     let sent = mallory.join().unwrap().unwrap().unwrap();
@@ -170,17 +126,21 @@ fn a_file_written_in_pieces_is_never_loaded_half_done() {
         topo.diag(&body)
     );
     // One reload per complete version, none for a prefix.
-    assert_eq!(reloads(&topo, "success"), 10, "{}", topo.diag(&body));
-    assert_eq!(reloads(&topo, "failure"), 0, "{}", topo.diag(&body));
+    assert_eq!(topo.reloads("success"), 10, "{}", topo.diag(&body));
+    assert_eq!(topo.reloads("failure"), 0, "{}", topo.diag(&body));
     // policyd's log and events, written all along in the policy's own
     // directory, are not the policy: they caused no reload.
-    assert_eq!(reloads(&topo, "unchanged"), 0, "{}", topo.diag(&body));
+    assert_eq!(topo.reloads("unchanged"), 0, "{}", topo.diag(&body));
     assert!(
         topo.daemon.log_text().contains("users_added=round10"),
         "the last version is in force{}",
         topo.diag("")
     );
-    assert_eq!(through(&topo, "10.80.0.2", 7081, 20), 20, "alice passes");
+    assert_eq!(
+        topo.through("10.80.0.2", 7081, 20).unwrap(),
+        20,
+        "alice passes"
+    );
 }
 
 const DENY_MALLORY: &str =
@@ -213,17 +173,23 @@ fn an_emptied_file_is_refused_at_start_and_on_reload() {
     let path = topo.dir.path().join("policy.toml");
     // Truncated to nothing in place, as `> policy.toml` does.
     std::fs::File::create(&path).unwrap();
-    wait_for("a refused reload", &topo, || reloads(&topo, "failure") >= 1);
-    assert_eq!(through(&topo, "10.81.0.3", 7082, 50), 0, "mallory passed");
+    topo.wait_until("a refused reload", || topo.reloads("failure") >= 1);
+    assert_eq!(
+        topo.through("10.81.0.3", 7082, 50).unwrap(),
+        0,
+        "mallory passed"
+    );
     // Not empty, but enforcing nothing where the policy in force does.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, "[settings]\nmode = \"enforce\"\n").unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    wait_for("a second refused reload", &topo, || {
-        reloads(&topo, "failure") >= 2
-    });
-    assert_eq!(through(&topo, "10.81.0.3", 7083, 50), 0, "mallory passed");
-    assert_eq!(reloads(&topo, "success"), 0, "{}", topo.diag(""));
+    topo.wait_until("a second refused reload", || topo.reloads("failure") >= 2);
+    assert_eq!(
+        topo.through("10.81.0.3", 7083, 50).unwrap(),
+        0,
+        "mallory passed"
+    );
+    assert_eq!(topo.reloads("success"), 0, "{}", topo.diag(""));
     let log = topo.daemon.log_text();
     assert!(
         log.contains("the policy file is empty")
@@ -238,16 +204,20 @@ fn an_emptied_file_is_loaded_when_the_operator_allows_it() {
     let policy = DENY_MALLORY.replace("10.81.", "10.82.");
     let net = Net::new("allowe", 82, &[], &["10.82.0.3/24"]).unwrap();
     let topo = Topology::start(net, &policyd_bin(), &policy, &["--allow-empty-policy"]).unwrap();
-    assert_eq!(through(&topo, "10.82.0.3", 7084, 20), 0, "mallory passed");
-    std::fs::File::create(topo.dir.path().join("policy.toml")).unwrap();
-    wait_for("the empty policy", &topo, || reloads(&topo, "success") >= 1);
     assert_eq!(
-        through(&topo, "10.82.0.3", 7085, 20),
+        topo.through("10.82.0.3", 7084, 20).unwrap(),
+        0,
+        "mallory passed"
+    );
+    std::fs::File::create(topo.dir.path().join("policy.toml")).unwrap();
+    topo.wait_until("the empty policy", || topo.reloads("success") >= 1);
+    assert_eq!(
+        topo.through("10.82.0.3", 7085, 20).unwrap(),
         20,
         "{}",
         topo.diag("")
     );
-    assert_eq!(reloads(&topo, "failure"), 0);
+    assert_eq!(topo.reloads("failure"), 0);
 }
 
 /// Publishes `policy` as the kubelet's atomic writer does: a new timestamped
@@ -275,7 +245,11 @@ fn a_configmap_update_is_applied() {
     std::fs::create_dir(&mount).unwrap();
     kubelet_update(&mount, None, "..2026_12_01_10_00_00.1", deny);
     let topo = start_at(net, dir, &mount.join("policy.toml"), &[]);
-    assert_eq!(through(&topo, "10.83.0.3", 7086, 20), 0, "mallory passed");
+    assert_eq!(
+        topo.through("10.83.0.3", 7086, 20).unwrap(),
+        0,
+        "mallory passed"
+    );
 
     kubelet_update(
         &mount,
@@ -283,9 +257,9 @@ fn a_configmap_update_is_applied() {
         "..2026_12_01_10_05_00.2",
         allow,
     );
-    wait_for("the first update", &topo, || reloads(&topo, "success") >= 1);
+    topo.wait_until("the first update", || topo.reloads("success") >= 1);
     assert_eq!(
-        through(&topo, "10.83.0.3", 7087, 20),
+        topo.through("10.83.0.3", 7087, 20).unwrap(),
         20,
         "{}",
         topo.diag("")
@@ -298,16 +272,14 @@ fn a_configmap_update_is_applied() {
         "..2026_12_01_10_10_00.3",
         deny,
     );
-    wait_for("the second update", &topo, || {
-        reloads(&topo, "success") >= 2
-    });
+    topo.wait_until("the second update", || topo.reloads("success") >= 2);
     assert_eq!(
-        through(&topo, "10.83.0.3", 7088, 20),
+        topo.through("10.83.0.3", 7088, 20).unwrap(),
         0,
         "{}",
         topo.diag("")
     );
-    assert_eq!(reloads(&topo, "failure"), 0, "{}", topo.diag(""));
+    assert_eq!(topo.reloads("failure"), 0, "{}", topo.diag(""));
 }
 
 #[test]
@@ -334,8 +306,12 @@ fn a_policy_directory_layers_in_name_order_and_notices_files_coming_and_going() 
     // Not a layer (and not TOML: read as one, it would stop policyd).
     std::fs::write(pd.join("notes.txt"), "not a layer").unwrap();
     let topo = start_at(net, dir, &pd, &[]);
-    assert_eq!(through(&topo, "10.84.0.3", 7090, 20), 0, "mallory passed");
-    assert_eq!(through(&topo, "10.84.0.2", 7091, 20), 20, "alice");
+    assert_eq!(
+        topo.through("10.84.0.3", 7090, 20).unwrap(),
+        0,
+        "mallory passed"
+    );
+    assert_eq!(topo.through("10.84.0.2", 7091, 20).unwrap(), 20, "alice");
 
     // A new layer.
     std::fs::write(
@@ -343,23 +319,27 @@ fn a_policy_directory_layers_in_name_order_and_notices_files_coming_and_going() 
         "[[rule]]\nclass = \"sink\"\nuser = \"alice\"\naction = \"deny\"\n",
     )
     .unwrap();
-    wait_for("the new file", &topo, || reloads(&topo, "success") >= 1);
+    topo.wait_until("the new file", || topo.reloads("success") >= 1);
     assert_eq!(
-        through(&topo, "10.84.0.2", 7092, 20),
+        topo.through("10.84.0.2", 7092, 20).unwrap(),
         0,
         "{}",
         topo.diag("")
     );
     std::fs::remove_file(pd.join("30-alice.toml")).unwrap();
-    wait_for("the file removed", &topo, || reloads(&topo, "success") >= 2);
+    topo.wait_until("the file removed", || topo.reloads("success") >= 2);
     assert_eq!(
-        through(&topo, "10.84.0.2", 7093, 20),
+        topo.through("10.84.0.2", 7093, 20).unwrap(),
         20,
         "{}",
         topo.diag("")
     );
-    assert_eq!(through(&topo, "10.84.0.3", 7094, 20), 0, "mallory passed");
+    assert_eq!(
+        topo.through("10.84.0.3", 7094, 20).unwrap(),
+        0,
+        "mallory passed"
+    );
     let body = topo.metrics().unwrap();
-    assert_eq!(reloads(&topo, "failure"), 0, "{}", topo.diag(&body));
-    assert_eq!(reloads(&topo, "unchanged"), 0, "{}", topo.diag(&body));
+    assert_eq!(topo.reloads("failure"), 0, "{}", topo.diag(&body));
+    assert_eq!(topo.reloads("unchanged"), 0, "{}", topo.diag(&body));
 }

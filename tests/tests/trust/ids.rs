@@ -5,7 +5,6 @@
 //! restart.
 
 use std::{
-    net::SocketAddr,
     path::Path,
     time::{Duration, Instant},
 };
@@ -17,36 +16,13 @@ use policyd::{
     policy::{self, CompiledPolicy, Slot},
 };
 use policyd_tests::{
-    Daemon, NetNs, metric_sum, metric_value,
+    Daemon, metric_sum, metric_value,
     packet::udp4_frame,
     policyd_bin,
-    topology::{Blast, Net, Topology, UdpSink, send_udp},
+    topology::{Net, Topology, replace_file},
 };
 
 use crate::common::{Kernel, XDP_DROP, XDP_PASS};
-
-/// Sends `n` datagrams from `src` to the gateway (.1 of its /24); returns
-/// how many arrived.
-fn send(cl: &NetNs, gw: &NetNs, src: &str, port: u16, n: u64) -> u64 {
-    let sink = UdpSink::start(gw, port).unwrap();
-    let prefix = src.rsplit_once('.').unwrap().0;
-    let dst: SocketAddr = format!("{prefix}.1:{port}").parse().unwrap();
-    let sent = send_udp(
-        cl,
-        Blast {
-            src: format!("{src}:0").parse().unwrap(),
-            dst,
-            payload: 100,
-            tag: 1,
-            max_packets: n,
-            max_time: Duration::from_secs(5),
-            gap: Some(Duration::from_millis(1)),
-        },
-    )
-    .unwrap();
-    assert_eq!(sent.packets, n);
-    sink.finish(Duration::from_millis(300)).unwrap().len() as u64
-}
 
 /// Every packet counted under `user`, whatever the class, direction or
 /// verdict.
@@ -56,13 +32,6 @@ fn packets(body: &str, user: &str) -> u64 {
 
 fn user(name: &str, ip: &str, extra: &str) -> String {
     format!("[[user]]\nname = \"{name}\"\nips = [\"{ip}\"]\n{extra}\n")
-}
-
-/// Replaces the policy file in one step, as configuration tools do.
-fn write_policy(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 #[test]
@@ -96,7 +65,7 @@ fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
         ("10.70.0.4", 7002, 30, 0),
         ("10.70.0.5", 7003, 40, 40),
     ] {
-        assert_eq!(send(&topo.cl, &topo.gw, src, port, n), arrive, "{src}");
+        assert_eq!(topo.through(src, port, n).unwrap(), arrive, "{src}");
     }
     let body = topo.metrics().unwrap();
     let before: Vec<u64> = ["alice", "bob", "mallory", "dave"]
@@ -119,7 +88,7 @@ fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
     ]
     .concat();
     let policy_path = topo.dir.path().join("policy.toml");
-    write_policy(&policy_path, &v2);
+    replace_file(&policy_path, &v2).unwrap();
     let pin_arg = pins.display().to_string();
     let next = Daemon::start(
         &topo.gw,
@@ -180,9 +149,9 @@ fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
     );
 
     // New traffic counts under the right names.
-    assert_eq!(send(&topo.cl, &topo.gw, "10.70.0.6", 7004, 5), 5);
-    assert_eq!(send(&topo.cl, &topo.gw, "10.70.0.2", 7005, 3), 3);
-    assert_eq!(send(&topo.cl, &topo.gw, "10.70.0.4", 7006, 2), 0);
+    assert_eq!(topo.through("10.70.0.6", 7004, 5).unwrap(), 5);
+    assert_eq!(topo.through("10.70.0.2", 7005, 3).unwrap(), 3);
+    assert_eq!(topo.through("10.70.0.4", 7006, 2).unwrap(), 0);
     let body = topo.metrics().unwrap();
     assert_eq!(
         ["newbie", "alice", "bob", "mallory"].map(|u| packets(&body, u)),
@@ -365,13 +334,13 @@ fn two_hundred_reloads_of_a_thousand_new_names_need_no_restart() {
     let pid = topo.daemon.pid();
     let scrape = || topo.metrics().unwrap();
     let generation = |body: &str| metric_value(body, "policyd_policy_generation", &[]).unwrap();
-    assert_eq!(send(&topo.cl, &topo.gw, "10.71.0.2", 7100, 20), 20);
+    assert_eq!(topo.through("10.71.0.2", 7100, 20).unwrap(), 20);
     let rss_start = rss_kib(pid);
 
     let mut times = Vec::with_capacity(ROUNDS);
     let churn_start = Instant::now();
     for round in 1..=ROUNDS {
-        write_policy(&policy_path, &churn_policy(round));
+        replace_file(&policy_path, &churn_policy(round)).unwrap();
         let sent = Instant::now();
         // SAFETY: kill(2) on our own child.
         assert_eq!(
@@ -404,7 +373,7 @@ fn two_hundred_reloads_of_a_thousand_new_names_need_no_restart() {
     }
     let churn = churn_start.elapsed();
     let rss_end = rss_kib(pid);
-    assert_eq!(send(&topo.cl, &topo.gw, "10.71.0.2", 7101, 20), 20);
+    assert_eq!(topo.through("10.71.0.2", 7101, 20).unwrap(), 20);
 
     let body = scrape();
     assert_eq!(

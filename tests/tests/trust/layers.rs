@@ -130,16 +130,6 @@ fn the_states_50mbit_holds_against_the_agencys_100mbit_for_its_group() {
 const ALICE: &str = "[[user]]\nname = \"alice\"\nips = [\"10.60.0.2\"]\naction = \"deny\"\n";
 const MALLORY: &str = "[[user]]\nname = \"mallory\"\nips = [\"::ffff:10.60.0.2\"]\n";
 
-fn xdp_attached(net: &Net) -> bool {
-    let out = net
-        .gw
-        .command("ip")
-        .args(["link", "show", "dev", "gw0"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("xdp")
-}
-
 /// Runs `policyd run` on `gw0` with `policies` layered; it must exit (within
 /// 20 s, else it is killed and the test fails) without attaching anything.
 /// Returns its stderr.
@@ -183,7 +173,7 @@ fn run_refuses(net: &Net, dir: &Path, policies: &[PathBuf]) -> String {
     };
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{stderr}");
-    assert!(!xdp_attached(net), "nothing attached: {stderr}");
+    assert!(!net.gw.xdp_attached("gw0"), "nothing attached: {stderr}");
     assert!(!pin_dir.exists(), "nothing pinned: {stderr}");
     stderr
 }

@@ -5,7 +5,6 @@
 //! in force and writes every queued event to a file only root can read.
 
 use std::{
-    net::{IpAddr, SocketAddr},
     os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     process::Command,
@@ -14,7 +13,7 @@ use std::{
 
 use policyd_tests::{
     Daemon, NetNs, metric_sum, policyd_bin,
-    topology::{Blast, ChildGuard, Net, Topology, datagrams_through, send_udp},
+    topology::{Blast, ChildGuard, Net, Topology, send_udp},
 };
 
 /// alice passes, mallory is denied; `.2` and `.3` of `10.<subnet>.0.0/24`.
@@ -42,20 +41,11 @@ fn net(tag: &str, subnet: u8) -> Net {
     Net::new(tag, subnet, &[], &[&alice, &mallory]).unwrap()
 }
 
-/// Datagrams of user `.host` that reach the gateway, of 20 sent.
+/// Datagrams of user `10.<subnet>.0.<host>` that reach the gateway, of 20
+/// sent.
 fn through(topo: &Topology, subnet: u8, host: u8, port: u16) -> u64 {
-    let src: IpAddr = format!("10.{subnet}.0.{host}").parse().unwrap();
-    let dst: SocketAddr = format!("10.{subnet}.0.1:{port}").parse().unwrap();
-    datagrams_through(&topo.cl, &topo.gw, src, dst, 20).unwrap()
-}
-
-fn xdp_attached(ns: &NetNs) -> bool {
-    let out = ns
-        .command("ip")
-        .args(["link", "show", "dev", "gw0"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("xdp")
+    topo.through(&format!("10.{subnet}.0.{host}"), port, 20)
+        .unwrap()
 }
 
 /// `policyd run` in `ns` that is expected to fail: whether it succeeded and
@@ -121,7 +111,7 @@ fn a_failed_start_after_a_crash_leaves_the_adopted_enforcement_in_force() {
     assert!(stderr.contains("gw9"), "names the interface: {stderr}");
     assert_eq!(listing(&pins), before, "every pin is where it was");
     assert!(pins.join("links").join("gw0-xdp").exists());
-    assert!(xdp_attached(&topo.gw));
+    assert!(topo.gw.xdp_attached("gw0"));
     assert_eq!(through(&topo, 100, 3, 7001), 0, "mallory still denied");
     assert_eq!(through(&topo, 100, 2, 7002), 20, "alice still passes");
 }
@@ -230,7 +220,7 @@ fn a_pin_dir_someone_else_could_have_made_is_refused_and_left_alone() {
     );
     assert_eq!(listing(&squat.0), ["links"], "nothing removed or added");
     assert_eq!(std::fs::metadata(&squat.0).unwrap().uid(), 65534);
-    assert!(!xdp_attached(&net.gw), "nothing attached");
+    assert!(!net.gw.xdp_attached("gw0"), "nothing attached");
     let out = policyd_tests::unload(&policyd_bin(), &squat.0).unwrap();
     assert!(!out.status.success(), "unload refuses it too: {out:?}");
     assert!(squat.0.join("links").exists());
