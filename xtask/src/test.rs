@@ -149,28 +149,84 @@ fn kernel_clippy() -> Command {
     clippy
 }
 
-/// Runs the tests, streaming their output while counting results. Returns
-/// the count even when cargo fails, so the closing line is still printed.
+/// The packages of each tier: the unprivileged one runs as any user (a plain
+/// `cargo test` runs the same), the privileged one loads eBPF programs and
+/// makes network namespaces.
+const TIERS: [(&str, &[&str]); 2] = [
+    (
+        "unprivileged",
+        &["policy-common", "policy-userspace", "xtask"],
+    ),
+    ("privileged", &["policyd-tests"]),
+];
+
+/// Runs both tiers, streaming their output while counting results; every
+/// tier runs even after one fails, so the totals are whole. Returns the
+/// count even when cargo fails, so the closing line is still printed.
 fn run_tests(args: &TestArgs) -> (anyhow::Result<()>, Tally) {
-    let mut tally = Tally::default();
+    let mut total = Tally::default();
     let policyd = target_dir().join("debug").join("policyd");
     if !policyd.is_file() {
         let err = anyhow::anyhow!("{} is missing after the build", policyd.display());
-        return (Err(err), tally);
+        return (Err(err), total);
     }
-    let mut test = cargo();
-    test.env("POLICYD_BIN", &policyd).arg("test");
-    for package in HOST_PACKAGES {
-        test.args(["-p", package]);
+    let mut result = Ok(());
+    let mut per_tier = Vec::new();
+    for (tier, packages) in TIERS {
+        eprintln!("\n--> tests, {tier} tier");
+        let mut tally = Tally::default();
+        let mut test = cargo();
+        test.env("POLICYD_BIN", &policyd).arg("test");
+        if tier == "unprivileged" {
+            unprivileged_runner(&mut test, &policyd);
+        }
+        for package in packages {
+            test.args(["-p", package]);
+        }
+        // Every test binary runs even after one fails, so the totals are whole.
+        test.arg("--no-fail-fast");
+        if !args.test_args.is_empty() {
+            test.arg("--").args(&args.test_args);
+        }
+        let ran = cmd::run_streaming(&mut test, |line| tally.add_line(line)).with_context(|| {
+            format!("some {tier} tests failed or did not build: see the output above")
+        });
+        if result.is_ok() {
+            result = ran;
+        }
+        total.merge(&tally);
+        per_tier.push((tier, tally));
     }
-    // Every test binary runs even after one fails, so the totals are whole.
-    test.arg("--no-fail-fast");
-    if !args.test_args.is_empty() {
-        test.arg("--").args(&args.test_args);
+    for (tier, tally) in per_tier {
+        println!("{tier}: {tally}");
     }
-    let result = cmd::run_streaming(&mut test, |line| tally.add_line(line))
-        .context("some tests failed or did not build: see the output above");
-    (result, tally)
+    (result, total)
+}
+
+/// Runs the unprivileged tier's test binaries as `nobody` (through cargo's
+/// target runner), so that a test there that needs root fails here rather
+/// than on a user's machine. Where `nobody` cannot reach the build (a
+/// checkout under a private home directory) they run as we do, and say so.
+fn unprivileged_runner(test: &mut Command, policyd: &std::path::Path) {
+    const NOBODY: [&str; 4] = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    let reachable = Command::new(NOBODY[0])
+        .args(&NOBODY[1..])
+        .arg(policyd)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !reachable {
+        eprintln!(
+            "note: user `nobody` cannot run {}; the unprivileged tier runs as the current user",
+            policyd.display()
+        );
+        return;
+    }
+    let var = format!(
+        "CARGO_TARGET_{}_UNKNOWN_LINUX_GNU_RUNNER",
+        env::consts::ARCH.to_uppercase()
+    );
+    test.env(var, NOBODY.join(" "));
 }
 
 fn print_versions() {

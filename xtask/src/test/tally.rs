@@ -13,6 +13,14 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Adds another tally's counts in (one tier's into the whole run's).
+    pub fn merge(&mut self, other: &Self) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+        self.failed_binaries += other.failed_binaries;
+    }
+
     /// Adds `line` in if it is a result line such as
     /// `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
     pub fn add_line(&mut self, line: &str) {

@@ -1,7 +1,5 @@
 //! The loaded kernel programs, driven through `BPF_PROG_TEST_RUN`, shared by
-//! the kernel and differential tests.
-
-#![allow(dead_code, reason = "each test binary uses a different part")]
+//! the kernel, differential, explain and trust tests.
 
 use std::path::Path;
 

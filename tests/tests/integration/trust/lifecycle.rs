@@ -255,6 +255,7 @@ fn a_pin_dir_someone_else_could_have_made_is_refused_and_left_alone() {
 
 #[test]
 fn a_clean_stop_writes_every_queued_event_to_a_private_file_and_keeps_enforcing() {
+    let _timing = crate::rates::serial();
     let mut topo = Topology::start(net("drain", 103), &policyd_bin(), &policy(103), &[]).unwrap();
     let pins = topo.daemon.pin_dir.clone();
     let events = topo.dir.path().join("policyd.events.jsonl");

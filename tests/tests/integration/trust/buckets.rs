@@ -28,11 +28,10 @@ use policyd_tests::{
 
 use crate::{
     common::{Kernel, UP, XDP_DROP, XDP_PASS},
-    gateway::{QUIET, UDP4_OVERHEAD, sa, serial},
+    rates::{QUIET, SINK_PORT, UDP4_OVERHEAD, sa, serial},
 };
 
 const USERS: u8 = 8;
-const SINK_PORT: u16 = 5000;
 /// Buckets [`policy`] needs: both directions of every user and of
 /// `unidentified`.
 const NEED: u64 = 2 * (USERS as u64 + 1);

@@ -67,6 +67,7 @@ fn profile(topo: &Topology) -> Option<String> {
 
 #[test]
 fn the_profile_flips_at_the_end_of_business_hours() {
+    let _timing = crate::rates::shared();
     // Tuesday 1 December 2026, 16:59:57 in New York: three seconds of
     // business hours left.
     let net = Net::new("sched", 220, &[], &["10.220.0.2/24"]).unwrap();
@@ -122,6 +123,7 @@ fn the_profile_flips_at_the_end_of_business_hours() {
 
 #[test]
 fn a_pinned_profile_ignores_the_schedule() {
+    let _timing = crate::rates::shared();
     let net = Net::new("pin", 221, &[], &["10.221.0.2/24"]).unwrap();
     let policy = POLICY.replace("10.220.0.2", "10.221.0.2");
     let topo = Topology::start(
@@ -146,6 +148,7 @@ fn a_pinned_profile_ignores_the_schedule() {
 
 #[test]
 fn an_unknown_profile_is_refused() {
+    let _timing = crate::rates::shared();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.toml");
     std::fs::write(&path, POLICY).unwrap();

@@ -4,16 +4,16 @@
 //! receiver, in `/metrics` and in the events. Needs root.
 //!
 //! Each test builds its own namespaces (10.210-217.x); the ones that
-//! measure rates take [`serial`] so they do not compete for the CPU.
+//! measure rates take [`crate::rates::serial`] so they do not compete for
+//! the CPU.
 
 use std::{
-    net::{IpAddr, SocketAddr},
     process::Stdio,
-    sync::{Mutex, MutexGuard, PoisonError},
     thread,
     time::{Duration, Instant},
 };
 
+use crate::rates::*;
 use policyd_tests::{
     NetNs, metric_sum, metric_value,
     packet::{ETH_P_8021Q, ETH_P_IP, eth_macs, ipv4, udp, vlan_tagged},
@@ -23,32 +23,6 @@ use policyd_tests::{
         send_udp,
     },
 };
-
-/// Held by the tests that measure rates: on a 2-core machine two floods at
-/// once would distort each other's figures.
-fn serial() -> MutexGuard<'static, ()> {
-    static RATE_TESTS: Mutex<()> = Mutex::new(());
-    RATE_TESTS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Ethernet (14) + IPv4 (20) + UDP (8): the limiter counts whole frames.
-const UDP4_OVERHEAD: usize = 42;
-/// Ethernet (14) + IPv6 (40) + UDP (8).
-const UDP6_OVERHEAD: usize = 62;
-const SINK_PORT: u16 = 5000;
-/// How long the sink must stay silent before a test stops listening.
-const QUIET: Duration = Duration::from_millis(300);
-/// Gap between datagrams of the counted (not flooding) senders: slow enough
-/// that no queue on the way can overflow, so every datagram reaches XDP.
-const PACE: Duration = Duration::from_micros(200);
-
-fn sa(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().expect("an IP address"), port)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("an IP address")
-}
 
 /// `count` paced datagrams of `payload` bytes from `src` to `dst`, tagged.
 fn paced(src: &str, dst: &str, payload: usize, count: u64, tag: u8) -> Blast {

@@ -1,13 +1,17 @@
 //! `policyd check` as a user runs it: exit codes and messages. Unprivileged.
 
-use policyd_tests::policyd_bin;
 use std::process::Command;
+
+/// The `policyd` binary cargo built for these tests.
+fn policyd() -> &'static str {
+    env!("CARGO_BIN_EXE_policyd")
+}
 
 fn check(contents: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, contents).unwrap();
-    let out = Command::new(policyd_bin())
+    let out = Command::new(policyd())
         .arg("check")
         .arg(&path)
         .output()
@@ -62,7 +66,7 @@ fn bad_address_fails() {
 
 #[test]
 fn missing_file_fails() {
-    let out = Command::new(policyd_bin())
+    let out = Command::new(policyd())
         .args(["check", "/nonexistent/policy.toml"])
         .output()
         .unwrap();
@@ -75,7 +79,7 @@ fn missing_file_fails() {
 
 #[test]
 fn default_policy_prints_a_baseline_that_checks() {
-    let out = Command::new(policyd_bin())
+    let out = Command::new(policyd())
         .arg("default-policy")
         .output()
         .unwrap();
@@ -93,7 +97,7 @@ fn default_policy_prints_a_baseline_that_checks() {
 #[test]
 fn completions_are_generated_for_bash_and_zsh() {
     for shell in ["bash", "zsh"] {
-        let out = Command::new(policyd_bin())
+        let out = Command::new(policyd())
             .args(["completions", shell])
             .output()
             .unwrap();
@@ -104,7 +108,7 @@ fn completions_are_generated_for_bash_and_zsh() {
             "{shell}: {script}"
         );
     }
-    let out = Command::new(policyd_bin())
+    let out = Command::new(policyd())
         .args(["completions", "tcsh"])
         .output()
         .unwrap();
@@ -122,7 +126,7 @@ fn layered_files_show_where_each_setting_comes_from() {
     )
     .unwrap();
     std::fs::write(&agency, "[[rule]]\nclass = \"bulk\"\naction = \"deny\"\n").unwrap();
-    let out = Command::new(policyd_bin())
+    let out = Command::new(policyd())
         .arg("check")
         .arg(&state)
         .arg(&agency)
@@ -151,7 +155,7 @@ fn layered_files_show_where_each_setting_comes_from() {
         "[[class]]\nname = \"bulk\"\nmatch = { proto = \"udp\" }\n",
     )
     .unwrap();
-    let out = Command::new(policyd_bin())
+    let out = Command::new(policyd())
         .arg("check")
         .arg(&state)
         .arg(&agency)
@@ -188,7 +192,7 @@ business = "limit 50Mbit"
 /// Runs `policyd check` on files named `state.toml`, `agency.toml`, ...
 fn check_layers(files: &[(&str, &str)]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(policyd_bin());
+    let mut cmd = Command::new(policyd());
     cmd.arg("check");
     for (name, text) in files {
         let path = dir.path().join(name);

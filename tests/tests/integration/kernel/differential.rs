@@ -3,9 +3,7 @@
 //! (`policyd::model`); user, class, direction and verdict must agree on every
 //! one. Needs root.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use policy_common::global_counter;
 use policyd::model::{Decision, Hook, Model, Verdict};
 use policyd_tests::packet::*;

@@ -1,8 +1,12 @@
 //! Every policy under examples/ must pass `policyd check`: documentation
 //! that does not parse is worse than none. Unprivileged.
 
-use policyd_tests::policyd_bin;
 use std::{path::PathBuf, process::Command};
+
+/// The `policyd` binary cargo built for these tests.
+fn policyd() -> &'static str {
+    env!("CARGO_BIN_EXE_policyd")
+}
 
 #[test]
 fn every_example_policy_checks() {
@@ -11,7 +15,7 @@ fn every_example_policy_checks() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = Command::new(policyd_bin())
+            let out = Command::new(policyd())
                 .arg("check")
                 .arg(&path)
                 .output()

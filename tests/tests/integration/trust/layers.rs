@@ -98,6 +98,7 @@ fn passed_before_first_drop(k: &Kernel) -> (u64, Duration) {
 
 #[test]
 fn the_states_50mbit_holds_against_the_agencys_100mbit_for_its_group() {
+    let _timing = crate::rates::shared();
     let dir = ScratchDir::new("layers-limit").unwrap();
     let paths = [
         write(dir.path(), "state.toml", &state("limit 50Mbit")),

@@ -3,11 +3,9 @@
 //! the explanation names; the user, class, direction and verdict must match.
 //! Needs root.
 
-mod common;
-
 use std::{path::PathBuf, process::Command};
 
-use common::*;
+use crate::common::*;
 use policyd_tests::{packet::*, policyd_bin};
 
 fn example() -> (PathBuf, String) {

@@ -42,6 +42,7 @@ action = "limit 1Mbit burst 16KiB"
 
 #[test]
 fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit() {
+    let _timing = crate::rates::shared();
     let net = Net::new("reload", 223, &[], &["10.223.0.2/24", "10.223.0.4/24"]).unwrap();
     // A write every 300 ms: a quiet period shorter than that, so that each
     // is a reload of its own.

@@ -9,11 +9,7 @@
 //! Subnets 10.90-91 (limit), 10.94-95 (counts), 10.96-97 (elephant); test
 //! runs use 10.98.
 
-use std::{
-    net::SocketAddr,
-    sync::{Mutex, MutexGuard, PoisonError},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use aya::{
     maps::{HashMap, Map, MapData},
@@ -28,27 +24,10 @@ use policyd_tests::{
     topology::{Blast, Gateway, Received, UdpSink, send_udp},
 };
 
-use crate::common::{DOWN, Kernel, TC_ACT_OK, TC_ACT_SHOT};
-
-/// Held by the tests that measure rates: on a 2-core machine two floods at
-/// once would distort each other's figures.
-pub(crate) fn serial() -> MutexGuard<'static, ()> {
-    static RATE_TESTS: Mutex<()> = Mutex::new(());
-    RATE_TESTS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Ethernet (14) + IPv4 (20) + UDP (8): policyd counts whole frames.
-pub(crate) const UDP4_OVERHEAD: usize = 42;
-const SINK_PORT: u16 = 5000;
-/// How long a sink must stay silent before a test stops listening.
-pub(crate) const QUIET: Duration = Duration::from_millis(300);
-/// Gap between counted datagrams: slow enough that no queue on the way
-/// overflows, so every datagram is seen by every hook.
-const PACE: Duration = Duration::from_micros(200);
-
-pub(crate) fn sa(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().expect("an IP address"), port)
-}
+use crate::{
+    common::{DOWN, Kernel, TC_ACT_OK, TC_ACT_SHOT},
+    rates::*,
+};
 
 fn start(tag: &str, subnets: (u8, u8), policy: &str) -> Gateway {
     Gateway::start(tag, subnets, &policyd_bin(), policy, &[]).unwrap_or_else(|e| panic!("{e}"))

@@ -327,6 +327,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn two_hundred_reloads_of_a_thousand_new_names_need_no_restart() {
+    let _timing = crate::rates::shared();
     const ROUNDS: usize = 200;
     let net = Net::new("idschurn", 71, &[], &["10.71.0.2/24"]).unwrap();
     let topo = Topology::start(net, &policyd_bin(), &churn_policy(0), &[]).unwrap();

@@ -4,9 +4,6 @@
 //! gates or corrupt the record, each reproduced for real. Needs root: every
 //! test makes its own namespaces, veth pairs and pin directory.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod buckets;
 mod files;
 mod gateway;

@@ -1,0 +1,10 @@
+//! End to end: a real `policyd run` in a namespace, real sockets across a
+//! veth pair, and the CLI commands that read its pinned state.
+
+mod daemon;
+mod explain;
+mod reload;
+mod replay;
+mod restart;
+mod schedule;
+mod traffic;

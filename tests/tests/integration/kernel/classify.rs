@@ -1,0 +1,176 @@
+//! Classification: ordered classes, downloads by the remote end, elephants.
+
+use super::*;
+
+#[test]
+fn classes_first_match_wins() {
+    let k = Kernel::new(CLASSES);
+    let web = [203, 0, 113, 9];
+    // The set rule comes first, so even mail to webmail is webmail.
+    k.expect(
+        &tcp4(ALICE4, web, 40000, 25),
+        "alice",
+        "webmail",
+        UP,
+        V::Deny,
+    );
+    k.expect(
+        &tcp4(ALICE4, REMOTE4, 40000, 587),
+        "alice",
+        "mail",
+        UP,
+        V::Pass,
+    );
+    k.expect(
+        &tcp4(ALICE4, REMOTE4, 40000, 26),
+        "alice",
+        "default",
+        UP,
+        V::Pass,
+    );
+    k.expect(
+        &udp4(ALICE4, REMOTE4, 40000, 54, 8),
+        "alice",
+        "dns",
+        UP,
+        V::Pass,
+    );
+    k.expect(
+        &udp4(ALICE4, REMOTE4, 40000, 55, 8),
+        "alice",
+        "default",
+        UP,
+        V::Pass,
+    );
+    // UDP to port 25 is not mail (the rule says tcp).
+    k.expect(
+        &udp4(ALICE4, REMOTE4, 40000, 25, 8),
+        "alice",
+        "default",
+        UP,
+        V::Pass,
+    );
+    // user_ports: alice's own port 22 (her ssh server answering).
+    k.expect(
+        &tcp4(ALICE4, REMOTE4, 22, 50000),
+        "alice",
+        "ssh-out",
+        UP,
+        V::Pass,
+    );
+    let bcast = eth_macs(
+        BROADCAST_MAC,
+        SRC_MAC,
+        ETH_P_IP,
+        &ipv4(ALICE4, [10, 0, 0, 255], 17, &udp(1, 2, &[])),
+    );
+    k.expect(&bcast, "alice", "broadcast", UP, V::Pass);
+    let mcast = eth_macs(
+        [0x01, 0, 0x5e, 0, 0, 1],
+        SRC_MAC,
+        ETH_P_IP,
+        &ipv4(ALICE4, [224, 0, 0, 1], 17, &udp(1, 2, &[])),
+    );
+    k.expect(&mcast, "alice", "broadcast", UP, V::Pass);
+    k.expect(
+        &eth(ETH_P_IP, &ipv4(ALICE4, REMOTE4, 1, &icmp(8))),
+        "alice",
+        "ping",
+        UP,
+        V::Pass,
+    );
+    k.expect(
+        &eth(ETH_P_IP, &ipv4(ALICE4, REMOTE4, 1, &icmp(0))),
+        "alice",
+        "default",
+        UP,
+        V::Pass,
+    );
+    let mut ef = udp4(ALICE4, REMOTE4, 1, 9, 8);
+    set_tos(&mut ef, 46, 0);
+    k.expect(&ef, "alice", "ef", UP, V::Pass);
+    // IPv6 remote in the set.
+    let v6web = eth(
+        ETH_P_IPV6,
+        &ipv6(
+            v6(0x0a, 2),
+            [0x20, 1, 0xd, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            17,
+            &udp(1, 2, &[]),
+        ),
+    );
+    k.expect(&v6web, "alice", "webmail", UP, V::Deny);
+}
+
+#[test]
+fn downloads_are_classified_by_the_remote_end() {
+    let k = Kernel::new(CLASSES);
+    // On TC egress of a users-facing interface, traffic goes *to* the user:
+    // the destination identifies her, the source is the remote end.
+    let down = |frame: &[u8], class: &str, v: V, verdict: u32| {
+        k.expect_with(
+            || k.run_tc(true, frame),
+            verdict,
+            frame.len(),
+            ("alice", class, DOWN),
+            v,
+        );
+    };
+    down(
+        &tcp4(REMOTE4, ALICE4, 587, 40000),
+        "mail",
+        V::Pass,
+        TC_ACT_OK,
+    );
+    down(
+        &tcp4([203, 0, 113, 9], ALICE4, 443, 40000),
+        "webmail",
+        V::Deny,
+        TC_ACT_SHOT,
+    );
+    down(
+        &udp4(REMOTE4, ALICE4, 53, 40000, 8),
+        "dns",
+        V::Pass,
+        TC_ACT_OK,
+    );
+    // TC ingress sees uploads, like XDP.
+    let frame = tcp4(ALICE4, [203, 0, 113, 9], 40000, 443);
+    k.expect_with(
+        || k.run_tc(false, &frame),
+        TC_ACT_SHOT,
+        frame.len(),
+        ("alice", "webmail", UP),
+        V::Deny,
+    );
+}
+
+#[test]
+fn elephant_flows_become_bulk() {
+    let k = Kernel::new(
+        r#"
+[[class]]
+name = "bulk"
+elephant = "3000B"
+
+[[user]]
+name = "alice"
+ips = ["10.0.0.2"]
+
+[[rule]]
+class = "bulk"
+action = "deny"
+"#,
+    );
+    let flow = udp4(ALICE4, REMOTE4, 40000, 443, 958);
+    let other = udp4(ALICE4, REMOTE4, 40001, 443, 958);
+    // 1000-byte frames: after three (3000 bytes, not more than 3000) comes
+    // the fourth (still default); from the fifth on the flow is an elephant.
+    for _ in 0..4 {
+        k.expect(&flow, "alice", "default", UP, V::Pass);
+    }
+    k.expect(&flow, "alice", "bulk", UP, V::Deny);
+    k.expect(&flow, "alice", "bulk", UP, V::Deny);
+    // Another flow of the same user is still small.
+    k.expect(&other, "alice", "default", UP, V::Pass);
+}
