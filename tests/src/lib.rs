@@ -16,4 +16,4 @@ pub mod topology;
 pub use bin_path::policyd_bin;
 pub use daemon::{Daemon, unload};
 pub use metrics::{http_get, metric_sum, metric_value};
-pub use netns::{NetNs, veth_pair};
+pub use netns::{NetNs, pin_neighbours, veth_pair};

@@ -25,6 +25,7 @@ use anyhow::{Context as _, bail};
 use policyd_tests::{
     Daemon, NetNs, http_get, metric_sum, metric_value,
     packet::{ETH_P_IP, eth_macs, ipv4, tcp},
+    pin_neighbours,
     topology::{ArrivalCounter, Pacer},
     veth_pair,
 };
@@ -225,6 +226,12 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
     };
     gw.ip(&["link", "set", "gw0", "address", &mac(GW_MAC)])?;
     users.ip(&["link", "set", "users0", "address", &mac(USERS_MAC)])?;
+    // The neighbour entries veth_pair pinned name the old MAC addresses.
+    pin_neighbours(
+        (&gw, "gw0", &["10.77.0.1/24"]),
+        (&users, "users0", &["10.77.0.2/24"]),
+    )
+    .context("pinning the neighbours")?;
 
     let dir = std::env::temp_dir().join(format!("policyd-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("creating the lab's temporary directory")?;

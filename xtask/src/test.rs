@@ -208,7 +208,12 @@ fn run_tests(args: &TestArgs) -> (anyhow::Result<()>, Tally) {
 /// than on a user's machine. Where `nobody` cannot reach the build (a
 /// checkout under a private home directory) they run as we do, and say so.
 fn unprivileged_runner(test: &mut Command, policyd: &std::path::Path) {
-    const NOBODY: [&str; 4] = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    const NOBODY: [&str; 4] = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
     let reachable = Command::new(NOBODY[0])
         .args(&NOBODY[1..])
         .arg(policyd)

@@ -40,10 +40,12 @@ fn ip(s: &str) -> IpAddr {
 /// Sends `COUNT` UDP datagrams from each source (in order) to the gateway
 /// and returns how many the gateway received from each.
 fn udp_exchange(gw: &NetNs, cl: &NetNs, sources: &[&str]) -> HashMap<IpAddr, usize> {
+    let (bound_tx, bound) = std::sync::mpsc::channel();
     let receiver = gw
-        .spawn(|| {
+        .spawn(move || {
             let v4 = UdpSocket::bind((ip(GW4), 5000)).unwrap();
             let v6 = UdpSocket::bind((ip(GW6), 5000)).unwrap();
+            let _ = bound_tx.send(());
             let mut got: HashMap<IpAddr, usize> = HashMap::new();
             let mut buf = [0u8; 2048];
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -63,8 +65,10 @@ fn udp_exchange(gw: &NetNs, cl: &NetNs, sources: &[&str]) -> HashMap<IpAddr, usi
             got
         })
         .unwrap();
-    // Give the receiver time to bind before anything is sent.
-    std::thread::sleep(Duration::from_millis(200));
+    // Nothing is sent before the receiver's sockets are bound.
+    bound
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the receiver binds its sockets");
     let sources: Vec<IpAddr> = sources.iter().map(|s| ip(s)).collect();
     cl.run(move || {
         for src in sources {
@@ -89,10 +93,12 @@ fn udp_exchange(gw: &NetNs, cl: &NetNs, sources: &[&str]) -> HashMap<IpAddr, usi
 /// whether the gateway received all of it within 3 s.
 fn tcp_transfer(gw: &NetNs, cl: &NetNs, src: &str) -> bool {
     const BYTES: usize = 64 * 1024;
+    let (bound_tx, bound) = std::sync::mpsc::channel();
     let listener = gw
-        .spawn(|| {
+        .spawn(move || {
             let l = TcpListener::bind((ip(GW4), 5001)).unwrap();
             l.set_nonblocking(true).unwrap();
+            let _ = bound_tx.send(());
             let deadline = Instant::now() + Duration::from_secs(4);
             while Instant::now() < deadline {
                 if let Ok((mut s, _)) = l.accept() {
@@ -107,7 +113,10 @@ fn tcp_transfer(gw: &NetNs, cl: &NetNs, src: &str) -> bool {
             0
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Nothing connects before the listener is bound.
+    bound
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the listener binds");
     let src = ip(src);
     let sent = cl
         .run(move || -> std::io::Result<()> {
