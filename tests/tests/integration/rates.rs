@@ -17,9 +17,10 @@ pub(crate) fn serial() -> RwLockWriteGuard<'static, ()> {
     RATE_TESTS.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Held by tests whose exact results depend on timing (a bucket refilling
-/// during a test run, a paced sender that must lose nothing): any number of
-/// them at once, but never beside a flood.
+/// Held by every other test of the binary: any number of them at once, but
+/// never beside a flood or a rate measurement, which then have the machine
+/// to themselves (and a bucket refilling during a test run, or a paced
+/// sender that must lose nothing, never meets a flood).
 pub(crate) fn shared() -> RwLockReadGuard<'static, ()> {
     RATE_TESTS.read().unwrap_or_else(PoisonError::into_inner)
 }

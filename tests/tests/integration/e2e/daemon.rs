@@ -137,6 +137,7 @@ fn tcp_transfer(gw: &NetNs, cl: &NetNs, src: &str) -> bool {
 
 #[test]
 fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
+    let _timing = crate::rates::shared();
     let gw = NetNs::new("gw").unwrap();
     let cl = NetNs::new("cl").unwrap();
     veth_pair(
@@ -264,6 +265,7 @@ fn denied_user_is_dropped_allowed_user_passes_and_metrics_count_both() {
 
 #[test]
 fn run_refuses_an_invalid_policy_and_attaches_nothing() {
+    let _timing = crate::rates::shared();
     let gw = NetNs::new("bad").unwrap();
     let cl = NetNs::new("badc").unwrap();
     veth_pair((&gw, "gw0", &[]), (&cl, "cl0", &[])).unwrap();
@@ -286,6 +288,7 @@ fn run_refuses_an_invalid_policy_and_attaches_nothing() {
 
 #[test]
 fn run_fails_cleanly_on_a_missing_interface() {
+    let _timing = crate::rates::shared();
     let gw = NetNs::new("noif").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.toml");

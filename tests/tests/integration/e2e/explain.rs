@@ -30,6 +30,7 @@ const ALICE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
 #[test]
 fn explain_agrees_with_the_kernel() {
+    let _timing = crate::rates::shared();
     let (path, text) = example();
     let cases = [
         Case {
@@ -238,6 +239,7 @@ fn explain_agrees_with_the_kernel() {
 
 #[test]
 fn explain_says_why_in_words() {
+    let _timing = crate::rates::shared();
     let (path, _) = example();
     let out = Command::new(policyd_bin())
         .args(["explain", "-p"])
@@ -274,6 +276,7 @@ fn explain_says_why_in_words() {
 
 #[test]
 fn explain_shows_each_layer_and_the_one_enforced() {
+    let _timing = crate::rates::shared();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.toml");
     let agency = dir.path().join("agency.toml");

@@ -140,6 +140,7 @@ fn reloads_under_traffic_drop_nothing_of_an_allowed_user_and_apply_the_new_limit
 
 #[test]
 fn an_invalid_policy_leaves_the_old_one_in_force() {
+    let _timing = crate::rates::shared();
     let policy = "[[user]]\nname = \"mallory\"\nips = [\"10.224.0.3\"]\naction = \"deny\"\n";
     let net = Net::new("badrel", 224, &[], &["10.224.0.3/24"]).unwrap();
     let topo = Topology::start(net, &policyd_bin(), policy, &[]).unwrap();

@@ -65,6 +65,7 @@ fn udp_from(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
 
 #[test]
 fn replay_reports_each_packet_and_the_kernel_summary() {
+    let _timing = crate::rates::shared();
     let frames = vec![
         udp_from([10, 0, 0, 2], [192, 0, 2, 1]),
         udp_from([10, 0, 0, 2], [203, 0, 113, 7]),
@@ -130,6 +131,7 @@ fn replay_reports_each_packet_and_the_kernel_summary() {
 
 #[test]
 fn replay_at_tc_egress_sees_downloads() {
+    let _timing = crate::rates::shared();
     let frames = vec![udp_from([203, 0, 113, 7], [10, 0, 0, 2])];
     let (ok, stdout, stderr) = run(&capture(&frames), &["--hook", "tc-egress"]);
     assert!(ok, "{stdout}\n{stderr}");
@@ -141,6 +143,7 @@ fn replay_at_tc_egress_sees_downloads() {
 
 #[test]
 fn replay_refuses_what_it_cannot_read() {
+    let _timing = crate::rates::shared();
     let (ok, _, stderr) = run(b"not a capture at all", &[]);
     assert!(!ok);
     assert!(stderr.contains("is not a pcap file"), "{stderr}");

@@ -31,6 +31,7 @@ fn denied(body: &str) -> u64 {
 
 #[test]
 fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
+    let _timing = crate::rates::shared();
     let net = Net::new("restart", 225, &[], &["10.225.0.2/24", "10.225.0.3/24"]).unwrap();
     let mut topo = Topology::start(net, &policyd_bin(), POLICY, &[]).unwrap();
     let pins = topo.daemon.pin_dir.clone();
@@ -128,6 +129,7 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
 
 #[test]
 fn unload_cleans_up_after_a_crash() {
+    let _timing = crate::rates::shared();
     let net = Net::new("unload", 226, &[], &["10.226.0.2/24", "10.226.0.3/24"]).unwrap();
     let policy = POLICY.replace("10.225.", "10.226.");
     let mut topo = Topology::start(net, &policyd_bin(), &policy, &[]).unwrap();

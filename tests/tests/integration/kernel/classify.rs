@@ -4,6 +4,7 @@ use super::*;
 
 #[test]
 fn classes_first_match_wins() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(CLASSES);
     let web = [203, 0, 113, 9];
     // The set rule comes first, so even mail to webmail is webmail.
@@ -104,6 +105,7 @@ fn classes_first_match_wins() {
 
 #[test]
 fn downloads_are_classified_by_the_remote_end() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(CLASSES);
     // On TC egress of a users-facing interface, traffic goes *to* the user:
     // the destination identifies her, the source is the remote end.
@@ -147,6 +149,7 @@ fn downloads_are_classified_by_the_remote_end() {
 
 #[test]
 fn elephant_flows_become_bulk() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(
         r#"
 [[class]]

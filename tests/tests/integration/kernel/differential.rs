@@ -401,6 +401,7 @@ const HOOKS: [(Hook, &str); 3] = [
 
 #[test]
 fn kernel_and_model_agree_on_ten_thousand_random_packets() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(POLICY);
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -443,6 +444,7 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
 
 #[test]
 fn kernel_and_model_agree_on_every_truncation() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(POLICY);
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     let full = [
@@ -502,6 +504,7 @@ fn kernel_and_model_agree_on_every_truncation() {
 
 #[test]
 fn profiles_agree_too() {
+    let _timing = crate::rates::shared();
     // off_hours: bob's mail is allowed rather than denied.
     let mut k = Kernel::new(POLICY);
     k.dp.set_profile(k.policy.profile("off_hours").unwrap())

@@ -4,6 +4,7 @@ use super::*;
 
 #[test]
 fn deny_events_are_rate_limited_per_user() {
+    let _timing = crate::rates::shared();
     let mut k = Kernel::new(IDENTITY);
     let mut events = k.dp.take_events().unwrap();
     for _ in 0..50 {

@@ -5,6 +5,7 @@ use super::*;
 
 #[test]
 fn ipv4_exact_cidr_and_longest_prefix() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     k.expect(&udp4_frame(ALICE4, 100), "alice", "default", UP, V::Pass);
     k.expect(&udp4_frame(BOB4, 10), "bob", "default", UP, V::Pass);
@@ -22,6 +23,7 @@ fn ipv4_exact_cidr_and_longest_prefix() {
 
 #[test]
 fn ipv6_exact_and_cidr() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     k.expect(
         &udp6_frame(v6(0x0a, 2), 64),
@@ -48,6 +50,7 @@ fn ipv6_exact_and_cidr() {
 
 #[test]
 fn unidentified_senders_can_be_denied() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(
         "[unidentified]\naction = \"deny\"\n[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\n",
     );
@@ -70,6 +73,7 @@ fn unidentified_senders_can_be_denied() {
 
 #[test]
 fn spoofed_sources_are_dropped_counted_and_reported() {
+    let _timing = crate::rates::shared();
     let mut k = Kernel::new(
         r#"
 [[user]]
@@ -125,6 +129,7 @@ ips = ["10.0.0.9"]
 
 #[test]
 fn a_mac_identifies_its_user_whatever_the_address() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(
         "[[user]]\nname = \"printer\"\nmacs = [\"02:00:00:00:00:77\"]\naction = \"deny\"\n",
     );

@@ -5,6 +5,7 @@ use super::*;
 
 #[test]
 fn monitor_mode_drops_nothing_and_counts_what_it_would_drop() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(&format!("[settings]\nmode = \"monitor\"\n{CLASSES}"));
     k.expect(
         &tcp4(ALICE4, [203, 0, 113, 9], 40000, 443),
@@ -25,6 +26,7 @@ fn monitor_mode_drops_nothing_and_counts_what_it_would_drop() {
 
 #[test]
 fn user_beats_group_beats_everyone_per_profile() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(RULES);
     let bulk = |src| tcp4(src, REMOTE4, 40000, 21);
     k.expect(&bulk(ALICE4), "alice", "bulk", UP, V::Deny);
@@ -179,6 +181,7 @@ fn ecn_capable_packets_are_marked_before_anything_is_dropped() {
 
 #[test]
 fn limits_can_hand_downloads_to_an_htb_class_instead_of_policing() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(
         "[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\naction = \"limit 10pps burst 1 htb 1:10\"\n",
     );

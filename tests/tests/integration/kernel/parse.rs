@@ -5,6 +5,7 @@ use super::*;
 
 #[test]
 fn vlan_and_qinq_tagged_traffic_is_enforced_like_untagged() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     let one = [ETH_P_8021Q];
     let qinq = [ETH_P_8021AD, ETH_P_8021Q];
@@ -47,6 +48,7 @@ fn vlan_and_qinq_tagged_traffic_is_enforced_like_untagged() {
 
 #[test]
 fn non_ip_frames_pass_and_are_counted() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     let arp = eth(ETH_P_ARP, &[0u8; 28]);
     // A third tag is deeper than any real frame: not parsed, so not IP.
@@ -65,6 +67,7 @@ fn non_ip_frames_pass_and_are_counted() {
 
 #[test]
 fn truncated_frames_at_every_offset() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     truncations(&k, &udp4_frame(DAVE4, 20), 14 + 20 + 4, "dave");
     truncations(&k, &udp6_frame(v6(0x0c, 1), 20), 14 + 40 + 4, "carol");
@@ -79,6 +82,7 @@ fn truncated_frames_at_every_offset() {
 
 #[test]
 fn malformed_frames_can_be_dropped() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new("[settings]\nmalformed = \"drop\"\n");
     assert_eq!(k.run(&udp4_frame(ALICE4, 20)[..30]), XDP_DROP);
     assert_eq!(k.global(global_counter::MALFORMED), 1);
@@ -91,6 +95,7 @@ fn malformed_frames_can_be_dropped() {
 
 #[test]
 fn invalid_ip_headers_are_malformed() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     let mut bad_ihl = udp4_frame(DAVE4, 20);
     bad_ihl[14] = 0x44;
@@ -115,6 +120,7 @@ fn invalid_ip_headers_are_malformed() {
 
 #[test]
 fn ipv4_options_are_skipped() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(IDENTITY);
     let mut ip = ipv4(DAVE4, REMOTE4, 17, &[]);
     ip[0] = 0x46;
@@ -125,6 +131,7 @@ fn ipv4_options_are_skipped() {
 
 #[test]
 fn fragments_without_ports_fall_through_port_rules() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(CLASSES);
     // The first fragment carries the TCP header: classified by port.
     let first = eth(
@@ -152,6 +159,7 @@ fn fragments_without_ports_fall_through_port_rules() {
 
 #[test]
 fn ipv6_extension_headers_are_followed_to_the_ports() {
+    let _timing = crate::rates::shared();
     let k = Kernel::new(CLASSES);
     for exts in [
         &[0u8][..],

@@ -58,6 +58,7 @@ fn addrs(subnet: u8) -> Vec<String> {
 
 #[test]
 fn a_bucket_map_smaller_than_the_policy_needs_is_refused_at_start() {
+    let _timing = crate::rates::shared();
     let addrs = addrs(93);
     let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let net = Net::new("bktsm", 93, &[], &addrs).unwrap();
@@ -226,6 +227,7 @@ fn buckets_of(map: &HashMap<MapData, BucketKey, u64>, user: u32) -> usize {
 
 #[test]
 fn a_packet_whose_bucket_cannot_be_created_is_dropped_and_counted() {
+    let _timing = crate::rates::shared();
     let mut k = Kernel::new(ALICE_LIMITED);
     let mut map = bucket_map(&k);
     let capacity = k.dp.capacity().buckets;
@@ -255,6 +257,7 @@ fn a_packet_whose_bucket_cannot_be_created_is_dropped_and_counted() {
 
 #[test]
 fn a_reload_that_removes_a_limit_frees_its_buckets() {
+    let _timing = crate::rates::shared();
     let mut k = Kernel::new(ALICE_LIMITED);
     let alice = k.user_id("alice");
     assert_eq!(k.run(&udp4_frame(ALICE, 100)), XDP_PASS);
@@ -297,6 +300,7 @@ action = "limit 1Mbit burst 64KiB"
 
 #[test]
 fn a_reload_needing_more_buckets_than_the_map_holds_is_refused() {
+    let _timing = crate::rates::shared();
     let compile = |name: &str, src: &str| {
         CompiledPolicy::compile(&policy::parse(Path::new(name), src).unwrap())
     };
@@ -327,6 +331,7 @@ fn a_reload_needing_more_buckets_than_the_map_holds_is_refused() {
 
 #[test]
 fn the_daemon_refuses_a_reload_needing_more_buckets_and_keeps_the_old_policy() {
+    let _timing = crate::rates::shared();
     let net = Net::new("bktrl", 99, &[], &["10.99.0.2/24"]).unwrap();
     let v1 = ALICE_LIMITED.replace("10.98.", "10.99.");
     let topo = Topology::start(net, &policyd_bin(), &v1, &["--max-buckets", "4"])

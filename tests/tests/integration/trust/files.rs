@@ -78,6 +78,7 @@ fn pieces_policy(i: u32) -> String {
 
 #[test]
 fn a_file_written_in_pieces_is_never_loaded_half_done() {
+    let _timing = crate::rates::shared();
     let net = Net::new("pieces", 80, &[], &["10.80.0.2/24", "10.80.0.3/24"]).unwrap();
     let topo = Topology::start(net, &policyd_bin(), &pieces_policy(0), &[]).unwrap();
     let path = topo.dir.path().join("policy.toml");
@@ -148,6 +149,7 @@ const DENY_MALLORY: &str =
 
 #[test]
 fn an_emptied_file_is_refused_at_start_and_on_reload() {
+    let _timing = crate::rates::shared();
     let net = Net::new("empty", 81, &[], &["10.81.0.3/24"]).unwrap();
     let dir = ScratchDir::new("empty-start").unwrap();
     let blank = dir.path().join("blank.toml");
@@ -201,6 +203,7 @@ fn an_emptied_file_is_refused_at_start_and_on_reload() {
 
 #[test]
 fn an_emptied_file_is_loaded_when_the_operator_allows_it() {
+    let _timing = crate::rates::shared();
     let policy = DENY_MALLORY.replace("10.81.", "10.82.");
     let net = Net::new("allowe", 82, &[], &["10.82.0.3/24"]).unwrap();
     let topo = Topology::start(net, &policyd_bin(), &policy, &["--allow-empty-policy"]).unwrap();
@@ -237,6 +240,7 @@ fn kubelet_update(dir: &Path, old: Option<&str>, new: &str, policy: &str) {
 
 #[test]
 fn a_configmap_update_is_applied() {
+    let _timing = crate::rates::shared();
     let deny = "[[user]]\nname = \"mallory\"\nips = [\"10.83.0.3\"]\naction = \"deny\"\n";
     let allow = "[[user]]\nname = \"mallory\"\nips = [\"10.83.0.3\"]\naction = \"limit 10Mbit\"\n";
     let net = Net::new("cmap", 83, &[], &["10.83.0.3/24"]).unwrap();
@@ -284,6 +288,7 @@ fn a_configmap_update_is_applied() {
 
 #[test]
 fn a_policy_directory_layers_in_name_order_and_notices_files_coming_and_going() {
+    let _timing = crate::rates::shared();
     let net = Net::new("pdir", 84, &[], &["10.84.0.2/24", "10.84.0.3/24"]).unwrap();
     let dir = ScratchDir::new("pdir").unwrap();
     let pd = dir.path().join("policy.d");

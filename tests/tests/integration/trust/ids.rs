@@ -36,6 +36,7 @@ fn user(name: &str, ip: &str, extra: &str) -> String {
 
 #[test]
 fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
+    let _timing = crate::rates::shared();
     let net = Net::new(
         "idsrst",
         70,
@@ -200,6 +201,7 @@ fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
 
 #[test]
 fn retired_ids_lose_their_state_before_a_new_name_gets_them() {
+    let _timing = crate::rates::shared();
     // Alice is limited (a bucket), mallory denied (an event limit), bob
     // passes; all three get counters.
     let v1 = [

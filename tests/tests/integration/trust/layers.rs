@@ -61,6 +61,7 @@ fn ftp_from(src: [u8; 4]) -> Vec<u8> {
 
 #[test]
 fn an_agency_allow_cannot_lift_the_states_deny() {
+    let _timing = crate::rates::shared();
     let dir = ScratchDir::new("layers-deny").unwrap();
     let paths = [
         write(dir.path(), "state.toml", &state("deny")),
@@ -181,6 +182,7 @@ fn run_refuses(net: &Net, dir: &Path, policies: &[PathBuf]) -> String {
 
 #[test]
 fn an_alias_of_another_users_address_is_refused_by_check_and_run() {
+    let _timing = crate::rates::shared();
     let net = Net::new("alias", 60, &[], &["10.60.0.2/24"]).unwrap();
     let dir = ScratchDir::new("layers-alias").unwrap();
     let one = write(dir.path(), "policy.toml", &format!("{ALICE}{MALLORY}"));

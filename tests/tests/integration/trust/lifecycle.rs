@@ -82,6 +82,7 @@ fn listing(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_failed_start_after_a_crash_leaves_the_adopted_enforcement_in_force() {
+    let _timing = crate::rates::shared();
     let topo = Topology::start(net("fstart", 100), &policyd_bin(), &policy(100), &[]).unwrap();
     let mut topo = topo;
     let pins = topo.daemon.pin_dir.clone();
@@ -118,6 +119,7 @@ fn a_failed_start_after_a_crash_leaves_the_adopted_enforcement_in_force() {
 
 #[test]
 fn a_second_daemon_on_the_same_pin_dir_is_refused_and_the_first_keeps_enforcing() {
+    let _timing = crate::rates::shared();
     let topo = Topology::start(net("second", 101), &policyd_bin(), &policy(101), &[]).unwrap();
     let pins = topo.daemon.pin_dir.clone();
     let pid = topo.daemon.pid();
@@ -183,6 +185,7 @@ impl Drop for Squat {
 
 #[test]
 fn a_pin_dir_someone_else_could_have_made_is_refused_and_left_alone() {
+    let _timing = crate::rates::shared();
     let net = net("squat", 102);
     let policy_dir = tempfile::tempdir().unwrap();
     let policy_file = policy_dir.path().join("policy.toml");
