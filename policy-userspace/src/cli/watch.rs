@@ -272,7 +272,7 @@ mod tests {
         ] {
             assert_eq!(parse_settle(text).unwrap(), d, "{text}");
         }
-        for text in ["", "500", "-1s", "fast"] {
+        for text in ["", "500", "-1s", "fast", "1d", "1day", "1w", "1y"] {
             assert!(parse_settle(text).is_err(), "{text}");
         }
     }

@@ -9,17 +9,16 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// `HH:MM` as minutes after midnight; `24:00` only where `allow_24`.
 fn parse_hhmm(text: &str, allow_24: bool) -> Result<u16, String> {
-    let bad = || format!("`{text}` is not a time of day (like `08:00` or `17:30`)");
-    let (h, m) = text.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
-        return Err(bad());
+    if allow_24 && text == "24:00" {
+        return Ok(24 * 60);
     }
-    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    match (h, m) {
-        (24, 0) if allow_24 => Ok(24 * 60),
-        (0..=23, 0..=59) => Ok(h * 60 + m),
-        _ => Err(bad()),
-    }
+    // jiff reads more than `HH:MM` (seconds, `0800`, offsets): the time must
+    // also print back as the text, so that `HH:MM` is the one spelling.
+    text.parse::<jiff::civil::Time>()
+        .ok()
+        .filter(|t| t.strftime("%H:%M").to_string() == text)
+        .map(|t| u16::from(t.hour().unsigned_abs()) * 60 + u16::from(t.minute().unsigned_abs()))
+        .ok_or_else(|| format!("`{text}` is not a time of day (like `08:00` or `17:30`)"))
 }
 
 /// The minutes of the week a window covers, as ranges (overnight windows
@@ -130,4 +129,40 @@ pub(super) fn schedules(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hhmm;
+
+    #[test]
+    fn times_of_day_are_hh_mm() {
+        assert_eq!(parse_hhmm("00:00", false), Ok(0));
+        assert_eq!(parse_hhmm("08:00", false), Ok(8 * 60));
+        assert_eq!(parse_hhmm("17:30", false), Ok(17 * 60 + 30));
+        assert_eq!(parse_hhmm("23:59", true), Ok(23 * 60 + 59));
+        assert_eq!(parse_hhmm("24:00", true), Ok(24 * 60));
+        for text in [
+            "24:00",
+            "8:00",
+            "08:0",
+            "0800",
+            "08",
+            "08:00:00",
+            "08:00+01:00",
+            "T08:00",
+            "24:01",
+            "12:60",
+            "+8:00",
+            " 08:00",
+            "",
+        ] {
+            assert_eq!(
+                parse_hhmm(text, false),
+                Err(format!(
+                    "`{text}` is not a time of day (like `08:00` or `17:30`)"
+                )),
+            );
+        }
+    }
 }
