@@ -65,8 +65,13 @@ pub(super) struct RunArgs {
     /// After a policy file changes, wait until it has not changed for this
     /// long before reloading (every change restarts the wait), so that a
     /// file being written is not read half-done.
-    #[arg(long, default_value = super::watch::DEFAULT_SETTLE, value_name = "DURATION")]
-    reload_settle: humantime::Duration,
+    #[arg(
+        long,
+        default_value = super::watch::DEFAULT_SETTLE,
+        value_name = "DURATION",
+        value_parser = super::watch::parse_settle
+    )]
+    reload_settle: std::time::Duration,
     /// Pin a profile (e.g. `off_hours`) instead of following the policy's
     /// schedules.
     #[arg(long, value_name = "NAME")]
@@ -266,7 +271,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         server,
         events: EventSink::new(events_out, names),
         ring,
-        settle: args.reload_settle.into(),
+        settle: args.reload_settle,
     })
 }
 

@@ -34,6 +34,12 @@ use crate::policy::sources;
 /// an operator who saves a file sees it in force at once.
 pub(super) const DEFAULT_SETTLE: &str = "500ms";
 
+/// Reads `--reload-settle`: a duration in jiff's friendly format (`500ms`,
+/// `2s`, `1.5s`, `1m 30s`).
+pub(super) fn parse_settle(text: &str) -> Result<Duration, jiff::Error> {
+    jiff::fmt::friendly::SpanParser::new().parse_unsigned_duration(text)
+}
+
 /// Symlinks followed on one path at most (as the kernel's `MAXSYMLINKS`).
 const MAX_HOPS: usize = 40;
 
@@ -252,7 +258,24 @@ impl PolicyWatch {
 mod tests {
     use std::{os::unix::fs::symlink, path::PathBuf};
 
-    use super::{Wanted, chain};
+    use super::{DEFAULT_SETTLE, Wanted, chain, parse_settle};
+
+    #[test]
+    fn settle_durations() {
+        let ms = |n| std::time::Duration::from_millis(n);
+        assert_eq!(parse_settle(DEFAULT_SETTLE).unwrap(), ms(500));
+        for (text, d) in [
+            ("100ms", ms(100)),
+            ("2s", ms(2000)),
+            ("1.5s", ms(1500)),
+            ("1m", ms(60_000)),
+        ] {
+            assert_eq!(parse_settle(text).unwrap(), d, "{text}");
+        }
+        for text in ["", "500", "-1s", "fast", "1d", "1day", "1w", "1y"] {
+            assert!(parse_settle(text).is_err(), "{text}");
+        }
+    }
 
     /// The layout the kubelet mounts a ConfigMap key as.
     fn configmap(dir: &std::path::Path, stamp: &str) {

@@ -2,7 +2,7 @@
 //! [`CompiledPolicy`] tables in the contract's types.
 //!
 //! Pure: no kernel, no I/O beyond reading the files, so all of it is unit
-//! tested. Each stage has its own file: `file` is the on-disk schema,
+//! tested. Each stage has its own module: `file` is the on-disk schema,
 //! `units` the humane values (`20Mbit`, `256KiB`, actions), `validate` turns
 //! the schema into the typed model of `types`, `compile` lays out map
 //! contents.

@@ -57,12 +57,20 @@ fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
+/// `wall` in RFC 3339, UTC, to the millisecond (`2027-01-15T08:00:00.000Z`).
+fn rfc3339_millis(wall: SystemTime) -> String {
+    // Only a clock set past the year 9999 is outside jiff's range; the
+    // event is still worth writing, stamped with the latest time there is.
+    let ts = jiff::Timestamp::try_from(wall).unwrap_or(jiff::Timestamp::MAX);
+    format!("{ts:.3}")
+}
+
 /// One event as a JSON object, with names resolved and the kernel's
 /// monotonic timestamp turned into wall-clock time.
 pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
     let m = e.src_mac;
     serde_json::json!({
-        "time": humantime::format_rfc3339_millis(wall).to_string(),
+        "time": rfc3339_millis(wall),
         "event": kind_name(e.kind),
         "user": names.users.get(e.user as usize).filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| format!("#{}", e.user)),
         "class": names.classes.get(e.class as usize).cloned().unwrap_or_else(|| format!("#{}", e.class)),

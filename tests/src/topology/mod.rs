@@ -13,8 +13,7 @@ mod udp;
 use std::{
     io,
     net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::atomic::{AtomicU32, Ordering},
+    path::Path,
     thread,
     time::{Duration, Instant},
 };
@@ -33,31 +32,22 @@ use crate::{Daemon, NetNs, veth_pair};
 /// (every gateway has its own, so tests running at once do not collide).
 pub const METRICS_ADDR: &str = "127.0.0.1:9617";
 
-static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
-
 /// A directory under the system's temporary directory, removed with
-/// everything in it on drop.
+/// everything in it on drop. The tag (a namespace's name) is in its name so
+/// that a directory left behind by a killed test says whose it was.
 #[derive(Debug)]
-pub struct ScratchDir {
-    path: PathBuf,
-}
+pub struct ScratchDir(tempfile::TempDir);
 
 impl ScratchDir {
     pub fn new(tag: &str) -> io::Result<Self> {
-        let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("policyd-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
-        Ok(Self { path })
+        tempfile::Builder::new()
+            .prefix(&format!("policyd-{tag}-"))
+            .tempdir()
+            .map(Self)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        self.0.path()
     }
 }
 
