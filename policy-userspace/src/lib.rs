@@ -12,3 +12,4 @@ pub mod model;
 pub mod policy;
 pub mod schedule;
 pub mod telemetry;
+pub mod wire;

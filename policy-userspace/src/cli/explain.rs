@@ -13,16 +13,8 @@ use crate::{
     model::{Hook, Model, PacketInfo},
     policy::{self, Ceilings, CompiledPolicy, Policy, Subject, Verdicts, addr16, truncate},
     schedule::{self, Clock},
+    wire::{Direction, Proto},
 };
-
-/// Which way the packet goes, from the user's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum Direction {
-    /// From the user: the source identifies them.
-    Upload,
-    /// To the user: the destination identifies them.
-    Download,
-}
 
 /// Explain what policyd does with a packet, and why.
 ///
@@ -61,19 +53,6 @@ pub(super) struct ExplainArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-fn proto_number(s: &str) -> anyhow::Result<u8> {
-    Ok(match s {
-        "tcp" => 6,
-        "udp" => 17,
-        "sctp" => 132,
-        "icmp" => 1,
-        "icmpv6" => 58,
-        n => n.parse().with_context(|| {
-            format!("`{n}` is not a protocol (tcp, udp, sctp, icmp, icmpv6 or a number)")
-        })?,
-    })
 }
 
 fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
@@ -132,7 +111,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         })?,
         None => schedule::active_profile(&p.schedules, &p.settings.timezone, at),
     };
-    let proto = proto_number(&args.proto)?;
+    let proto = args.proto.parse::<Proto>()?.0;
     let has_ports = matches!(proto, 6 | 17 | 132);
     if (args.sport.is_some() || args.dport.is_some()) && !has_ports {
         bail!("ports need --proto tcp, udp or sctp");
@@ -311,7 +290,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             serde_json::json!({
                 "user": e.user, "user_why": e.user_why,
                 "class": e.class, "class_why": e.class_why,
-                "direction": if direction == dir::UPLOAD { "upload" } else { "download" },
+                "direction": Direction::from_wire(direction).as_str(),
                 "profile": e.profile, "profile_why": e.profile_why,
                 "action": e.action, "action_why": e.action_why,
                 "verdict": e.verdict,

@@ -12,13 +12,14 @@ use std::{
 use anyhow::{Context as _, bail};
 use aya::programs::{TestRun as _, TestRunOptions};
 use pcap_file::{DataLink, pcap::PcapReader};
-use policy_common::{CounterKey, Counters, dir, side};
+use policy_common::{CounterKey, Counters, side};
 
 use crate::{
     dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
     model::{Hook, Model, Verdict},
     policy::{self, CompiledPolicy},
     schedule::Clock,
+    wire::Direction,
 };
 
 /// Where the packets are taken to be seen.
@@ -165,11 +166,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
                 frame.len(),
                 compiled.users[d.user as usize].name,
                 compiled.classes[d.class as usize],
-                if d.dir == dir::UPLOAD {
-                    "upload"
-                } else {
-                    "download"
-                },
+                Direction::from_wire(d.dir),
                 verdict_name(d.verdict, dropped),
                 if agrees {
                     ""
@@ -205,11 +202,7 @@ fn summary(
             .get(usize::from(k.class))
             .map_or("?", String::as_str)
             .to_owned();
-        let d = if k.dir == dir::UPLOAD {
-            "upload"
-        } else {
-            "download"
-        };
+        let d = Direction::from_wire(k.dir).as_str();
         sorted.insert((user, class, d), *c);
     }
     writeln!(

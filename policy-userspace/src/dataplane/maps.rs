@@ -100,14 +100,6 @@ pub(super) fn remove_where<K: aya::Pod, V: aya::Pod>(
     Ok(())
 }
 
-/// Removes every entry of hash map `name` (LRU or not).
-pub(super) fn clear<K: Pod, V: Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-) -> Result<(), DataplaneError> {
-    remove_where::<K, V>(ebpf, name, |_| true)
-}
-
 /// A key of a policy table, which carries its generation.
 trait Generational {
     fn generation(&self) -> u32;

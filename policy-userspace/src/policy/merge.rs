@@ -103,6 +103,8 @@ struct Merger<'a> {
     provenance: Provenance,
 }
 
+/// What the provenance notes: one place per kind of setting, so the first
+/// layer and every later one describe it in the same words.
 impl Merger<'_> {
     fn conflict(&self, message: String) -> PolicyError {
         PolicyError::Conflict {
@@ -115,6 +117,63 @@ impl Merger<'_> {
     fn note(&mut self, what: String, value: String) {
         self.provenance.insert(what, (value, self.path.to_owned()));
     }
+
+    fn note_mode(&mut self, mode: Mode) {
+        self.note("settings.mode".into(), format!("{mode:?}").to_lowercase());
+    }
+
+    fn note_malformed(&mut self, drop: bool) {
+        self.note(
+            "settings.malformed".into(),
+            if drop { "drop" } else { "pass" }.into(),
+        );
+    }
+
+    fn note_event_interval(&mut self, interval: std::time::Duration) {
+        self.note("settings.event_interval".into(), format!("{interval:?}"));
+    }
+
+    fn note_timezone(&mut self, name: &str) {
+        self.note("settings.timezone".into(), name.to_owned());
+    }
+
+    fn note_schedule(&mut self, sch: &Schedule) {
+        self.note(
+            format!("schedule {}", sch.name),
+            describe_window(&sch.window),
+        );
+    }
+
+    fn note_net(&mut self, set: &str, net: impl std::fmt::Display) {
+        self.note(format!("set {set} contains {net}"), "yes".into());
+    }
+
+    fn note_class(&mut self, name: &str) {
+        self.note(format!("class {name}"), "defined".into());
+    }
+
+    fn note_identifier(&mut self, user: &str, id: &str) {
+        self.note(format!("user {user} is identified by {id}"), "yes".into());
+    }
+
+    fn note_user_action(&mut self, user: &str, a: &ActionSpec) {
+        self.note(format!("user {user} action"), a.to_string());
+    }
+
+    fn note_unidentified(&mut self, a: &ActionSpec) {
+        self.note("unidentified action".into(), a.to_string());
+    }
+
+    /// A user the earlier layers do not have: every identifier, and the
+    /// action.
+    fn note_user(&mut self, u: &User) {
+        for id in identifiers(u) {
+            self.note_identifier(&u.name, &id);
+        }
+        if let Some(a) = &u.action {
+            self.note_user_action(&u.name, a);
+        }
+    }
 }
 
 /// Records every setting of the first layer.
@@ -125,46 +184,26 @@ pub fn first(policy: Policy, path: &Path) -> Layered {
         provenance: Provenance::new(),
     };
     let s = &policy.settings;
-    m.note(
-        "settings.mode".into(),
-        format!("{:?}", s.mode).to_lowercase(),
-    );
-    m.note(
-        "settings.malformed".into(),
-        if s.malformed_drop { "drop" } else { "pass" }.into(),
-    );
-    m.note(
-        "settings.event_interval".into(),
-        format!("{:?}", s.event_interval),
-    );
-    m.note("settings.timezone".into(), s.timezone_name.clone());
+    m.note_mode(s.mode);
+    m.note_malformed(s.malformed_drop);
+    m.note_event_interval(s.event_interval);
+    m.note_timezone(&s.timezone_name);
     for sch in &policy.schedules {
-        m.note(
-            format!("schedule {}", sch.name),
-            describe_window(&sch.window),
-        );
+        m.note_schedule(sch);
     }
     for set in &policy.sets {
         for net in &set.nets {
-            m.note(format!("set {} contains {net}", set.name), "yes".into());
+            m.note_net(&set.name, net);
         }
     }
     for c in &policy.classes {
-        m.note(format!("class {}", c.name), "defined".into());
+        m.note_class(&c.name);
     }
     for u in &policy.users {
-        for id in identifiers(u) {
-            m.note(
-                format!("user {} is identified by {id}", u.name),
-                "yes".into(),
-            );
-        }
-        if let Some(a) = &u.action {
-            m.note(format!("user {} action", u.name), a.to_string());
-        }
+        m.note_user(u);
     }
     if let Some(a) = &policy.unidentified {
-        m.note("unidentified action".into(), a.to_string());
+        m.note_unidentified(a);
     }
     for r in &policy.rules {
         for (p, a) in policy.profiles.iter().zip(&r.actions) {
@@ -227,6 +266,18 @@ pub fn provenance_key(class: &str, subject: &Subject, profile: &str) -> String {
     format!("rule {class} for {}, {profile}", subject_name(subject))
 }
 
+/// Appends the items of `from` that `into` lacks; returns them.
+fn union<'a, T: PartialEq + Clone>(into: &mut Vec<T>, from: &'a [T]) -> Vec<&'a T> {
+    let mut added = Vec::new();
+    for x in from {
+        if !into.contains(x) {
+            into.push(x.clone());
+            added.push(x);
+        }
+    }
+    added
+}
+
 /// Adds `layer` (the file at `path`, validated against `base`) on top of
 /// `base` (from `base_paths`).
 pub fn add(
@@ -250,205 +301,21 @@ pub fn add(
         p.per_user = Some(pu);
         m.note("metrics.per_user".into(), format!("{pu:?}").to_lowercase());
     }
-    // Settings: only what the layer gave counts.
-    let (s, l) = (&mut p.settings, &layer.settings);
-    if l.given.mode && l.mode == Mode::Enforce && s.mode == Mode::Monitor {
-        s.mode = Mode::Enforce;
-        m.note("settings.mode".into(), "enforce".into());
-    }
-    if l.given.malformed && l.malformed_drop && !s.malformed_drop {
-        s.malformed_drop = true;
-        m.note("settings.malformed".into(), "drop".into());
-    }
-    if l.given.event_interval && (!s.given.event_interval || l.event_interval < s.event_interval) {
-        s.event_interval = l.event_interval;
-        s.given.event_interval = true;
-        m.note(
-            "settings.event_interval".into(),
-            format!("{:?}", l.event_interval),
-        );
-    }
-    if l.given.timezone {
-        if s.given.timezone && s.timezone_name != l.timezone_name {
-            return Err(m.conflict(format!(
-                "settings.timezone is `{}` here but `{}` in an earlier file",
-                l.timezone_name, s.timezone_name
-            )));
-        }
-        s.timezone = l.timezone.clone();
-        s.timezone_name.clone_from(&l.timezone_name);
-        s.given.timezone = true;
-        m.note("settings.timezone".into(), l.timezone_name.clone());
-    }
-
-    // Schedules: new ones join; a name defined twice must be the same.
-    for sch in &layer.schedules {
-        match p.schedules.iter().find(|x| x.name == sch.name) {
-            Some(existing) if existing != sch => {
-                return Err(m.conflict(format!(
-                    "schedule `{}` differs from an earlier file's",
-                    sch.name
-                )));
-            }
-            Some(_) => {}
-            None => {
-                for other in &p.schedules {
-                    let (a, b) = (week_ranges(&sch.window), week_ranges(&other.window));
-                    if a.iter().any(|x| b.iter().any(|y| x.0 < y.1 && y.0 < x.1)) {
-                        return Err(m.conflict(format!(
-                            "schedule `{}` overlaps schedule `{}` of an earlier file",
-                            sch.name, other.name
-                        )));
-                    }
-                }
-                m.note(
-                    format!("schedule {}", sch.name),
-                    describe_window(&sch.window),
-                );
-                p.schedules.push(sch.clone());
-            }
-        }
-    }
+    m.settings(&mut p.settings, &layer.settings)?;
+    m.schedules(&mut p.schedules, &layer.schedules)?;
     // The layer's profile list is the base's plus its new schedules; rules
     // of earlier files take their default action in the new profiles.
     p.profiles.clone_from(&layer.profiles);
-
-    // Sets: the union of prefixes.
-    for set in &layer.sets {
-        let i = match p.sets.iter().position(|x| x.name == set.name) {
-            Some(i) => i,
-            None => {
-                p.sets.push(Set {
-                    name: set.name.clone(),
-                    nets: Vec::new(),
-                });
-                p.sets.len() - 1
-            }
-        };
-        for net in &set.nets {
-            if !p.sets[i].nets.contains(net) {
-                p.sets[i].nets.push(*net);
-                m.note(format!("set {} contains {net}", set.name), "yes".into());
-            }
-        }
-    }
-    if p.sets.len() > policy_common::MAX_SETS as usize {
-        return Err(m.conflict(format!(
-            "together the files define more than {} sets",
-            policy_common::MAX_SETS
-        )));
-    }
-
-    // Classes: new ones are tried after the earlier files' (first match
-    // wins); a class defined twice must be the same.
-    for c in &layer.classes {
-        match p.classes.iter().find(|x| x.name == c.name) {
-            Some(existing) if existing != c => {
-                return Err(
-                    m.conflict(format!("class `{}` differs from an earlier file's", c.name))
-                );
-            }
-            Some(_) => {}
-            None => {
-                if c.elephant_bytes.is_some()
-                    && p.classes.iter().any(|x| x.elephant_bytes.is_some())
-                {
-                    return Err(m.conflict(format!(
-                        "class `{}` takes elephant flows, but an earlier file's class already does",
-                        c.name
-                    )));
-                }
-                m.note(format!("class {}", c.name), "defined".into());
-                p.classes.push(c.clone());
-            }
-        }
-    }
-
-    // Users: identifiers are the union; an identifier names one user.
+    m.sets(&mut p.sets, &layer.sets)?;
+    m.classes(&mut p.classes, &layer.classes)?;
     for u in &layer.users {
-        for other in p.users.iter().filter(|x| x.name != u.name) {
-            let theirs = identifiers(other);
-            if let Some(id) = identifiers(u).into_iter().find(|id| theirs.contains(id)) {
-                return Err(m.conflict(format!(
-                    "{id} belongs to user `{}` here but to user `{}` in an earlier file",
-                    u.name, other.name
-                )));
-            }
-        }
-        let Some(existing) = p.users.iter_mut().find(|x| x.name == u.name) else {
-            for id in identifiers(u) {
-                m.note(
-                    format!("user {} is identified by {id}", u.name),
-                    "yes".into(),
-                );
-            }
-            if let Some(a) = &u.action {
-                m.note(format!("user {} action", u.name), a.to_string());
-            }
-            p.users.push(u.clone());
-            continue;
-        };
-        match (&existing.group, &u.group) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(m.conflict(format!(
-                    "user `{}` is in group `{b}` here but in group `{a}` in an earlier file",
-                    u.name
-                )));
-            }
-            (None, Some(b)) => existing.group = Some(b.clone()),
-            _ => {}
-        }
-        let before = identifiers(existing);
-        for id in identifiers(u).into_iter().filter(|id| !before.contains(id)) {
-            m.note(
-                format!("user {} is identified by {id}", u.name),
-                "yes".into(),
-            );
-        }
-        for net in &u.nets {
-            if !existing.nets.contains(net) {
-                existing.nets.push(*net);
-            }
-        }
-        for mac in &u.macs {
-            if !existing.macs.contains(mac) {
-                existing.macs.push(*mac);
-            }
-        }
-        for uid in &u.uids {
-            if !existing.uids.contains(uid) {
-                existing.uids.push(*uid);
-            }
-        }
-        for c in &u.cgroups {
-            if !existing.cgroups.contains(c) {
-                existing.cgroups.push(c.clone());
-            }
-        }
-        existing.spoof_check |= u.spoof_check;
-        if let Some(a) = &u.action {
-            let merged = match &existing.action {
-                Some(e) => {
-                    stricter(e, a).map_err(|msg| m.conflict(format!("user `{}`: {msg}", u.name)))?
-                }
-                None => (*a, true),
-            };
-            if merged.1 {
-                m.note(format!("user {} action", u.name), merged.0.to_string());
-            }
-            existing.action = Some(merged.0);
-        }
+        m.user(&mut p.users, u)?;
     }
-
     if let Some(a) = &layer.unidentified {
-        let merged = match &p.unidentified {
-            Some(e) => stricter(e, a).map_err(|msg| m.conflict(format!("unidentified: {msg}")))?,
-            None => (*a, true),
-        };
-        if merged.1 {
-            m.note("unidentified action".into(), merged.0.to_string());
-        }
-        p.unidentified = Some(merged.0);
+        let merged = m.stricter_noted(p.unidentified.as_ref(), a, "unidentified", |m, a| {
+            m.note_unidentified(a);
+        })?;
+        p.unidentified = Some(merged);
     }
 
     // Rules: each file's effective action is a ceiling (see `ceiling`).
@@ -460,6 +327,187 @@ pub fn add(
         provenance: m.provenance,
         layers,
     })
+}
+
+/// How a later layer changes what the earlier ones made, noting each change.
+impl Merger<'_> {
+    /// Only what the layer gave counts.
+    fn settings(&mut self, s: &mut Settings, l: &Settings) -> Result<(), PolicyError> {
+        if l.given.mode && l.mode == Mode::Enforce && s.mode == Mode::Monitor {
+            s.mode = Mode::Enforce;
+            self.note_mode(Mode::Enforce);
+        }
+        if l.given.malformed && l.malformed_drop && !s.malformed_drop {
+            s.malformed_drop = true;
+            self.note_malformed(true);
+        }
+        if l.given.event_interval
+            && (!s.given.event_interval || l.event_interval < s.event_interval)
+        {
+            s.event_interval = l.event_interval;
+            s.given.event_interval = true;
+            self.note_event_interval(l.event_interval);
+        }
+        if l.given.timezone {
+            if s.given.timezone && s.timezone_name != l.timezone_name {
+                return Err(self.conflict(format!(
+                    "settings.timezone is `{}` here but `{}` in an earlier file",
+                    l.timezone_name, s.timezone_name
+                )));
+            }
+            s.timezone = l.timezone.clone();
+            s.timezone_name.clone_from(&l.timezone_name);
+            s.given.timezone = true;
+            self.note_timezone(&l.timezone_name);
+        }
+        Ok(())
+    }
+
+    /// New schedules join; a name defined twice must be the same.
+    fn schedules(&mut self, all: &mut Vec<Schedule>, new: &[Schedule]) -> Result<(), PolicyError> {
+        for sch in new {
+            match all.iter().find(|x| x.name == sch.name) {
+                Some(existing) if existing != sch => {
+                    return Err(self.conflict(format!(
+                        "schedule `{}` differs from an earlier file's",
+                        sch.name
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    for other in all.iter() {
+                        let (a, b) = (week_ranges(&sch.window), week_ranges(&other.window));
+                        if a.iter().any(|x| b.iter().any(|y| x.0 < y.1 && y.0 < x.1)) {
+                            return Err(self.conflict(format!(
+                                "schedule `{}` overlaps schedule `{}` of an earlier file",
+                                sch.name, other.name
+                            )));
+                        }
+                    }
+                    self.note_schedule(sch);
+                    all.push(sch.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The union of prefixes.
+    fn sets(&mut self, all: &mut Vec<Set>, new: &[Set]) -> Result<(), PolicyError> {
+        for set in new {
+            let i = match all.iter().position(|x| x.name == set.name) {
+                Some(i) => i,
+                None => {
+                    all.push(Set {
+                        name: set.name.clone(),
+                        nets: Vec::new(),
+                    });
+                    all.len() - 1
+                }
+            };
+            for net in union(&mut all[i].nets, &set.nets) {
+                self.note_net(&set.name, net);
+            }
+        }
+        if all.len() > policy_common::MAX_SETS as usize {
+            return Err(self.conflict(format!(
+                "together the files define more than {} sets",
+                policy_common::MAX_SETS
+            )));
+        }
+        Ok(())
+    }
+
+    /// New classes are tried after the earlier files' (first match wins); a
+    /// class defined twice must be the same.
+    fn classes(&mut self, all: &mut Vec<Class>, new: &[Class]) -> Result<(), PolicyError> {
+        for c in new {
+            match all.iter().find(|x| x.name == c.name) {
+                Some(existing) if existing != c => {
+                    return Err(
+                        self.conflict(format!("class `{}` differs from an earlier file's", c.name))
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    if c.elephant_bytes.is_some() && all.iter().any(|x| x.elephant_bytes.is_some())
+                    {
+                        return Err(self.conflict(format!(
+                            "class `{}` takes elephant flows, but an earlier file's class already does",
+                            c.name
+                        )));
+                    }
+                    self.note_class(&c.name);
+                    all.push(c.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Identifiers are the union; an identifier names one user.
+    fn user(&mut self, all: &mut Vec<User>, u: &User) -> Result<(), PolicyError> {
+        for other in all.iter().filter(|x| x.name != u.name) {
+            let theirs = identifiers(other);
+            if let Some(id) = identifiers(u).into_iter().find(|id| theirs.contains(id)) {
+                return Err(self.conflict(format!(
+                    "{id} belongs to user `{}` here but to user `{}` in an earlier file",
+                    u.name, other.name
+                )));
+            }
+        }
+        let Some(existing) = all.iter_mut().find(|x| x.name == u.name) else {
+            self.note_user(u);
+            all.push(u.clone());
+            return Ok(());
+        };
+        match (&existing.group, &u.group) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(self.conflict(format!(
+                    "user `{}` is in group `{b}` here but in group `{a}` in an earlier file",
+                    u.name
+                )));
+            }
+            (None, Some(b)) => existing.group = Some(b.clone()),
+            _ => {}
+        }
+        let before = identifiers(existing);
+        for id in identifiers(u).into_iter().filter(|id| !before.contains(id)) {
+            self.note_identifier(&u.name, &id);
+        }
+        union(&mut existing.nets, &u.nets);
+        union(&mut existing.macs, &u.macs);
+        union(&mut existing.uids, &u.uids);
+        union(&mut existing.cgroups, &u.cgroups);
+        existing.spoof_check |= u.spoof_check;
+        if let Some(a) = &u.action {
+            let who = format!("user `{}`", u.name);
+            let merged = self.stricter_noted(existing.action.as_ref(), a, &who, |m, a| {
+                m.note_user_action(&u.name, a);
+            })?;
+            existing.action = Some(merged);
+        }
+        Ok(())
+    }
+
+    /// The stricter of `current` and the layer's `a` (a conflict for `who`
+    /// if they cannot be ordered), noted with `note` when it is the layer's.
+    fn stricter_noted(
+        &mut self,
+        current: Option<&ActionSpec>,
+        a: &ActionSpec,
+        who: &str,
+        note: impl FnOnce(&mut Self, &ActionSpec),
+    ) -> Result<ActionSpec, PolicyError> {
+        let (merged, from_layer) = match current {
+            Some(e) => stricter(e, a).map_err(|msg| self.conflict(format!("{who}: {msg}")))?,
+            None => (*a, true),
+        };
+        if from_layer {
+            note(self, &merged);
+        }
+        Ok(merged)
+    }
 }
 
 /// Records, for every rule of the combined policy and profile, its action

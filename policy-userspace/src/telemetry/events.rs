@@ -8,10 +8,11 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use policy_common::{Event, dir, event_kind};
+use policy_common::{Event, event_kind};
 use tokio::io::unix::AsyncFd;
 
 use super::{Names, SharedNames};
+use crate::wire::{Direction, Proto};
 
 /// Where events go.
 pub struct EventSink {
@@ -26,17 +27,6 @@ fn kind_name(kind: u32) -> &'static str {
         event_kind::SPOOF => "spoof",
         event_kind::MONITOR => "monitor",
         _ => "unknown",
-    }
-}
-
-fn proto_name(proto: u8) -> String {
-    match proto {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        132 => "sctp".into(),
-        n => n.to_string(),
     }
 }
 
@@ -74,11 +64,11 @@ pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
         "event": kind_name(e.kind),
         "user": names.users.get(e.user as usize).filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| format!("#{}", e.user)),
         "class": names.classes.get(e.class as usize).cloned().unwrap_or_else(|| format!("#{}", e.class)),
-        "direction": if e.dir == dir::UPLOAD { "upload" } else { "download" },
+        "direction": Direction::from_wire(e.dir).as_str(),
         "profile": names.profile,
         "src": addr(e.src).to_string(),
         "dst": addr(e.dst).to_string(),
-        "proto": proto_name(e.proto),
+        "proto": Proto(e.proto).to_string(),
         "sport": e.sport,
         "dport": e.dport,
         "src_mac": format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
@@ -167,7 +157,7 @@ pub fn open_events_file(path: &std::path::Path) -> std::io::Result<std::fs::File
 mod tests {
     use std::time::UNIX_EPOCH;
 
-    use policy_common::v4_mapped;
+    use policy_common::{dir, v4_mapped};
 
     use super::*;
 

@@ -8,14 +8,14 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use policy_common::{CounterKey, Counters as Totals, dir, global_counter};
+use policy_common::{CounterKey, Counters as Totals, global_counter};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
-use crate::{dataplane::Counters, policy::PerUser};
+use crate::{dataplane::Counters, policy::PerUser, wire::Direction};
 
 /// What metrics label ids with: user names by id, class names by id, and the
 /// active profile's name. Shared with the daemon, which replaces it when the
@@ -173,11 +173,7 @@ impl Collector for KernelCounters {
         let mut marked: Vec<([(&'static str, String); 3], u64)> = Vec::new();
         for ((user, class_id, direction_id), c) in &rows {
             let class = label(&names.classes, usize::from(*class_id));
-            let direction = if *direction_id == dir::UPLOAD {
-                "upload"
-            } else {
-                "download"
-            };
+            let direction = Direction::from_wire(*direction_id).as_str();
             for (verdict, p, b) in [
                 ("pass", c.pass_packets, c.pass_bytes),
                 ("deny", c.deny_packets, c.deny_bytes),

@@ -9,6 +9,7 @@ use super::{
     net::parse_net,
     units, valid_name,
 };
+use crate::wire::Proto;
 use crate::policy::types::*;
 
 pub(super) fn sets(
@@ -231,15 +232,10 @@ fn proto(spec: &ProtoSpec) -> Result<u8, String> {
         ProtoSpec::Number(n) => {
             u8::try_from(*n).map_err(|_| format!("`{n}` is not an IP protocol number (0 to 255)"))
         }
-        ProtoSpec::Name(name) => match name.as_str() {
-            "tcp" => Ok(6),
-            "udp" => Ok(17),
-            "icmp" => Ok(1),
-            "icmpv6" => Ok(58),
-            "sctp" => Ok(132),
-            other => Err(format!(
-                "unknown protocol `{other}`, expected `tcp`, `udp`, `icmp`, `icmpv6`, `sctp` or a number"
-            )),
-        },
+        ProtoSpec::Name(name) => Proto::from_name(name).map(|p| p.0).ok_or_else(|| {
+            format!(
+                "unknown protocol `{name}`, expected `tcp`, `udp`, `icmp`, `icmpv6`, `sctp` or a number"
+            )
+        }),
     }
 }
