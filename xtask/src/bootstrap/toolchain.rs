@@ -12,14 +12,14 @@ use super::Outcome;
 use crate::cmd;
 
 /// The installed nightly toolchain, as later steps need to know it.
-pub struct Nightly {
+pub(super) struct Nightly {
     pub outcome: Outcome,
     /// `rustc +nightly --version`, e.g. `rustc 1.97.0-nightly (e50aa6fba 2026-05-19)`.
     pub version: String,
     pub sysroot: PathBuf,
 }
 
-pub fn ensure_nightly() -> anyhow::Result<Nightly> {
+pub(super) fn ensure_nightly() -> anyhow::Result<Nightly> {
     let list = cmd::probe(Command::new("rustup").args(["toolchain", "list"])).context(
         "`rustup toolchain list` failed: rustup manages the nightly toolchain the kernel \
          crate needs; install rustup (https://rustup.rs) and put ~/.cargo/bin in PATH",
@@ -50,7 +50,7 @@ pub fn ensure_nightly() -> anyhow::Result<Nightly> {
 
 /// clippy and rustfmt for the default toolchain, clippy for nightly (the
 /// kernel crate is linted with it). The minimal profile ships without them.
-pub fn ensure_components() -> anyhow::Result<Outcome> {
+pub(super) fn ensure_components() -> anyhow::Result<Outcome> {
     let wanted = [
         (
             None,
@@ -97,7 +97,7 @@ pub fn ensure_components() -> anyhow::Result<Outcome> {
 /// `rustup` with the backtrace setting cleared: rustup prints a full stack
 /// trace for a failed download when RUST_BACKTRACE is set, which buries the
 /// one line that matters.
-pub fn rustup() -> Command {
+pub(super) fn rustup() -> Command {
     let mut cmd = Command::new("rustup");
     cmd.env_remove("RUST_BACKTRACE");
     cmd
@@ -105,7 +105,7 @@ pub fn rustup() -> Command {
 
 /// `rustc --print sysroot` of `toolchain`, or of the toolchain xtask itself
 /// runs under when `None`.
-pub fn sysroot(toolchain: Option<&str>) -> anyhow::Result<PathBuf> {
+pub(super) fn sysroot(toolchain: Option<&str>) -> anyhow::Result<PathBuf> {
     let mut rustc = Command::new("rustc");
     if let Some(toolchain) = toolchain {
         rustc.arg(format!("+{toolchain}"));
