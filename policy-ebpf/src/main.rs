@@ -139,8 +139,18 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     let (Some(cfg), Some(p)) = (CONFIG.get(generation), SCRATCH.get_ptr_mut(0)) else {
         return Verdict::Pass;
     };
-    // SAFETY: this CPU's scratch slot; nothing else uses it during the run
-    // (programs do not nest on a CPU for one hook).
+    // SAFETY: the pointer is this CPU's slot of SCRATCH, valid map memory
+    // for the whole run. The &mut is unique because no other run of these
+    // programs touches the slot until this one returns: every hook runs
+    // with bottom halves disabled (softirq for XDP and TC ingress,
+    // rcu_read_lock_bh() in __dev_queue_xmit for TC egress) and migration
+    // off (bpf_prog_run's cant_migrate()), so on a non-RT kernel nothing
+    // else runs a network hook on this CPU meanwhile; hardirqs and NMIs
+    // run no XDP or TC program; and these programs never start another
+    // hook themselves (no XDP_TX/XDP_REDIRECT, no redirect or
+    // clone_redirect helper). Nesting would only garble the two packets'
+    // decisions: every packet access is bounds-checked by the verifier.
+    // See docs/datapath.md, "One scratch slot per CPU".
     let p = unsafe { &mut *p };
     let (data, data_end) = (ctx.data(), ctx.data_end());
     match parse::parse(data, data_end, p) {
