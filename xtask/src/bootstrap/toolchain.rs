@@ -41,6 +41,17 @@ pub(super) fn ensure_nightly() -> anyhow::Result<Nightly> {
         .context("`rustc +nightly --version` failed although rustup lists nightly: try `rustup toolchain install nightly --force`")?;
     let sysroot = sysroot(Some("nightly"))?;
     eprintln!("ok: nightly toolchain ({version})");
+    match verified_nightly(TOOLCHAIN_FILE) {
+        Some(verified) if verified != version => eprintln!(
+            "warning: the kernel crate was verified with {verified} \
+             (policy-ebpf/rust-toolchain.toml), nightly here is {version}: \
+             if it fails to build, install that one as `nightly`"
+        ),
+        Some(_) => {}
+        None => eprintln!(
+            "warning: policy-ebpf/rust-toolchain.toml has no `# verified: rustc ...` line"
+        ),
+    }
     Ok(Nightly {
         outcome,
         version,
@@ -122,6 +133,17 @@ pub(super) fn sysroot(toolchain: Option<&str>) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(sysroot))
 }
 
+/// The kernel crate's toolchain file, which names the nightly it was
+/// verified with. Read at compile time: xtask is built from this workspace.
+const TOOLCHAIN_FILE: &str = include_str!("../../../policy-ebpf/rust-toolchain.toml");
+
+/// The `rustc --version` of the `# verified: ...` line of the toolchain file.
+fn verified_nightly(file: &str) -> Option<&str> {
+    file.lines()
+        .find_map(|line| line.strip_prefix("# verified: "))
+        .map(str::trim)
+}
+
 /// Whether `rustup toolchain list` output has the rolling `nightly` channel
 /// (`nightly-<host>`), as opposed to only dated ones (`nightly-2026-05-19-<host>`),
 /// which `+nightly` would not select.
@@ -141,6 +163,32 @@ mod tests {
         let list = "stable-x86_64-unknown-linux-gnu (active, default)\n\
                     nightly-x86_64-unknown-linux-gnu\n";
         assert!(lists_nightly(list));
+    }
+
+    #[test]
+    fn the_toolchain_file_names_the_verified_nightly() {
+        let verified = verified_nightly(TOOLCHAIN_FILE);
+        assert!(
+            verified.is_some_and(|v| v.starts_with("rustc ") && v.contains("-nightly (")),
+            "{verified:?}"
+        );
+        assert_eq!(
+            verified_nightly("# verified: rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\n"),
+            Some("rustc 1.97.0-nightly (e50aa6fba 2026-05-19)")
+        );
+    }
+
+    /// aya-build and `cargo xtask test` run `nightly` by name: a dated
+    /// channel in the file would not be what they build with.
+    #[test]
+    fn the_toolchain_file_names_the_toolchain_the_build_runs() {
+        assert!(
+            TOOLCHAIN_FILE
+                .lines()
+                .any(|line| line.trim() == "channel = \"nightly\""),
+            "change build.rs's aya_build::Toolchain and xtask's +nightly with the channel"
+        );
+        assert!(TOOLCHAIN_FILE.contains("\"rust-src\""));
     }
 
     #[test]
