@@ -1,8 +1,6 @@
 //! Pins the size and alignment of every type shared with the kernel: a
 //! change here is a change of the contract and must be made on both sides.
 
-use core::mem::{align_of, size_of};
-
 use super::*;
 
 #[test]

@@ -30,26 +30,39 @@ pub use names::*;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all): repr(C) types made only of integers and byte arrays, with
-    // explicit padding fields, so every bit pattern is valid and no byte is
-    // uninitialised.
-    unsafe impl aya::Pod for super::UserInfo {}
-    unsafe impl aya::Pod for super::IfaceConfig {}
-    unsafe impl aya::Pod for super::MacBinding {}
-    unsafe impl aya::Pod for super::ClassRule {}
-    unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::ActionKey {}
-    unsafe impl aya::Pod for super::ActionParams {}
-    unsafe impl aya::Pod for super::ActionEntry {}
-    unsafe impl aya::Pod for super::BucketKey {}
-    unsafe impl aya::Pod for super::CounterKey {}
-    unsafe impl aya::Pod for super::Counters {}
-    unsafe impl aya::Pod for super::FlowKey {}
-    unsafe impl aya::Pod for super::Event {}
-    unsafe impl aya::Pod for super::GenActionKey {}
-    unsafe impl aya::Pod for super::GenAddr {}
-    unsafe impl aya::Pod for super::GenMac {}
-    unsafe impl aya::Pod for super::GenU32 {}
-    unsafe impl aya::Pod for super::GenU64 {}
-    unsafe impl aya::Pod for super::NameSlot {}
+    /// One `unsafe impl aya::Pod` per type, all under the one argument below.
+    macro_rules! pod {
+        ($($ty:ident),* $(,)?) => {
+            $(
+                // SAFETY: each type is repr(C) and made only of integers and
+                // byte arrays, with explicit padding fields (pinned by the
+                // layout tests), so every bit pattern is a valid value and no
+                // byte is uninitialised: what aya::Pod requires to copy it to
+                // and from map memory byte for byte.
+                unsafe impl aya::Pod for super::$ty {}
+            )*
+        };
+    }
+
+    pod!(
+        UserInfo,
+        IfaceConfig,
+        MacBinding,
+        ClassRule,
+        Config,
+        ActionKey,
+        ActionParams,
+        ActionEntry,
+        BucketKey,
+        CounterKey,
+        Counters,
+        FlowKey,
+        Event,
+        GenActionKey,
+        GenAddr,
+        GenMac,
+        GenU32,
+        GenU64,
+        NameSlot,
+    );
 }

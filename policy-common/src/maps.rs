@@ -61,6 +61,37 @@ pub const MAP_USER_NAMES: &str = "USER_NAMES";
 /// Class id (`u32`) -> [`crate::NameSlot`].
 pub const MAP_CLASS_NAMES: &str = "CLASS_NAMES";
 
+/// Every `MAP_*` name above, in the same order: the one list a check
+/// walks (the kernel's `#[map(name = ...)]` must spell each of them, as
+/// aya ignores a size or pin set for a name the object does not have).
+/// The test below keeps it complete.
+pub const ALL_MAPS: &[&str] = &[
+    MAP_USERS,
+    MAP_USER_CIDRS,
+    MAP_USER_MACS,
+    MAP_USER_UIDS,
+    MAP_USER_CGROUPS,
+    MAP_IP_BINDINGS,
+    MAP_USER_INFO,
+    MAP_IFACES,
+    MAP_CLASS_RULES,
+    MAP_SET_CIDRS,
+    MAP_FLOWS,
+    MAP_ACTIONS,
+    MAP_CLASS_LIMITS,
+    MAP_CLASS_BUCKETS,
+    MAP_BUCKETS,
+    MAP_ACTIVE_PROFILE,
+    MAP_CONFIG,
+    MAP_GENERATION,
+    MAP_COUNTERS,
+    MAP_GLOBAL_COUNTERS,
+    MAP_EVENTS,
+    MAP_EVENT_LIMITER,
+    MAP_USER_NAMES,
+    MAP_CLASS_NAMES,
+];
+
 /// Default capacity of the per-user array (ids `0..MAX_USERS`).
 pub const DEFAULT_MAX_USERS: u32 = 65_536;
 /// Default capacity of the exact-address and MAC maps.
@@ -84,3 +115,37 @@ pub const DEFAULT_MAX_FLOWS: u32 = 131_072;
 pub const EVENTS_BYTES: u32 = 256 * 1024;
 /// Entries of the per-(user, kind) event limiter.
 pub const DEFAULT_MAX_EVENT_LIMITER: u32 = 65_536;
+
+#[cfg(test)]
+mod tests {
+    use super::ALL_MAPS;
+
+    /// The value of each `pub const MAP_...: &str = "..."` in this file's
+    /// source: a constant added without a place in [`ALL_MAPS`] fails here.
+    fn declared() -> impl Iterator<Item = &'static str> {
+        include_str!("maps.rs").lines().filter_map(|line| {
+            let rest = line.strip_prefix("pub const MAP_")?;
+            let (_, value) = rest.split_once("= \"")?;
+            value.strip_suffix("\";")
+        })
+    }
+
+    #[test]
+    fn all_maps_lists_every_map_constant_once() {
+        for name in declared() {
+            assert!(ALL_MAPS.contains(&name), "{name} is missing from ALL_MAPS");
+        }
+        assert_eq!(declared().count(), ALL_MAPS.len(), "{ALL_MAPS:?}");
+        for (i, name) in ALL_MAPS.iter().enumerate() {
+            assert!(!ALL_MAPS[..i].contains(name), "{name} is listed twice");
+        }
+    }
+
+    /// The kernel limits map names to BPF_OBJ_NAME_LEN - 1 bytes.
+    #[test]
+    fn map_names_fit_the_kernel_limit() {
+        for name in ALL_MAPS {
+            assert!(name.len() <= 15, "{name} is longer than 15 bytes");
+        }
+    }
+}

@@ -107,7 +107,10 @@ pub(crate) fn is_elephant(p: &mut Packet, direction: u8, cfg: &Config) -> bool {
         return false;
     }
     set_flow_key(p, direction);
-    // SAFETY (LruHashMap::get): a plain counter copied out at once.
+    // SAFETY: LruHashMap::get's hazard is an entry removed (here: evicted)
+    // and reused for another key while we hold the reference; we read one
+    // u64 at once, so at worst it is another flow's byte count, never
+    // memory outside the map.
     unsafe { FLOWS.get(p.flow) }.is_some_and(|b| *b > cfg.elephant_bytes)
 }
 

@@ -44,14 +44,20 @@ pub(crate) fn active_profile(generation: u32) -> usize {
 #[inline(always)]
 fn params(user: UserId, class: u32, profile: usize, cfg: &Config, generation: u32) -> ActionParams {
     let present = cfg.present;
-    // SAFETY (HashMap::get): entries are replaced whole by userspace and we
-    // copy the one field set we need at once.
-    let lookup = |subject| unsafe {
-        ACTIONS.get(GenActionKey {
-            generation,
-            subject,
-            class,
-        })
+    let lookup = |subject| {
+        // SAFETY: HashMap::get's hazard is an entry removed and its
+        // preallocated slot reused while we hold the reference. Userspace
+        // writes and removes entries of the generation not in force, and
+        // the one profile's parameters are copied out below at once: at
+        // worst a packet racing a switch reads another entry's parameters,
+        // always memory of the map.
+        unsafe {
+            ACTIONS.get(GenActionKey {
+                generation,
+                subject,
+                class,
+            })
+        }
     };
     let mut entry = None;
     if present & present::USER_ACTIONS != 0 {

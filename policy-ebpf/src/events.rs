@@ -23,7 +23,9 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     let key = (u64::from(user) << 8) | u64::from(kind);
-    // SAFETY (LruHashMap::get): a plain timestamp copied out at once.
+    // SAFETY: LruHashMap::get's hazard is an entry evicted and reused for
+    // another key while we hold the reference; one u64 is read at once, so
+    // at worst an event is suppressed or let through early.
     if let Some(last) = unsafe { EVENT_LIMITER.get(key) }
         && now.wrapping_sub(*last) < interval_ns
     {

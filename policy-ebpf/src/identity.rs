@@ -25,7 +25,8 @@ pub(crate) struct Who {
 
 #[inline(always)]
 pub(crate) fn iface_side(ifindex: u32) -> u32 {
-    // SAFETY (HashMap::get): the value is copied out at once.
+    // SAFETY: HashMap::get's hazard is an entry removed and its slot reused
+    // while we hold the reference; the one field is copied out at once.
     unsafe { IFACES.get(ifindex) }.map_or(side::USERS, |c: &IfaceConfig| c.side)
 }
 
@@ -56,9 +57,10 @@ pub(crate) fn identify(
     } else {
         (&p.dst, &p.dst_mac)
     };
-    // SAFETY (HashMap::get): values are plain ids copied out at once, so a
-    // concurrent userspace update cannot leave us a torn reference.
     let user = if iface_side == side::USERS && present & present::MACS != 0 {
+        // SAFETY: HashMap::get's hazard is an entry removed and its slot
+        // reused while we hold the reference; the value is a plain id
+        // copied out at once, so at worst it is another entry's id.
         unsafe {
             USER_MACS.get(GenMac {
                 generation,
@@ -70,6 +72,7 @@ pub(crate) fn identify(
         None
     }
     .or_else(|| {
+        // SAFETY: as for USER_MACS above: a plain id copied out at once.
         unsafe {
             USERS.get(GenAddr {
                 generation,
@@ -93,10 +96,12 @@ pub(crate) fn identify(
     .unwrap_or(USER_UNIDENTIFIED);
 
     // Anti-spoofing needs the sender's own MAC: ingress from the users' side.
-    // SAFETY (HashMap::get): as above; the binding is read at once.
     if iface_side == side::USERS
         && !egress
         && present & present::BINDINGS != 0
+        // SAFETY: HashMap::get's hazard is an entry removed and its slot
+        // reused while we hold the reference; the binding is read at once,
+        // so at worst it is another address's binding, always map memory.
         && let Some(b) = unsafe {
             IP_BINDINGS.get(GenAddr {
                 generation,

@@ -93,7 +93,9 @@ impl<const E: bool> Hook for Tc<'_, E> {
         if cgroup == 0 {
             return None;
         }
-        // SAFETY (HashMap::get): plain ids copied out at once.
+        // SAFETY: HashMap::get's hazard is an entry removed and its slot
+        // reused while we hold the reference; the value is a plain id
+        // copied out at once, so at worst it is another entry's id.
         unsafe {
             USER_CGROUPS.get(GenU64 {
                 generation,
@@ -101,11 +103,14 @@ impl<const E: bool> Hook for Tc<'_, E> {
                 value: cgroup,
             })
         }
-        .or_else(|| unsafe {
-            USER_UIDS.get(GenU32 {
-                generation,
-                value: self.0.get_socket_uid(),
-            })
+        .or_else(|| {
+            // SAFETY: as for USER_CGROUPS: a plain id copied out at once.
+            unsafe {
+                USER_UIDS.get(GenU32 {
+                    generation,
+                    value: self.0.get_socket_uid(),
+                })
+            }
         })
         .copied()
     }
@@ -134,8 +139,18 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     let (Some(cfg), Some(p)) = (CONFIG.get(generation), SCRATCH.get_ptr_mut(0)) else {
         return Verdict::Pass;
     };
-    // SAFETY: this CPU's scratch slot; nothing else uses it during the run
-    // (programs do not nest on a CPU for one hook).
+    // SAFETY: the pointer is this CPU's slot of SCRATCH, valid map memory
+    // for the whole run. The &mut is unique because no other run of these
+    // programs touches the slot until this one returns: every hook runs
+    // with bottom halves disabled (softirq for XDP and TC ingress,
+    // rcu_read_lock_bh() in __dev_queue_xmit for TC egress) and migration
+    // off (bpf_prog_run's cant_migrate()), so on a non-RT kernel nothing
+    // else runs a network hook on this CPU meanwhile; hardirqs and NMIs
+    // run no XDP or TC program; and these programs never start another
+    // hook themselves (no XDP_TX/XDP_REDIRECT, no redirect or
+    // clone_redirect helper). Nesting would only garble the two packets'
+    // decisions: every packet access is bounds-checked by the verifier.
+    // See docs/datapath.md, "One scratch slot per CPU".
     let p = unsafe { &mut *p };
     let (data, data_end) = (ctx.data(), ctx.data_end());
     match parse::parse(data, data_end, p) {
@@ -224,7 +239,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
 
 /// Ingress enforcement at the earliest point.
 #[xdp]
-pub fn policyd_xdp(ctx: XdpContext) -> u32 {
+fn policyd_xdp(ctx: XdpContext) -> u32 {
     match process(&ctx) {
         Verdict::Pass => xdp_action::XDP_PASS,
         Verdict::Drop => xdp_action::XDP_DROP,
@@ -235,7 +250,7 @@ pub fn policyd_xdp(ctx: XdpContext) -> u32 {
 /// policyd's cost against, in the same run on the same machine. Never
 /// attached by policyd.
 #[xdp]
-pub fn policyd_floor(_ctx: XdpContext) -> u32 {
+fn policyd_floor(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
@@ -260,7 +275,8 @@ const TC_PULL: u32 = 256;
 fn enforced_on_ingress(ctx: &TcContext) -> bool {
     // SAFETY: reading a field of the program's own context.
     let arrived_on = unsafe { (*ctx.skb.skb).ingress_ifindex };
-    // SAFETY (HashMap::get): only presence is tested.
+    // SAFETY: HashMap::get's hazard is reading a removed entry through the
+    // reference; only presence is tested, the value is never read.
     arrived_on != 0 && unsafe { IFACES.get(arrived_on) }.is_some()
 }
 
@@ -279,20 +295,20 @@ fn tc<const E: bool>(ctx: &TcContext) -> i32 {
 
 /// A classifier that does nothing: the floor for the TC programs' cost.
 #[classifier]
-pub fn policyd_tc_floor(_ctx: TcContext) -> i32 {
+fn policyd_tc_floor(_ctx: TcContext) -> i32 {
     TC_ACT_OK
 }
 
 /// Ingress enforcement where XDP is unavailable or unwanted.
 #[classifier]
-pub fn policyd_tc_ingress(ctx: TcContext) -> i32 {
+fn policyd_tc_ingress(ctx: TcContext) -> i32 {
     tc::<false>(&ctx)
 }
 
 /// Egress enforcement: downloads on user-facing interfaces, uploads (and
 /// local sockets' traffic) on network-facing ones.
 #[classifier]
-pub fn policyd_tc_egress(ctx: TcContext) -> i32 {
+fn policyd_tc_egress(ctx: TcContext) -> i32 {
     tc::<true>(&ctx)
 }
 

@@ -114,7 +114,15 @@ pub(crate) static COUNTERS: PerCpuHashMap<CounterKey, Counters> =
 #[map]
 pub(crate) static ZERO_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
 
-// The packet being processed: too big for the 512-byte stack.
+// The packet being processed: too big for the 512-byte stack. One slot per
+// CPU, shared by all three programs (XDP, TC ingress, TC egress): a run
+// takes its CPU's slot from parse to its last event, and parse overwrites
+// every field first, so nothing carries over between packets. One slot is
+// enough because runs of these programs never overlap on a CPU: each runs
+// to completion with bottom halves disabled and migration off, and none
+// starts another hook while it runs. The argument, and the kernels it does
+// not hold on (PREEMPT_RT), is in docs/datapath.md, "One scratch slot per
+// CPU".
 #[map]
 pub(crate) static SCRATCH: PerCpuArray<Packet> = PerCpuArray::with_max_entries(1, 0);
 

@@ -6,8 +6,6 @@
 //! headers (hop-by-hop, routing, fragment, destination options, AH); the
 //! ports of TCP, UDP and SCTP and the type of ICMP and ICMPv6.
 
-use core::mem::size_of;
-
 use policy_common::{Addr16, FlowKey, cast, v4_mapped};
 
 /// The packet is shorter than the headers it announces, or a header field is

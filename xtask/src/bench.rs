@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use crate::{bootstrap, build_cmd, cmd, paths, privileges};
 
 #[derive(clap::Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Few repeats, small sizes; print the tables, leave BENCHMARKS.md alone.
     #[arg(long)]
     pub quick: bool,
@@ -37,8 +37,8 @@ fn cpu_model() -> String {
 
 /// What every run of the harness produces: its Markdown tables (each
 /// opens with `### `) and its plots.
-pub const TABLES: usize = 9;
-pub const PLOTS: [&str; 7] = [
+pub(crate) const TABLES: usize = 9;
+pub(crate) const PLOTS: [&str; 7] = [
     "cost.svg",
     "scale.svg",
     "memory.svg",
@@ -49,7 +49,7 @@ pub const PLOTS: [&str; 7] = [
 ];
 
 /// Checks a run's output: every table printed and every plot written.
-pub fn check_output(tables: &str, plot_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_output(tables: &str, plot_dir: &Path) -> anyhow::Result<()> {
     let n = tables.lines().filter(|l| l.starts_with("### ")).count();
     if n != TABLES {
         anyhow::bail!("the benchmark harness printed {n} of {TABLES} tables:\n{tables}");
@@ -73,7 +73,7 @@ pub fn check_output(tables: &str, plot_dir: &Path) -> anyhow::Result<()> {
 
 /// The benchmark harness (the `bench` example of the tests package) with
 /// the policyd binary of the same profile; arguments go after it.
-pub fn command(release: bool) -> Command {
+pub(crate) fn command(release: bool) -> Command {
     let profile = if release { "release" } else { "debug" };
     let mut bench = build_cmd::cargo();
     bench
@@ -87,7 +87,7 @@ pub fn command(release: bool) -> Command {
     bench
 }
 
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     privileges::require("bench")?;
     bootstrap::run()?;
     cmd::run(&mut build_cmd::build_policyd(true))?;

@@ -5,7 +5,7 @@
 //! Each step says what it found, and what it installs and why.
 
 mod apt;
-pub mod bpf_linker;
+pub(crate) mod bpf_linker;
 mod rust_src;
 mod toolchain;
 
@@ -13,12 +13,12 @@ use std::time::Instant;
 
 /// What a step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     AlreadyPresent,
     Installed,
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub(crate) fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let nightly = toolchain::ensure_nightly()?;
     let outcomes = [

@@ -10,19 +10,19 @@ use std::{
 use crate::{bootstrap, cmd, paths};
 
 #[derive(clap::Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// Build with the release profile.
     #[arg(long)]
     pub release: bool,
 }
 
-pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<()> {
     bootstrap::run()?;
     cmd::run(&mut build_policyd(args.release))
 }
 
 /// `cargo build -p policy-userspace`, run from the workspace root.
-pub fn build_policyd(release: bool) -> Command {
+pub(crate) fn build_policyd(release: bool) -> Command {
     let mut build = cargo();
     build.args(["build", "-p", "policy-userspace"]);
     if release {
@@ -33,14 +33,14 @@ pub fn build_policyd(release: bool) -> Command {
 
 /// `cargo` in the workspace root. The rustup proxy picks the toolchain xtask
 /// itself runs under (rustup passes it down in RUSTUP_TOOLCHAIN).
-pub fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cargo = Command::new("cargo");
     cargo.current_dir(paths::workspace_root());
     cargo
 }
 
 /// Cargo's target directory: CARGO_TARGET_DIR when set, else `target/`.
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let root = paths::workspace_root();
     env::var_os("CARGO_TARGET_DIR").map_or_else(
         || root.join("target"),

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 
 /// Renders `cmd` the way a person would type it: working directory, the
 /// environment it sets, the program and its arguments.
-pub fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     let mut words = Vec::new();
     if let Some(dir) = cmd.get_current_dir() {
         words.push(format!("cd {} &&", quote(&dir.to_string_lossy())));
@@ -30,7 +30,7 @@ pub fn describe(cmd: &Command) -> String {
 }
 
 /// Echoes `cmd`, runs it with inherited stdio and fails unless it exits 0.
-pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let line = describe(cmd);
     eprintln!("$ {line}");
     let status = cmd
@@ -45,7 +45,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// Runs `cmd` silently and returns its trimmed stdout, or `None` when it
 /// cannot start or exits non-zero. For questions like "is X installed?",
 /// where a failure is an answer rather than an error.
-pub fn probe(cmd: &mut Command) -> Option<String> {
+pub(crate) fn probe(cmd: &mut Command) -> Option<String> {
     let output = cmd
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -59,7 +59,10 @@ pub fn probe(cmd: &mut Command) -> Option<String> {
 
 /// Like [`run`], but also hands each line of the child's stdout to `on_line`
 /// as it arrives, while still echoing it live to our stdout.
-pub fn run_streaming(cmd: &mut Command, mut on_line: impl FnMut(&str)) -> anyhow::Result<()> {
+pub(crate) fn run_streaming(
+    cmd: &mut Command,
+    mut on_line: impl FnMut(&str),
+) -> anyhow::Result<()> {
     let line = describe(cmd);
     eprintln!("$ {line}");
     let mut child = cmd

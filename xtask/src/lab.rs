@@ -33,7 +33,7 @@ use policyd_tests::{
 use crate::{build_cmd, cmd, privileges};
 
 #[derive(clap::Args)]
-pub struct LabArgs {
+pub(crate) struct LabArgs {
     /// How long to run traffic through the lab, in seconds.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
@@ -198,7 +198,7 @@ struct Row {
     limit: u64,
 }
 
-pub fn run(args: LabArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: LabArgs) -> anyhow::Result<()> {
     privileges::require("lab")?;
     build_cmd::run(&build_cmd::BuildArgs { release: false })?;
     let policyd = build_cmd::target_dir().join("debug").join("policyd");

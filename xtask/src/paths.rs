@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 /// The workspace root. xtask is always built from source inside the
 /// workspace it serves, so the path baked in at compile time is right for
 /// every clone (each clone compiles its own xtask).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
 }
 
 /// `shared/toolchain/` beside the workspace: the project's copies of
 /// toolchain parts that cannot be downloaded on its machines.
-pub fn shared_toolchain_dir(workspace_root: &Path) -> PathBuf {
+pub(crate) fn shared_toolchain_dir(workspace_root: &Path) -> PathBuf {
     workspace_root.join("..").join("shared").join("toolchain")
 }
 

@@ -12,7 +12,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_BPF: u32 = 39;
 
 /// Fails with a message saying how to get the privileges `task` needs.
-pub fn require(task: &str) -> anyhow::Result<()> {
+pub(crate) fn require(task: &str) -> anyhow::Result<()> {
     let creds = Credentials::of_this_process()?;
     let missing = creds.missing_capabilities();
     if missing.is_empty() {
@@ -34,7 +34,7 @@ pub fn require(task: &str) -> anyhow::Result<()> {
     );
 }
 
-pub fn effective_uid() -> anyhow::Result<u32> {
+pub(crate) fn effective_uid() -> anyhow::Result<u32> {
     Ok(Credentials::of_this_process()?.euid)
 }
 

@@ -27,13 +27,13 @@ const HOST_PACKAGES: [&str; 4] = [
 ];
 
 #[derive(clap::Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Passed to the test binaries, e.g. `cargo xtask test -- --nocapture`.
     #[arg(last = true)]
     pub test_args: Vec<String>,
 }
 
-pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     if env::var_os("CI").is_some() {
         print_versions();
     }

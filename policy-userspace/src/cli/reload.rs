@@ -35,7 +35,7 @@ pub(super) struct Reloader {
 impl Reloader {
     /// Reloads; `Ok(false)` when the new policy was refused (the old one
     /// stays in force; the reason is logged and counted).
-    pub fn reload(&mut self, dataplane: &mut Dataplane, why: &str) -> bool {
+    pub(super) fn reload(&mut self, dataplane: &mut Dataplane, why: &str) -> bool {
         let started = std::time::Instant::now();
         match self.try_reload(dataplane) {
             Ok(Outcome::Unchanged) => {

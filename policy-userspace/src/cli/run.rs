@@ -421,7 +421,7 @@ async fn follow_schedule(
     policy: policy::Policy,
     profiles: Vec<String>,
     clock: Clock,
-    switch: Arc<std::sync::Mutex<crate::dataplane::ProfileSwitch>>,
+    switch: Arc<std::sync::Mutex<dataplane::ProfileSwitch>>,
     names: Arc<RwLock<Names>>,
     mut current: usize,
 ) {

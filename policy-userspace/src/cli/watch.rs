@@ -157,7 +157,7 @@ pub(super) struct PolicyWatch {
 
 impl PolicyWatch {
     /// Starts watching the policy `paths` (as given to `run`).
-    pub fn start(paths: &[PathBuf], settle: Duration) -> Self {
+    pub(super) fn start(paths: &[PathBuf], settle: Duration) -> Self {
         let wanted = Arc::new(Mutex::new(Wanted::default()));
         let (tx, changes) = mpsc::unbounded_channel();
         let filter = Arc::clone(&wanted);
@@ -191,7 +191,7 @@ impl PolicyWatch {
     /// Resolves the symlink chains again and watches what they lead to now.
     /// Called before every reload: a change after this is noticed, one
     /// before it is read by the reload.
-    pub fn refresh(&mut self) {
+    pub(super) fn refresh(&mut self) {
         let Some(watcher) = self.watcher.as_mut() else {
             return;
         };
@@ -220,7 +220,7 @@ impl PolicyWatch {
     /// Returns once a change has been followed by a quiet period with no
     /// other. Cancel-safe: its state lives in `self`, so a `select!` that
     /// drops it (a signal came first) loses nothing.
-    pub async fn settled(&mut self) {
+    pub(super) async fn settled(&mut self) {
         loop {
             match self.deadline {
                 None => {

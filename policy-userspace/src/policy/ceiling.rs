@@ -18,12 +18,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{merge::stricter, types::*, units::ActionSpec};
+use super::{merge::stricter, types::*};
 
 /// Which action of a rule: one profile's, or the rule's default (what it
 /// does in a profile a later layer adds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+pub(super) enum Slot {
     Profile(usize),
     Default,
 }
@@ -76,17 +76,17 @@ fn in_slot(r: &Rule, slot: Slot) -> ActionSpec {
 
 /// One file's rules and blanket actions (or the files merged so far),
 /// indexed for lookups.
-pub struct Layer<'a> {
+pub(super) struct Layer<'a> {
     rules: HashMap<(&'a str, Key<'a>), &'a Rule>,
     blankets: HashMap<&'a str, ActionSpec>,
     unidentified: Option<ActionSpec>,
 }
 
 /// Which group each user is in: the merged policy's (files agree on it).
-pub struct Groups<'a>(HashMap<&'a str, &'a str>);
+pub(super) struct Groups<'a>(HashMap<&'a str, &'a str>);
 
 impl<'a> Groups<'a> {
-    pub fn new(users: &'a [User]) -> Self {
+    pub(super) fn new(users: &'a [User]) -> Self {
         Self(
             users
                 .iter()
@@ -97,7 +97,7 @@ impl<'a> Groups<'a> {
 }
 
 impl<'a> Layer<'a> {
-    pub fn new(p: &'a Policy) -> Self {
+    pub(super) fn new(p: &'a Policy) -> Self {
         Self {
             rules: p
                 .rules
@@ -122,7 +122,7 @@ impl<'a> Layer<'a> {
     /// capped by the group's (else everyone's) rule as `compile` does (if
     /// the two cannot be ordered the blanket stands), else the group's
     /// rule, else everyone's, else allow.
-    pub fn effective(
+    pub(super) fn effective(
         &self,
         groups: &Groups<'_>,
         who: &Subject,
@@ -181,7 +181,7 @@ impl<'a> Layer<'a> {
 /// stricter of what the two say for that subject. `users` are the merged
 /// users; `profiles` is how many the combined policy has. An error names
 /// the rule whose actions cannot be ordered (bits against packets).
-pub fn combine(
+pub(super) fn combine(
     base: &Policy,
     layer: &Policy,
     users: &[User],

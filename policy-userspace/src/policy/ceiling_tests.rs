@@ -338,8 +338,7 @@ fn compiled_layers_enforce_the_stricter_of_each_layers_own_action() {
         let mut who: Vec<&str> = USERS.iter().map(|u| u.0).collect();
         who.push(UNIDENTIFIED);
         for (k, text) in texts.iter().enumerate() {
-            let alone =
-                CompiledPolicy::compile(&parse(std::path::Path::new("alone"), text).unwrap());
+            let alone = CompiledPolicy::compile(&parse(Path::new("alone"), text).unwrap());
             for user in &who {
                 for class in CLASSES {
                     for (slot, profile) in alone.profiles.iter().enumerate() {
@@ -382,7 +381,7 @@ fn in_layer_for_test(l: &Layered, k: usize, user: &str, class: &str, slot: usize
 }
 
 fn err(src: &str) -> String {
-    parse(std::path::Path::new("p.toml"), src)
+    parse(Path::new("p.toml"), src)
         .expect_err("policy should be rejected")
         .to_string()
 }
@@ -407,7 +406,7 @@ fn an_ipv4_address_and_its_mapped_form_are_one_address() {
     let e = err("[[user]]\nname = \"a\"\nips = [\"10.0.0.1\", \"::FFFF:a00:1\"]\n");
     assert!(e.contains("is listed twice (first at p.toml:3:8)"), "{e}");
     let p = parse(
-        std::path::Path::new("p.toml"),
+        Path::new("p.toml"),
         "[sets]\nweb = [\"::ffff:203.0.113.0/120\", \"::ffff:198.51.100.7\"]\n[[user]]\nname = \"a\"\nips = [\"::ffff:10.0.0.1\"]\nmacs = [\"02:00:00:00:00:01\"]\n",
     )
     .unwrap();
@@ -419,7 +418,7 @@ fn an_ipv4_address_and_its_mapped_form_are_one_address() {
     assert_eq!(c.exact[0].0, policy_common::v4_mapped([10, 0, 0, 1]));
     // Not mapped: stays IPv6 (and a prefix shorter than /96 stays one).
     let p = parse(
-        std::path::Path::new("p.toml"),
+        Path::new("p.toml"),
         "[[user]]\nname = \"a\"\nips = [\"::10.0.0.1\", \"64:ff9b::/96\"]\n",
     )
     .unwrap();

@@ -88,7 +88,7 @@ const NS_PER_SEC: u128 = 1_000_000_000;
 const MAX_COST_FP: u128 = 1 << 47;
 /// Smallest burst that lets a full-size Ethernet frame through an idle
 /// bucket; a smaller one would drop every such frame.
-pub const MIN_BURST_BYTES: u64 = 1514;
+pub(super) const MIN_BURST_BYTES: u64 = 1514;
 
 /// The burst when a limit gives none: 250 ms at the rate, at least 64 KiB
 /// or 10 packets.

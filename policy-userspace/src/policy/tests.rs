@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use policy_common::{
     ActionKey, GROUP_BIT, SUBJECT_ANY, USER_UNIDENTIFIED, field, flag, kind, v4_mapped,
 };

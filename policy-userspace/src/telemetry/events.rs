@@ -88,7 +88,7 @@ impl EventSink {
     pub async fn run(
         mut self,
         ring: RingBuf<MapData>,
-        stop: impl std::future::Future<Output = ()>,
+        stop: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         // SAFETY: the AsyncFd owns the ring buffer, so its fd stays open for
         // as long as it is registered.

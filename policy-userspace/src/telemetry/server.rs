@@ -1,6 +1,6 @@
 //! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz`, `/readyz`.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use prometheus_client::{encoding::text::encode, registry::Registry};

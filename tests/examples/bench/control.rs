@@ -16,7 +16,7 @@ use crate::{
 /// Time to apply a policy of `users` users (exact addresses) as a reload:
 /// the second apply into an already loaded object, which writes the idle
 /// generation, switches, and removes the old one.
-pub fn reload_table(quick: bool) {
+pub(crate) fn reload_table(quick: bool) {
     println!("### Control plane: applying a policy (a reload)\n");
     println!(
         "_Each policy applied twice into one loaded object; the second apply is the reload (write the idle generation, switch, remove the old one). Wall time, median of 3._\n"
@@ -44,7 +44,7 @@ pub fn reload_table(quick: bool) {
 
 /// A running daemon with 10 000 users (1 000 in quick runs) that all sent a packet: its memory
 /// and the cost of a scrape.
-pub fn daemon_table(quick: bool) {
+pub(crate) fn daemon_table(quick: bool) {
     let users: u32 = if quick { 1_000 } else { 10_000 };
     println!("### Control plane: the daemon with {users} active users\n");
     let mut text = String::new();

@@ -52,7 +52,7 @@ fn run_tc(prog: &SchedClassifier, frame: &[u8], repeat: u32) -> f64 {
 }
 
 /// One packet's medians, in ns.
-pub struct CostRow {
+pub(crate) struct CostRow {
     pub packet: &'static str,
     pub floor: f64,
     pub policyd: f64,
@@ -65,7 +65,7 @@ fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "n/a".to_owned(), f)
 }
 
-pub fn cost_table(s: &Settings) -> Vec<CostRow> {
+pub(crate) fn cost_table(s: &Settings) -> Vec<CostRow> {
     const USERS: u32 = 10_000;
     let p = policy(USERS, 1_000);
     let mut dp = load(&p);
@@ -150,7 +150,7 @@ pub fn cost_table(s: &Settings) -> Vec<CostRow> {
 }
 
 /// One size's medians (ns) and the maps' memory (bytes).
-pub struct ScaleRow {
+pub(crate) struct ScaleRow {
     pub n: u32,
     pub floor: f64,
     pub policyd: f64,
@@ -158,7 +158,7 @@ pub struct ScaleRow {
 }
 
 /// `dst` gives, for a size, where the packet (IPv4 UDP from user 1) goes.
-pub fn scale_table(
+pub(crate) fn scale_table(
     s: &Settings,
     what: &str,
     sizes: &[u32],
@@ -208,7 +208,7 @@ pub fn scale_table(
 
 /// Which maps the memory goes to, at the default capacities (a policy of
 /// one user): what `--max-*` options trade.
-pub fn memory_table() {
+pub(crate) fn memory_table() {
     let _dp = load(&policy(1, 1));
     let mut maps = memory::maps();
     maps.sort_by_key(|m| std::cmp::Reverse(m.memlock));

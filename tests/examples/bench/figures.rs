@@ -12,7 +12,7 @@ fn plot_or_warn(what: &str, r: std::io::Result<()>) {
 
 /// Everything measured, for the plots.
 #[derive(Default)]
-pub struct Results {
+pub(crate) struct Results {
     pub cost: Vec<cost::CostRow>,
     pub users: Vec<cost::ScaleRow>,
     pub cidrs: Vec<cost::ScaleRow>,
@@ -22,7 +22,7 @@ pub struct Results {
 }
 
 /// Writes every plot the results allow into `dir`.
-pub fn write(dir: &Path, r: &Results) {
+pub(crate) fn write(dir: &Path, r: &Results) {
     if !r.cost.is_empty() {
         let categories: Vec<String> = r.cost.iter().map(|c| c.packet.to_owned()).collect();
         let col = |f: fn(&cost::CostRow) -> f64| r.cost.iter().map(f).collect::<Vec<f64>>();
@@ -100,18 +100,20 @@ pub fn write(dir: &Path, r: &Results) {
                 names.push(x.limiter);
             }
         }
-        for (file, title, f) in [
+        type Measure = fn(&rate::RateRow) -> f64;
+        let figures: [(&str, &str, Measure); 2] = [
             (
                 "rate-tcp.svg",
                 "TCP goodput through a per-user limit",
-                (|x: &rate::RateRow| x.tcp_bps) as fn(&rate::RateRow) -> f64,
+                |x: &rate::RateRow| x.tcp_bps,
             ),
             (
                 "rate-udp.svg",
                 "UDP (frames) through a per-user limit",
                 |x: &rate::RateRow| x.udp_frame_bps,
             ),
-        ] {
+        ];
+        for (file, title, f) in figures {
             let series: Vec<(String, Vec<f64>)> = names
                 .iter()
                 .map(|n| {

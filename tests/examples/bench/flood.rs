@@ -266,9 +266,9 @@ fn measure(d: Dropper, warmup: f64, secs: f64) -> Sample {
 }
 
 /// Per dropper: (name, median ns per packet, median dropped pps).
-pub type FloodResult = Vec<(&'static str, f64, f64)>;
+pub(crate) type FloodResult = Vec<(&'static str, f64, f64)>;
 
-pub fn flood_table(quick: bool) -> FloodResult {
+pub(crate) fn flood_table(quick: bool) -> FloodResult {
     let (rounds, warmup, secs) = if quick { (1, 0.2, 0.3) } else { (3, 0.5, 4.0) };
     println!("### Drop throughput: one user floods the gateway over veth\n");
     println!(

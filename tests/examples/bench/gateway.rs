@@ -9,25 +9,25 @@ use policyd_tests::{
 
 use crate::policyd_bin;
 
-pub enum Gateway {
+pub(crate) enum Gateway {
     Policyd(Topology),
     Plain(Net),
 }
 
 impl Gateway {
     /// policyd enforcing `policy` on `gw0`, ready.
-    pub fn policyd(net: Net, policy: &str) -> Self {
+    pub(crate) fn policyd(net: Net, policy: &str) -> Self {
         Gateway::Policyd(Topology::start(net, &policyd_bin(), policy, &[]).expect("policyd"))
     }
 
-    pub fn gw(&self) -> &NetNs {
+    pub(crate) fn gw(&self) -> &NetNs {
         match self {
             Gateway::Policyd(t) => &t.gw,
             Gateway::Plain(n) => &n.gw,
         }
     }
 
-    pub fn cl(&self) -> &NetNs {
+    pub(crate) fn cl(&self) -> &NetNs {
         match self {
             Gateway::Policyd(t) => &t.cl,
             Gateway::Plain(n) => &n.cl,
@@ -35,7 +35,7 @@ impl Gateway {
     }
 
     /// The running policyd, if this gateway has one.
-    pub fn policyd_topology(&self) -> Option<&Topology> {
+    pub(crate) fn policyd_topology(&self) -> Option<&Topology> {
         match self {
             Gateway::Policyd(t) => Some(t),
             Gateway::Plain(_) => None,

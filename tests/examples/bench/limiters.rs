@@ -14,7 +14,7 @@ use policyd_tests::{NetNs, topology::Net};
 use crate::nft;
 
 #[derive(Clone, Copy, PartialEq)]
-pub enum Limiter {
+pub(crate) enum Limiter {
     /// policyd at XDP on `gw0`: one `limit` per user.
     Policyd,
     /// nftables at netdev ingress of `gw0`: one `limit rate over ... drop`
@@ -30,7 +30,7 @@ pub enum Limiter {
     Tbf,
 }
 
-pub const RATE_LIMITERS: [(&str, Limiter); 5] = [
+pub(crate) const RATE_LIMITERS: [(&str, Limiter); 5] = [
     ("policyd (XDP)", Limiter::Policyd),
     ("nftables limit", Limiter::NftLimit),
     ("iptables hashlimit", Limiter::Hashlimit),
@@ -39,14 +39,14 @@ pub const RATE_LIMITERS: [(&str, Limiter); 5] = [
 ];
 
 /// Per-user limiters only.
-pub const FAIR_LIMITERS: [(&str, Limiter); 4] = [
+pub(crate) const FAIR_LIMITERS: [(&str, Limiter); 4] = [
     ("policyd (XDP)", Limiter::Policyd),
     ("nftables limit", Limiter::NftLimit),
     ("iptables hashlimit", Limiter::Hashlimit),
     ("HTB (sender)", Limiter::Htb),
 ];
 
-pub const WHERE: &str = "policyd, nftables and hashlimit police the gateway's `gw0`; HTB and TBF shape the \
+pub(crate) const WHERE: &str = "policyd, nftables and hashlimit police the gateway's `gw0`; HTB and TBF shape the \
                          client's `cl0` egress (a shaper queues where a policer drops).";
 
 /// Burst for every limiter: 250 ms at the rate, policyd's default.
@@ -55,7 +55,7 @@ fn burst_bytes(rate: u64) -> u64 {
 }
 
 /// A policy giving each of `users` (addresses) a limit of `rate` bit/s.
-pub fn policyd_policy(users: &[String], rate: u64) -> String {
+pub(crate) fn policyd_policy(users: &[String], rate: u64) -> String {
     users
         .iter()
         .enumerate()
@@ -78,7 +78,7 @@ fn run(cmd: &mut std::process::Command) {
 }
 
 /// Configures `l` (not policyd) for `users` at `rate` bit/s each.
-pub fn configure(l: Limiter, net: &Net, users: &[String], rate: u64) {
+pub(crate) fn configure(l: Limiter, net: &Net, users: &[String], rate: u64) {
     let burst = burst_bytes(rate);
     match l {
         Limiter::Policyd => unreachable!("policyd runs as a daemon"),

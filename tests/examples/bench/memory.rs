@@ -3,7 +3,7 @@
 use aya::maps::MapInfo;
 
 /// One map this process holds: its name, capacity and memory.
-pub struct MapMemory {
+pub(crate) struct MapMemory {
     pub name: String,
     pub max_entries: u64,
     pub memlock: u64,
@@ -13,7 +13,7 @@ pub struct MapMemory {
 /// `/proc/self/fdinfo`. Since Linux 6.4 `memlock` comes from each map
 /// type's `map_mem_usage`, so it follows what hash and LPM maps really
 /// allocate rather than a worst-case estimate.
-pub fn maps() -> Vec<MapMemory> {
+pub(crate) fn maps() -> Vec<MapMemory> {
     let Ok(fds) = std::fs::read_dir("/proc/self/fdinfo") else {
         return Vec::new();
     };
@@ -42,6 +42,6 @@ pub fn maps() -> Vec<MapMemory> {
 }
 
 /// The sum of `memlock` over every map this process holds.
-pub fn maps_memlock() -> u64 {
+pub(crate) fn maps_memlock() -> u64 {
     maps().iter().map(|m| m.memlock).sum()
 }

@@ -5,7 +5,7 @@ use std::{io::Write as _, process::Stdio};
 use policyd_tests::NetNs;
 
 /// Loads `rules` (an `nft -f` script) into `ns`; panics with nft's error.
-pub fn apply(ns: &NetNs, rules: &str) {
+pub(crate) fn apply(ns: &NetNs, rules: &str) {
     let mut child = ns
         .command("nft")
         .args(["-f", "-"])
@@ -31,7 +31,7 @@ pub fn apply(ns: &NetNs, rules: &str) {
 }
 
 /// The sum of the packet counts of every `counter` in `ns`'s rule set.
-pub fn counter_packets(ns: &NetNs) -> u64 {
+pub(crate) fn counter_packets(ns: &NetNs) -> u64 {
     let out = ns
         .command("nft")
         .args(["list", "ruleset"])

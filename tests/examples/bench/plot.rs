@@ -55,7 +55,7 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Grouped bar chart: one group per category along x, one bar per series in each group, with a legend.
 /// `series[i].1[j]` is the value of series i in category j (same length as `categories`). Values may be NaN = missing (draw nothing).
-pub fn bars(
+pub(crate) fn bars(
     path: &Path,
     title: &str,
     y_label: &str,
@@ -81,7 +81,7 @@ pub fn bars(
 
 /// Line chart with point markers and a legend; `log_x` makes the x axis logarithmic (x values are > 0 then).
 /// A point with a non-finite coordinate (or x <= 0 when `log_x`) is left out and breaks its line there.
-pub fn lines(
+pub(crate) fn lines(
     path: &Path,
     title: &str,
     x_label: &str,
@@ -97,7 +97,7 @@ pub fn lines(
 /// Renders into a string first so that a failed write reports the real
 /// `io::Error` (the file backend only writes when dropped, where errors are
 /// lost), and a failed drawing leaves no half-written file behind.
-fn render(path: &Path, draw: impl FnOnce(&Area) -> DrawResult) -> io::Result<()> {
+fn render(path: &Path, draw: impl FnOnce(&Area<'_>) -> DrawResult) -> io::Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -111,7 +111,7 @@ fn render(path: &Path, draw: impl FnOnce(&Area) -> DrawResult) -> io::Result<()>
 }
 
 fn draw_bars(
-    root: &Area,
+    root: &Area<'_>,
     title: &str,
     y_label: &str,
     categories: &[String],
@@ -222,7 +222,7 @@ impl Ranged for CategoryAxis {
 }
 
 fn draw_lines(
-    root: &Area,
+    root: &Area<'_>,
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -345,7 +345,11 @@ fn frame<'a, 'n>(
     Ok(body.split_horizontally(SIZE.0 - legend_width))
 }
 
-fn draw_legend<'n>(area: &Area, names: impl Iterator<Item = &'n str>, line: bool) -> DrawResult {
+fn draw_legend<'n>(
+    area: &Area<'_>,
+    names: impl Iterator<Item = &'n str>,
+    line: bool,
+) -> DrawResult {
     let text =
         TextStyle::from((FONT, TEXT_SIZE).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let max_chars = (area.dim_in_pixel().0.saturating_sub(LEGEND_TEXT_X + 11) / CHAR_PX) as usize;
@@ -369,7 +373,7 @@ fn draw_legend<'n>(area: &Area, names: impl Iterator<Item = &'n str>, line: bool
 }
 
 /// Says so explicitly, because an empty frame looks like a rendering bug.
-fn no_data(plot: &Area) -> DrawResult {
+fn no_data(plot: &Area<'_>) -> DrawResult {
     let (w, h) = plot.dim_in_pixel();
     let style = TextStyle::from((FONT, TITLE_SIZE).into_font())
         .color(&RGBColor(0x80, 0x80, 0x80))

@@ -19,14 +19,14 @@ use crate::{
 };
 
 const SUBNET: u8 = 230;
-pub const GW: &str = "10.230.0.1";
+pub(crate) const GW: &str = "10.230.0.1";
 /// The first port the gateway's iperf3 servers listen on (one per user).
 const PORT: u16 = 5230;
 /// UDP payload per datagram: frames are PAYLOAD + 42 bytes on the wire.
 const PAYLOAD: usize = 1400;
 
 /// User `i`'s address (0-based), all on the gateway's /24.
-pub fn user_addr(i: usize) -> String {
+pub(crate) fn user_addr(i: usize) -> String {
     format!("10.{SUBNET}.0.{}", i + 2)
 }
 
@@ -173,7 +173,7 @@ fn wait_listening(gw: &NetNs, users: usize) {
 }
 
 /// One limiter at one rate: medians over rounds.
-pub struct RateRow {
+pub(crate) struct RateRow {
     pub limiter: &'static str,
     pub rate: u64,
     pub tcp_bps: f64,
@@ -189,7 +189,7 @@ fn mbit(bps: u64) -> String {
     }
 }
 
-pub fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<RateRow> {
+pub(crate) fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<RateRow> {
     let (rounds, secs, rates): (usize, u32, &[u64]) = if quick {
         (1, 1, &[100_000_000])
     } else {
@@ -255,7 +255,7 @@ pub fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<Rate
 }
 
 /// One limiter's per-user TCP goodputs (bit/s, sorted) with users at once.
-pub struct FairRow {
+pub(crate) struct FairRow {
     pub limiter: &'static str,
     pub per_user: Vec<f64>,
 }
@@ -270,7 +270,7 @@ fn jain(x: &[f64]) -> f64 {
     sum * sum / (x.len() as f64 * sq)
 }
 
-pub fn fairness_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<FairRow> {
+pub(crate) fn fairness_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<FairRow> {
     let (users, secs, rounds) = if quick { (5, 1, 1) } else { (50, 8, 3) };
     const RATE: u64 = 10_000_000;
     // Quick runs are too short to leave a second out.

@@ -10,7 +10,7 @@ use policyd_tests::packet::*;
 
 /// A policy with `users` users at 10.x.y.z, `cidrs` remote CIDRs in one set
 /// that a class matches, and a handful of port classes.
-pub fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
+pub(crate) fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
     let mut p = CompiledPolicy {
         classes: vec![
             "default".into(),
@@ -89,19 +89,19 @@ fn reference_policy() -> CompiledPolicy {
 }
 
 /// User `i`'s address: 10.0.0.1 is user 1.
-pub fn user_addr(i: u32) -> [u8; 4] {
+pub(crate) fn user_addr(i: u32) -> [u8; 4] {
     let [_, a, b, c] = i.to_be_bytes();
     [10, a, b, c]
 }
 
-pub fn load(p: &CompiledPolicy) -> Dataplane {
+pub(crate) fn load(p: &CompiledPolicy) -> Dataplane {
     let mut dp = Dataplane::load(Capacity::default().fit(p), Pins::ephemeral())
         .expect("load (are you root?)");
     dp.apply(p).expect("apply");
     dp
 }
 
-pub fn packets() -> Vec<(&'static str, Vec<u8>)> {
+pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
     let user = user_addr(1);
     vec![
         (
@@ -151,7 +151,7 @@ fn cidr(i: u32) -> [u8; 4] {
 
 /// An address in the last CIDR of a set of `n`: the lookup walks the trie
 /// down to a leaf (a destination outside every prefix stops near the root).
-pub fn in_last_cidr(n: u32) -> [u8; 4] {
+pub(crate) fn in_last_cidr(n: u32) -> [u8; 4] {
     let [a, b, c, _] = cidr(n.saturating_sub(1));
     [a, b, c, 9]
 }

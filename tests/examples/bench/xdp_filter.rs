@@ -30,10 +30,10 @@ const MAP_FLAG_DST: u64 = 1 << 1;
 const MAP_FLAG_TCP: u64 = 1 << 2;
 
 /// Its IPv4 table is compiled with room for 10 000 addresses.
-pub const MAX_IPV4: u32 = 10_000;
+pub(crate) const MAX_IPV4: u32 = 10_000;
 
 /// Where Debian installs the object, if xdp-tools is there.
-pub fn object() -> Option<PathBuf> {
+pub(crate) fn object() -> Option<PathBuf> {
     [
         "/usr/lib/x86_64-linux-gnu/bpf",
         "/usr/lib/bpf",
@@ -47,7 +47,7 @@ pub fn object() -> Option<PathBuf> {
 /// xdp-filter loaded and filled: `addrs` source addresses denied and the
 /// destination ports policyd's benchmark policy classifies (25, 6000–6010)
 /// denied for TCP.
-pub struct XdpFilter {
+pub(crate) struct XdpFilter {
     ebpf: Ebpf,
     /// Declared after `ebpf`: the pins go once the maps are closed.
     pins: PinDir,
@@ -64,7 +64,7 @@ impl Drop for PinDir {
 }
 
 impl XdpFilter {
-    pub fn load(path: &Path, addrs: &[[u8; 4]]) -> Result<Self, String> {
+    pub(crate) fn load(path: &Path, addrs: &[[u8; 4]]) -> Result<Self, String> {
         // Its maps are declared pinned by name: left to the default, they
         // would land in (and be reused from) /sys/fs/bpf itself.
         // One directory per instance: aya would otherwise hand a second
@@ -120,7 +120,7 @@ impl XdpFilter {
     }
 
     /// Pins the program, for `ip link set ... xdpdrv pinned PATH`.
-    pub fn pin_program(&mut self) -> Result<PathBuf, String> {
+    pub(crate) fn pin_program(&mut self) -> Result<PathBuf, String> {
         let path = self.pins.0.join("prog");
         let prog: &mut Xdp = self
             .ebpf
@@ -134,7 +134,7 @@ impl XdpFilter {
 
     /// Packets the program has dropped, from its own statistics
     /// (`xdp_stats_map`: per action, `{rx_packets, rx_bytes}` per CPU).
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         const XDP_DROP: u32 = 1;
         let Some(map) = self.ebpf.map("xdp_stats_map") else {
             return 0;
@@ -147,7 +147,7 @@ impl XdpFilter {
             .map_or(0, |per_cpu| per_cpu.iter().map(|r| r[0]).sum())
     }
 
-    pub fn program(&self) -> &Xdp {
+    pub(crate) fn program(&self) -> &Xdp {
         self.ebpf
             .program(PROGRAM)
             .and_then(|p| p.try_into().ok())

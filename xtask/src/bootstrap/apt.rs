@@ -21,7 +21,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "capturing test traffic"),
 ];
 
-pub fn ensure() -> anyhow::Result<Outcome> {
+pub(super) fn ensure() -> anyhow::Result<Outcome> {
     let missing = missing_packages()?;
     if missing.is_empty() {
         eprintln!("ok: Debian packages ({})", names(PACKAGES).join(" "));

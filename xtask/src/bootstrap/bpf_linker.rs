@@ -8,9 +8,9 @@ use anyhow::{Context as _, bail};
 use super::Outcome;
 use crate::cmd;
 
-pub const VERSION: &str = "0.10.0";
+pub(crate) const VERSION: &str = "0.10.0";
 
-pub fn ensure() -> anyhow::Result<Outcome> {
+pub(crate) fn ensure() -> anyhow::Result<Outcome> {
     let found = installed_version();
     if let Some((path, version)) = &found
         && version == VERSION
@@ -53,7 +53,7 @@ pub fn ensure() -> anyhow::Result<Outcome> {
 
 /// Where bpf-linker was found (PATH first, then cargo's bin directory) and
 /// the version it reports.
-pub fn installed_version() -> Option<(PathBuf, String)> {
+pub(crate) fn installed_version() -> Option<(PathBuf, String)> {
     [PathBuf::from("bpf-linker"), cargo_bin().join("bpf-linker")]
         .into_iter()
         .find_map(|path| {

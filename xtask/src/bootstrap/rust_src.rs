@@ -22,7 +22,7 @@ const CORE_MANIFEST: &str = "src/rust/library/core/Cargo.toml";
 const TARBALL_PREFIX: &str = "rust-src-nightly-";
 const TARBALL_SUFFIX: &str = ".tar.gz";
 
-pub fn ensure(nightly: &Nightly) -> anyhow::Result<Outcome> {
+pub(super) fn ensure(nightly: &Nightly) -> anyhow::Result<Outcome> {
     let rustlib = rustlib(&nightly.sysroot);
     let core_manifest = rustlib.join(CORE_MANIFEST);
     if core_manifest.is_file() {

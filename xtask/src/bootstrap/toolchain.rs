@@ -12,14 +12,14 @@ use super::Outcome;
 use crate::cmd;
 
 /// The installed nightly toolchain, as later steps need to know it.
-pub struct Nightly {
+pub(super) struct Nightly {
     pub outcome: Outcome,
     /// `rustc +nightly --version`, e.g. `rustc 1.97.0-nightly (e50aa6fba 2026-05-19)`.
     pub version: String,
     pub sysroot: PathBuf,
 }
 
-pub fn ensure_nightly() -> anyhow::Result<Nightly> {
+pub(super) fn ensure_nightly() -> anyhow::Result<Nightly> {
     let list = cmd::probe(Command::new("rustup").args(["toolchain", "list"])).context(
         "`rustup toolchain list` failed: rustup manages the nightly toolchain the kernel \
          crate needs; install rustup (https://rustup.rs) and put ~/.cargo/bin in PATH",
@@ -41,6 +41,17 @@ pub fn ensure_nightly() -> anyhow::Result<Nightly> {
         .context("`rustc +nightly --version` failed although rustup lists nightly: try `rustup toolchain install nightly --force`")?;
     let sysroot = sysroot(Some("nightly"))?;
     eprintln!("ok: nightly toolchain ({version})");
+    match verified_nightly(TOOLCHAIN_FILE) {
+        Some(verified) if verified != version => eprintln!(
+            "warning: the kernel crate was verified with {verified} \
+             (policy-ebpf/rust-toolchain.toml), nightly here is {version}: \
+             if it fails to build, install that one as `nightly`"
+        ),
+        Some(_) => {}
+        None => eprintln!(
+            "warning: policy-ebpf/rust-toolchain.toml has no `# verified: rustc ...` line"
+        ),
+    }
     Ok(Nightly {
         outcome,
         version,
@@ -50,7 +61,7 @@ pub fn ensure_nightly() -> anyhow::Result<Nightly> {
 
 /// clippy and rustfmt for the default toolchain, clippy for nightly (the
 /// kernel crate is linted with it). The minimal profile ships without them.
-pub fn ensure_components() -> anyhow::Result<Outcome> {
+pub(super) fn ensure_components() -> anyhow::Result<Outcome> {
     let wanted = [
         (
             None,
@@ -97,7 +108,7 @@ pub fn ensure_components() -> anyhow::Result<Outcome> {
 /// `rustup` with the backtrace setting cleared: rustup prints a full stack
 /// trace for a failed download when RUST_BACKTRACE is set, which buries the
 /// one line that matters.
-pub fn rustup() -> Command {
+pub(super) fn rustup() -> Command {
     let mut cmd = Command::new("rustup");
     cmd.env_remove("RUST_BACKTRACE");
     cmd
@@ -105,7 +116,7 @@ pub fn rustup() -> Command {
 
 /// `rustc --print sysroot` of `toolchain`, or of the toolchain xtask itself
 /// runs under when `None`.
-pub fn sysroot(toolchain: Option<&str>) -> anyhow::Result<PathBuf> {
+pub(super) fn sysroot(toolchain: Option<&str>) -> anyhow::Result<PathBuf> {
     let mut rustc = Command::new("rustc");
     if let Some(toolchain) = toolchain {
         rustc.arg(format!("+{toolchain}"));
@@ -120,6 +131,17 @@ pub fn sysroot(toolchain: Option<&str>) -> anyhow::Result<PathBuf> {
         bail!("rustc reported sysroot {sysroot}, which is not a directory");
     }
     Ok(PathBuf::from(sysroot))
+}
+
+/// The kernel crate's toolchain file, which names the nightly it was
+/// verified with. Read at compile time: xtask is built from this workspace.
+const TOOLCHAIN_FILE: &str = include_str!("../../../policy-ebpf/rust-toolchain.toml");
+
+/// The `rustc --version` of the `# verified: ...` line of the toolchain file.
+fn verified_nightly(file: &str) -> Option<&str> {
+    file.lines()
+        .find_map(|line| line.strip_prefix("# verified: "))
+        .map(str::trim)
 }
 
 /// Whether `rustup toolchain list` output has the rolling `nightly` channel
@@ -141,6 +163,32 @@ mod tests {
         let list = "stable-x86_64-unknown-linux-gnu (active, default)\n\
                     nightly-x86_64-unknown-linux-gnu\n";
         assert!(lists_nightly(list));
+    }
+
+    #[test]
+    fn the_toolchain_file_names_the_verified_nightly() {
+        let verified = verified_nightly(TOOLCHAIN_FILE);
+        assert!(
+            verified.is_some_and(|v| v.starts_with("rustc ") && v.contains("-nightly (")),
+            "{verified:?}"
+        );
+        assert_eq!(
+            verified_nightly("# verified: rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\n"),
+            Some("rustc 1.97.0-nightly (e50aa6fba 2026-05-19)")
+        );
+    }
+
+    /// aya-build and `cargo xtask test` run `nightly` by name: a dated
+    /// channel in the file would not be what they build with.
+    #[test]
+    fn the_toolchain_file_names_the_toolchain_the_build_runs() {
+        assert!(
+            TOOLCHAIN_FILE
+                .lines()
+                .any(|line| line.trim() == "channel = \"nightly\""),
+            "change build.rs's aya_build::Toolchain and xtask's +nightly with the channel"
+        );
+        assert!(TOOLCHAIN_FILE.contains("\"rust-src\""));
     }
 
     #[test]

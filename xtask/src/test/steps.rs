@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 #[derive(Default)]
-pub struct Steps {
+pub(super) struct Steps {
     done: Vec<(&'static str, Duration)>,
 }
 
 impl Steps {
     /// Runs `step`, timing it; its error is wrapped with the step's name.
-    pub fn run(
+    pub(super) fn run(
         &mut self,
         name: &'static str,
         step: impl FnOnce() -> anyhow::Result<()>,
@@ -24,7 +24,7 @@ impl Steps {
         result.with_context(|| format!("step `{name}` failed"))
     }
 
-    pub fn print_timings(&self) {
+    pub(super) fn print_timings(&self) {
         let width = self
             .done
             .iter()

@@ -4,7 +4,7 @@
 use std::fmt;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
+pub(super) struct Tally {
     pub passed: u64,
     pub failed: u64,
     pub ignored: u64,
@@ -23,7 +23,7 @@ impl Tally {
 
     /// Adds `line` in if it is a result line such as
     /// `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
-    pub fn add_line(&mut self, line: &str) {
+    pub(super) fn add_line(&mut self, line: &str) {
         let Some(rest) = line.trim_start().strip_prefix("test result: ") else {
             return;
         };
