@@ -219,7 +219,7 @@ impl NetNs {
             .stderr(std::process::Stdio::piped())
             .spawn()?;
         if let Some(mut stdin) = nft.stdin.take() {
-            std::io::Write::write_all(&mut stdin, rules.as_bytes())?;
+            io::Write::write_all(&mut stdin, rules.as_bytes())?;
         }
         let out = nft.wait_with_output()?;
         if !out.status.success() {

@@ -22,10 +22,10 @@ use crate::policy::CompiledPolicy;
 
 /// A fitted bucket map holds this many times what the policy needs, so a
 /// reload may add limited users (the map cannot grow while it is loaded).
-pub const HEADROOM: u64 = 2;
+pub(super) const HEADROOM: u64 = 2;
 /// A fitted bucket map has at least this many slots (64 KiB of kernel
 /// memory at about 64 bytes a slot), so small policies can grow on reload.
-pub const MIN_FITTED: u64 = 1024;
+pub(super) const MIN_FITTED: u64 = 1024;
 
 /// The (user, class) pairs with a per-user limit in at least one profile:
 /// each may use one bucket per direction. A user's action for a class is
@@ -33,7 +33,7 @@ pub const MIN_FITTED: u64 = 1024;
 /// so a group or everyone limit means one bucket per member who can send in
 /// the class. Only users something identifies can send: the `unidentified`
 /// user (id 0) and users with an address, prefix, MAC or socket owner.
-pub fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
+pub(super) fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
     let actions: std::collections::HashMap<ActionKey, &ActionEntry> =
         policy.actions.iter().map(|(k, e)| (*k, e)).collect();
     let limits = |e: &ActionEntry| e.profiles.iter().any(|p| p.kind == kind::LIMIT);
@@ -77,18 +77,18 @@ pub fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
 
 /// Buckets `policy` may use at once: one per limited (user, class,
 /// direction).
-pub fn need(policy: &CompiledPolicy) -> u64 {
+pub(super) fn need(policy: &CompiledPolicy) -> u64 {
     limited_pairs(policy).len() as u64 * dir::COUNT as u64
 }
 
 /// The bucket map's size when the operator gives none: [`HEADROOM`] times
 /// the need, at least [`MIN_FITTED`].
-pub fn fitted(need: u64) -> u32 {
+pub(super) fn fitted(need: u64) -> u32 {
     u32::try_from(need.saturating_mul(HEADROOM).max(MIN_FITTED)).unwrap_or(u32::MAX)
 }
 
 /// Refuses a policy that needs more buckets than the map holds.
-pub fn check(policy: &CompiledPolicy, capacity: u32) -> Result<(), DataplaneError> {
+pub(super) fn check(policy: &CompiledPolicy, capacity: u32) -> Result<(), DataplaneError> {
     let need = need(policy);
     if need > u64::from(capacity) {
         return Err(DataplaneError::TooFewBuckets { need, capacity });

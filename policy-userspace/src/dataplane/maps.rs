@@ -76,7 +76,7 @@ pub(super) fn gone(e: &MapError) -> bool {
 
 /// Removes every key of hash map `name` for which `dead` holds. Entries the
 /// kernel removed meanwhile (an LRU eviction) are gone already.
-pub(super) fn remove_where<K: aya::Pod, V: aya::Pod>(
+pub(super) fn remove_where<K: Pod, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
     dead: impl Fn(&K) -> bool,

@@ -296,10 +296,11 @@ fn check_ancestor(dir: &Path) -> Result<(), PinDirError> {
 fn ensure_bpffs() -> Result<(), PinDirError> {
     let path =
         std::ffi::CString::new(BPFFS).map_err(|e| PinDirError::Mount(io::Error::other(e)))?;
-    // SAFETY: statfs into a zeroed struct with a NUL-terminated path.
+    // SAFETY: `statfs` is plain old data: all zeroes is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(path.as_ptr(), &raw mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC
-    {
+    // SAFETY: statfs(2) with a NUL-terminated path and a struct to fill.
+    let rc = unsafe { libc::statfs(path.as_ptr(), &raw mut st) };
+    if rc == 0 && st.f_type == BPF_FS_MAGIC {
         return Ok(());
     }
     std::fs::create_dir_all(BPFFS).map_err(PinDirError::Mount)?;

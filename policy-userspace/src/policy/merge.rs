@@ -18,7 +18,6 @@ use super::{
     PolicyError, ceiling,
     compile::{default_burst, params},
     types::*,
-    units::{ActionSpec, LimitSpec, Rate},
     validate::week_ranges,
 };
 
@@ -177,7 +176,7 @@ impl Merger<'_> {
 }
 
 /// Records every setting of the first layer.
-pub fn first(policy: Policy, path: &Path) -> Layered {
+pub(super) fn first(policy: Policy, path: &Path) -> Layered {
     let mut m = Merger {
         base_paths: &[],
         path,
@@ -280,7 +279,7 @@ fn union<'a, T: PartialEq + Clone>(into: &mut Vec<T>, from: &'a [T]) -> Vec<&'a 
 
 /// Adds `layer` (the file at `path`, validated against `base`) on top of
 /// `base` (from `base_paths`).
-pub fn add(
+pub(super) fn add(
     base: Layered,
     base_paths: &[PathBuf],
     layer: Policy,

@@ -10,14 +10,14 @@ use policyd::{
     policy::{self, CompiledPolicy},
 };
 
-pub const XDP_DROP: u32 = 1;
-pub const XDP_PASS: u32 = 2;
-pub const TC_ACT_OK: u32 = 0;
-pub const TC_ACT_SHOT: u32 = 2;
-pub const UP: u8 = dir::UPLOAD;
-pub const DOWN: u8 = dir::DOWNLOAD;
+pub(crate) const XDP_DROP: u32 = 1;
+pub(crate) const XDP_PASS: u32 = 2;
+pub(crate) const TC_ACT_OK: u32 = 0;
+pub(crate) const TC_ACT_SHOT: u32 = 2;
+pub(crate) const UP: u8 = dir::UPLOAD;
+pub(crate) const DOWN: u8 = dir::DOWNLOAD;
 
-pub struct Kernel {
+pub(crate) struct Kernel {
     pub dp: Dataplane,
     pub policy: CompiledPolicy,
 }
@@ -25,11 +25,11 @@ pub struct Kernel {
 impl Kernel {
     /// Loads the programs with `src` as policy, in profile `business` if the
     /// policy has one (else `off_hours`).
-    pub fn new(src: &str) -> Self {
+    pub(crate) fn new(src: &str) -> Self {
         Self::with_profile(src, None)
     }
 
-    pub fn with_profile(src: &str, profile: Option<&str>) -> Self {
+    pub(crate) fn with_profile(src: &str, profile: Option<&str>) -> Self {
         let policy = CompiledPolicy::compile(
             &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
         );
@@ -48,7 +48,7 @@ impl Kernel {
 
     /// Loads the programs with the policy files `paths` layered as `policyd
     /// run --policy ... --policy ...` layers them, in profile `profile`.
-    pub fn layered(paths: &[std::path::PathBuf], profile: &str) -> Self {
+    pub(crate) fn layered(paths: &[std::path::PathBuf], profile: &str) -> Self {
         let layered = policy::load_layers(paths).unwrap_or_else(|e| panic!("{e}"));
         let policy = CompiledPolicy::compile(&layered.policy);
         let mut dp = Dataplane::load(Capacity::default().fit(&policy), Pins::ephemeral())
@@ -69,7 +69,7 @@ impl Kernel {
     }
 
     /// Runs the XDP program on `frame`; returns the XDP action.
-    pub fn run(&self, frame: &[u8]) -> u32 {
+    pub(crate) fn run(&self, frame: &[u8]) -> u32 {
         self.dp
             .xdp()
             .unwrap()
@@ -79,7 +79,7 @@ impl Kernel {
     }
 
     /// Runs the XDP program and returns the frame as it left (ECN marks).
-    pub fn run_out(&self, frame: &[u8]) -> (u32, Vec<u8>) {
+    pub(crate) fn run_out(&self, frame: &[u8]) -> (u32, Vec<u8>) {
         let mut out = vec![0u8; frame.len() + 256];
         let opts = TestRunOptions {
             data_in: Some(frame),
@@ -92,7 +92,7 @@ impl Kernel {
     }
 
     /// Runs a TC program (ingress or egress) on `frame`.
-    pub fn run_tc(&self, egress: bool, frame: &[u8]) -> u32 {
+    pub(crate) fn run_tc(&self, egress: bool, frame: &[u8]) -> u32 {
         self.try_run_tc(egress, frame)
             .unwrap_or_else(|| panic!("the kernel refused a TC test run on {frame:02x?}"))
     }
@@ -100,7 +100,7 @@ impl Kernel {
     /// Like [`Self::run_tc`], but `None` when the kernel refuses the frame:
     /// the skb test run (6.18) rejects frames of no more than an Ethernet
     /// header and IP frames whose IP header is incomplete.
-    pub fn try_run_tc(&self, egress: bool, frame: &[u8]) -> Option<u32> {
+    pub(crate) fn try_run_tc(&self, egress: bool, frame: &[u8]) -> Option<u32> {
         let name = if egress {
             TC_EGRESS_PROGRAM
         } else {
@@ -119,7 +119,7 @@ impl Kernel {
 
     /// Runs TC egress on `frame` and returns the verdict and the
     /// `__sk_buff.priority` the program left (HTB reads it as a class id).
-    pub fn run_tc_egress_priority(&self, frame: &[u8]) -> (u32, u32) {
+    pub(crate) fn run_tc_egress_priority(&self, frame: &[u8]) -> (u32, u32) {
         // struct __sk_buff: `priority` is the ninth u32. The test run takes
         // a zeroed context and hands back the one the program saw.
         const SKB_SIZE: usize = 192;
@@ -142,14 +142,14 @@ impl Kernel {
         (r.return_value, priority)
     }
 
-    pub fn user_id(&self, name: &str) -> u32 {
+    pub(crate) fn user_id(&self, name: &str) -> u32 {
         self.policy
             .user(name)
             .unwrap_or_else(|| panic!("no user {name}"))
             .id
     }
 
-    pub fn class_id(&self, name: &str) -> u32 {
+    pub(crate) fn class_id(&self, name: &str) -> u32 {
         self.policy
             .classes
             .iter()
@@ -157,7 +157,7 @@ impl Kernel {
             .unwrap_or_else(|| panic!("no class {name}")) as u32
     }
 
-    pub fn counters(&self, user: &str, class: &str, direction: u8) -> Counters {
+    pub(crate) fn counters(&self, user: &str, class: &str, direction: u8) -> Counters {
         self.dp
             .counters()
             .get(&CounterKey {
@@ -169,7 +169,7 @@ impl Kernel {
             .unwrap()
     }
 
-    pub fn global(&self, index: u32) -> u64 {
+    pub(crate) fn global(&self, index: u32) -> u64 {
         self.dp.counters().global(index).unwrap()
     }
 }

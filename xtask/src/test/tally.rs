@@ -14,7 +14,7 @@ pub(super) struct Tally {
 
 impl Tally {
     /// Adds another tally's counts in (one tier's into the whole run's).
-    pub fn merge(&mut self, other: &Self) {
+    pub(super) fn merge(&mut self, other: &Self) {
         self.passed += other.passed;
         self.failed += other.failed;
         self.ignored += other.ignored;

@@ -9,8 +9,8 @@ use super::{
     net::parse_net,
     units, valid_name,
 };
-use crate::wire::Proto;
 use crate::policy::types::*;
+use crate::wire::Proto;
 
 pub(super) fn sets(
     cx: &Ctx<'_>,

@@ -28,11 +28,7 @@ pub(super) use self::{
     net::{parse_net, spelled},
     schedules::week_ranges,
 };
-use super::{
-    PolicyError, file,
-    types::*,
-    units::{self, ActionSpec},
-};
+use super::{PolicyError, file, types::*, units};
 
 struct Ctx<'a> {
     path: &'a Path,

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use toml::Spanned;
 
-use super::{ActionSpec, Ctx, PolicyError, file, units};
+use super::{Ctx, PolicyError, file, units};
 use crate::policy::types::*;
 
 /// The span of `key = value` in the table whose header is at `table`:

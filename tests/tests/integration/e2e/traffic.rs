@@ -351,7 +351,7 @@ action = "deny"
 
 #[test]
 fn deny_class_drops_only_that_class() {
-    let _timing = crate::rates::shared();
+    let _timing = shared();
     const N: u64 = 200;
     const PAYLOAD: usize = 200;
     // gw0 has an ordinary address and a "webmail" one; both are on-link
@@ -434,7 +434,7 @@ fn deny_class_drops_only_that_class() {
 
 #[test]
 fn spoofed_source_is_dropped_and_reported() {
-    let _timing = crate::rates::shared();
+    let _timing = shared();
     const N: usize = 100;
     const PAYLOAD: usize = 64;
     const SPOOF_MAC: &str = "02:00:00:00:00:ee";
@@ -646,7 +646,7 @@ fn udp4_tag(c: &Captured) -> Option<([u8; 4], u8)> {
 
 #[test]
 fn ipv6_and_vlan_traffic_is_enforced_like_ipv4() {
-    let _timing = crate::rates::shared();
+    let _timing = shared();
     const N: u64 = 100;
     const PAYLOAD: usize = 200;
     const VLAN: u16 = 100;

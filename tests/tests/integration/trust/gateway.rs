@@ -149,7 +149,7 @@ ips = ["10.95.0.1"]
 
 #[test]
 fn uploads_downloads_and_local_traffic_are_counted_once() {
-    let _timing = crate::rates::shared();
+    let _timing = shared();
     const N: u64 = 200;
     const PAYLOAD: usize = 200;
     const FRAME: u64 = (PAYLOAD + UDP4_OVERHEAD) as u64;
@@ -242,7 +242,7 @@ ips = ["10.96.0.2"]
 
 #[test]
 fn an_elephant_is_found_at_its_configured_size() {
-    let _timing = crate::rates::shared();
+    let _timing = shared();
     const PAYLOAD: usize = 1400;
     const FRAME: u64 = (PAYLOAD + UDP4_OVERHEAD) as u64;
     const THRESHOLD: u64 = 64 * 1024;
@@ -330,7 +330,7 @@ fn run_egress(k: &Kernel, frame: &[u8], ingress_ifindex: u32) -> u32 {
 
 #[test]
 fn tc_egress_leaves_what_policyds_xdp_enforced_on_arrival() {
-    let _timing = crate::rates::shared();
+    let _timing = shared();
     // An interface policyd attached XDP to, as `attach` records it.
     const ENFORCED_IFACE: u32 = 4242;
     let k = Kernel::new(DENY_POLICY);

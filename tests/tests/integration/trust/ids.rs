@@ -345,11 +345,7 @@ fn two_hundred_reloads_of_a_thousand_new_names_need_no_restart() {
     for round in 1..=ROUNDS {
         replace_file(&policy_path, &churn_policy(round)).unwrap();
         let sent = Instant::now();
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(
-            unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap(), libc::SIGHUP) },
-            0
-        );
+        topo.hup();
         // Generation 1 is the first policy; each round makes one more.
         let want = round as u64 + 1;
         loop {
