@@ -11,7 +11,7 @@ use policyd::{
     model::{Decision, Hook, Model, Verdict},
     policy::{self, CompiledPolicy},
 };
-use policyd_tests::packet_gen::{Expect, Expected, L4, POLICY, Spec, Who, spec, truncated};
+use policyd_tests::packet_gen::{Expect, Expected, Frag, L4, POLICY, Spec, Who, spec, truncated};
 use proptest::prelude::*;
 
 fn compiled() -> CompiledPolicy {
@@ -86,11 +86,11 @@ proptest! {
 
     #[test]
     fn tcp_to_port_25_from_alice_is_mail(
-        s in spec().prop_map(|s| Spec {
+        s in (spec(), any::<u16>()).prop_map(|(s, sport)| Spec {
             who: Who::Alice,
             egress: false,
             webmail: false,
-            l4: L4::Tcp { sport: match s.l4 { L4::Tcp { sport, .. } => sport, _ => 40000 }, dport: 25 },
+            l4: L4::Tcp { sport, dport: 25 },
             frag: None,
             exts: Vec::new(),
             ..s
@@ -113,7 +113,7 @@ proptest! {
         (s, offset) in (spec(), 1u16..8192)
     ) {
         let s = Spec {
-            frag: Some(policyd_tests::packet_gen::Frag { offset, more: false }),
+            frag: Some(Frag { offset, more: false }),
             ..s
         };
         let p = compiled();
