@@ -123,6 +123,11 @@ pub enum L4 {
         ty: u8,
         code: u8,
     },
+    /// A protocol without ports (GRE, ESP, ...): the payload follows the
+    /// IP header directly.
+    Other {
+        proto: u8,
+    },
 }
 
 /// A fragment: the offset in 8-byte units (0 is the first fragment).
@@ -315,6 +320,7 @@ impl Spec {
                 ip.icmpv6_raw(ty, code, [0; 4]).write(&mut out, &payload)
             }
             L4::Icmp { ty, code } => ip.icmpv4_raw(ty, code, [0; 4]).write(&mut out, &payload),
+            L4::Other { proto } => ip.write(&mut out, IpNumber(proto), &payload),
         };
         written.expect("etherparse writes every generated packet");
         out
@@ -389,7 +395,7 @@ fn port() -> impl Strategy<Value = u16> {
 }
 
 /// A transport header: TCP and UDP with interesting or random ports, ICMP
-/// with the echo request types of both families or any other.
+/// with the echo request types of both families or any other, or none.
 pub fn l4() -> impl Strategy<Value = L4> {
     prop_oneof![
         (port(), port()).prop_map(|(sport, dport)| L4::Tcp { sport, dport }),
@@ -399,6 +405,8 @@ pub fn l4() -> impl Strategy<Value = L4> {
             any::<u8>()
         )
             .prop_map(|(ty, code)| L4::Icmp { ty, code }),
+        // GRE, ESP, OSPF, PIM: none an extension header or one with ports.
+        prop::sample::select(vec![47u8, 50, 89, 103]).prop_map(|proto| L4::Other { proto }),
     ]
 }
 
