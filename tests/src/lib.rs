@@ -11,6 +11,8 @@ mod daemon;
 mod metrics;
 mod netns;
 pub mod packet;
+#[cfg(feature = "packet-gen")]
+pub mod packet_gen;
 pub mod topology;
 
 pub use bin_path::policyd_bin;

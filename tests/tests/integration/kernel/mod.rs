@@ -1,6 +1,7 @@
 //! The kernel programs on crafted packets, through `BPF_PROG_TEST_RUN`: exact
 //! verdicts and exact counter changes, one module per stage; and the
-//! differential tests against the reference model. Needs root (CAP_BPF).
+//! differential tests against the reference model; and properties on
+//! packets built by etherparse (`props`). Needs root (CAP_BPF).
 
 mod classify;
 mod differential;
@@ -8,6 +9,7 @@ mod events;
 mod identity;
 mod limits;
 mod parse;
+mod props;
 
 use crate::common::*;
 use policy_common::{Counters, Event, event_kind, global_counter};
