@@ -39,36 +39,11 @@ fn limit(text: &str) -> ActionParams {
     params(&units::parse_action(text).unwrap())
 }
 
-const STATE: &str = r#"
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
+/// The state's layer: bulk at 50 Mbit/s in business hours; ian in `it`, sam.
+const STATE: &str = include_str!("../../../tests/fixtures/layered-state.toml");
 
-[[class]]
-name = "bulk"
-match = { proto = "tcp", ports = [21] }
-
-[[user]]
-name = "ian"
-ips = ["10.0.0.2"]
-group = "it"
-
-[[user]]
-name = "sam"
-ips = ["10.0.0.3"]
-
-[[rule]]
-class = "bulk"
-business = "limit 50Mbit"
-"#;
-
-const AGENCY: &str = r#"
-[[rule]]
-class = "bulk"
-group = "it"
-business = "limit 100Mbit"
-"#;
+/// The agency's looser 100 Mbit/s for group `it`.
+const AGENCY: &str = include_str!("../../../tests/fixtures/layered-agency.toml");
 
 #[test]
 fn a_group_rule_of_a_later_layer_cannot_loosen_an_earlier_rule_for_everyone() {
