@@ -1,27 +1,9 @@
 //! Layers are ceilings, and one address has one owner in any spelling.
 
-use std::path::PathBuf;
-
 use policy_common::{ActionParams, USER_UNIDENTIFIED, kind};
 
-use super::*;
+use super::{tests::layers, *};
 use crate::model::Model;
-
-/// Writes each text to a file and loads them as layers.
-fn layers(texts: &[&str]) -> (tempfile::TempDir, Result<Layered, PolicyError>) {
-    let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<PathBuf> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let p = dir.path().join(format!("layer{i}.toml"));
-            std::fs::write(&p, t).unwrap();
-            p
-        })
-        .collect();
-    let result = load_layers(&paths);
-    (dir, result)
-}
 
 /// What the kernel's lookup (user, group, everyone) gives `user` in `class`
 /// and `profile` of the compiled policy.
