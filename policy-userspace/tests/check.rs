@@ -169,25 +169,11 @@ fn layered_files_show_where_each_setting_comes_from() {
     );
 }
 
-const STATE: &str = r#"
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
+/// The state's layer: bulk at 50 Mbit/s in business hours; ian in `it`, sam.
+const STATE: &str = include_str!("../../tests/fixtures/layered-state.toml");
 
-[[class]]
-name = "bulk"
-match = { proto = "tcp", ports = [21] }
-
-[[user]]
-name = "ian"
-ips = ["10.0.0.2"]
-group = "it"
-
-[[rule]]
-class = "bulk"
-business = "limit 50Mbit"
-"#;
+/// The agency's looser 100 Mbit/s for group `it`.
+const AGENCY: &str = include_str!("../../tests/fixtures/layered-agency.toml");
 
 /// Runs `policyd check` on files named `state.toml`, `agency.toml`, ...
 fn check_layers(files: &[(&str, &str)]) -> (bool, String, String) {
@@ -207,8 +193,7 @@ fn check_layers(files: &[(&str, &str)]) -> (bool, String, String) {
 
 #[test]
 fn an_agency_layer_cannot_loosen_the_state_and_check_shows_both() {
-    let agency = "[[rule]]\nclass = \"bulk\"\ngroup = \"it\"\nbusiness = \"limit 100Mbit\"\n";
-    let (ok, stdout, stderr) = check_layers(&[("state.toml", STATE), ("agency.toml", agency)]);
+    let (ok, stdout, stderr) = check_layers(&[("state.toml", STATE), ("agency.toml", AGENCY)]);
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("  rule bulk for group it, business = limit 50Mbit  (DIR/state.toml)\n"),

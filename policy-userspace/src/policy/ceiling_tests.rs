@@ -1,27 +1,9 @@
 //! Layers are ceilings, and one address has one owner in any spelling.
 
-use std::path::PathBuf;
-
 use policy_common::{ActionParams, USER_UNIDENTIFIED, kind};
 
-use super::*;
+use super::{tests::layers, *};
 use crate::model::Model;
-
-/// Writes each text to a file and loads them as layers.
-fn layers(texts: &[&str]) -> (tempfile::TempDir, Result<Layered, PolicyError>) {
-    let dir = tempfile::tempdir().unwrap();
-    let paths: Vec<PathBuf> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let p = dir.path().join(format!("layer{i}.toml"));
-            std::fs::write(&p, t).unwrap();
-            p
-        })
-        .collect();
-    let result = load_layers(&paths);
-    (dir, result)
-}
 
 /// What the kernel's lookup (user, group, everyone) gives `user` in `class`
 /// and `profile` of the compiled policy.
@@ -39,36 +21,11 @@ fn limit(text: &str) -> ActionParams {
     params(&units::parse_action(text).unwrap())
 }
 
-const STATE: &str = r#"
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
+/// The state's layer: bulk at 50 Mbit/s in business hours; ian in `it`, sam.
+const STATE: &str = include_str!("../../../tests/fixtures/layered-state.toml");
 
-[[class]]
-name = "bulk"
-match = { proto = "tcp", ports = [21] }
-
-[[user]]
-name = "ian"
-ips = ["10.0.0.2"]
-group = "it"
-
-[[user]]
-name = "sam"
-ips = ["10.0.0.3"]
-
-[[rule]]
-class = "bulk"
-business = "limit 50Mbit"
-"#;
-
-const AGENCY: &str = r#"
-[[rule]]
-class = "bulk"
-group = "it"
-business = "limit 100Mbit"
-"#;
+/// The agency's looser 100 Mbit/s for group `it`.
+const AGENCY: &str = include_str!("../../../tests/fixtures/layered-agency.toml");
 
 #[test]
 fn a_group_rule_of_a_later_layer_cannot_loosen_an_earlier_rule_for_everyone() {

@@ -644,8 +644,9 @@ fn schedule_errors() {
     assert!(e.contains("at most 3 schedules"), "{e}");
 }
 
-/// Writes each text to a file and loads them as layers.
-fn layers(texts: &[&str]) -> (tempfile::TempDir, Result<Layered, PolicyError>) {
+/// Writes each text to a file and loads them as layers (the ceiling tests
+/// use it too).
+pub(super) fn layers(texts: &[&str]) -> (tempfile::TempDir, Result<Layered, PolicyError>) {
     let dir = tempfile::tempdir().unwrap();
     let paths: Vec<std::path::PathBuf> = texts
         .iter()

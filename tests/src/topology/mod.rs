@@ -4,6 +4,7 @@
 
 mod flood;
 mod gateway;
+mod listener;
 mod pace;
 mod process;
 mod raw;

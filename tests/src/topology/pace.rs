@@ -7,16 +7,14 @@ use std::{
     ffi::CString,
     hash::Hash,
     io,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::{self, JoinHandle},
+    sync::{Arc, Mutex, atomic::Ordering},
+    thread,
     time::{Duration, Instant},
 };
 
 use super::{
-    raw::{packet_socket, receive, send_one, send_socket},
+    listener::{Listener, Live},
+    raw::{interface_socket, receive, send_one, send_socket},
     sender::Sender,
 };
 use crate::NetNs;
@@ -66,9 +64,8 @@ impl Pacer {
 /// in), by the key `key` gives a frame (frames it maps to `None` are not
 /// counted).
 pub struct ArrivalCounter<K> {
-    stop: Arc<AtomicBool>,
     counts: Arc<Mutex<HashMap<K, u64>>>,
-    handle: Option<JoinHandle<io::Result<io::Result<()>>>>,
+    _listener: Listener<()>,
 }
 
 impl<K: Eq + Hash + Clone + Send + 'static> ArrivalCounter<K> {
@@ -78,35 +75,14 @@ impl<K: Eq + Hash + Clone + Send + 'static> ArrivalCounter<K> {
         key: impl Fn(&[u8]) -> Option<K> + Send + 'static,
     ) -> io::Result<Self> {
         let ifname = CString::new(ifname).map_err(io::Error::other)?;
-        let stop = Arc::new(AtomicBool::new(false));
         let counts: Arc<Mutex<HashMap<K, u64>>> = Arc::default();
-        let (stop2, counts2) = (Arc::clone(&stop), Arc::clone(&counts));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let handle = ns.spawn(move || -> io::Result<()> {
-            // SAFETY: a NUL-terminated name, resolved in this thread's
-            // namespace.
-            let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-            let fd = if ifindex == 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                packet_socket(ifindex)
-            };
-            let fd = match fd {
-                Ok(fd) => {
-                    let _ = ready_tx.send(Ok(()));
-                    fd
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e);
-                }
-            };
-            let start = Instant::now();
-            while !stop2.load(Ordering::Relaxed) && start.elapsed() < MAX_RUN {
+        let counted = Arc::clone(&counts);
+        let listen = move |fd, live: &Live| {
+            while live.running() {
                 if let Some(c) = receive(&fd, false)?
                     && let Some(k) = key(&c.frame)
                 {
-                    *counts2
+                    *counted
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .entry(k)
@@ -114,16 +90,13 @@ impl<K: Eq + Hash + Clone + Send + 'static> ArrivalCounter<K> {
                 }
             }
             Ok(())
-        })?;
-        match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(Self {
-                stop,
-                counts,
-                handle: Some(handle),
-            }),
-            Ok(Err(e)) => Err(io::Error::other(format!("arrival counter: {e}"))),
-            Err(_) => Err(io::Error::other("arrival counter not ready after 5 s")),
-        }
+        };
+        let open = move || interface_socket(&ifname);
+        let listener = Listener::start(ns, "arrival counter".to_owned(), MAX_RUN, open, listen)?;
+        Ok(Self {
+            counts,
+            _listener: listener,
+        })
     }
 
     /// How many frames with key `k` arrived so far.
@@ -134,14 +107,5 @@ impl<K: Eq + Hash + Clone + Send + 'static> ArrivalCounter<K> {
             .get(k)
             .copied()
             .unwrap_or(0)
-    }
-}
-
-impl<K> Drop for ArrivalCounter<K> {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }

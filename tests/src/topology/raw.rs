@@ -2,15 +2,11 @@ use std::{
     ffi::CString,
     io,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc,
-    },
-    thread::{self, JoinHandle},
-    time::{Duration, Instant},
+    thread,
+    time::Duration,
 };
 
+use super::listener::{Listener, Live};
 use crate::NetNs;
 
 /// Sends each of `frames` (whole Ethernet frames, as built by
@@ -145,13 +141,9 @@ impl Captured {
 /// socket. Packet sockets see a frame after XDP has passed it, so what a
 /// tap records is what policyd let in, wherever the stack sends it next.
 #[derive(Debug)]
-pub struct PacketTap {
-    stop: Arc<AtomicBool>,
-    count: Arc<AtomicU64>,
-    handle: Option<JoinHandle<io::Result<io::Result<Vec<Captured>>>>>,
-}
+pub struct PacketTap(Listener<Vec<Captured>>);
 
-pub(super) fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     let all = u16::try_from(libc::ETH_P_ALL).expect("16 bits").to_be();
     // SAFETY: plain socket(2); the fd is owned at once.
     let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(all)) };
@@ -257,84 +249,52 @@ pub(super) fn receive(fd: &OwnedFd, nonblocking: bool) -> io::Result<Option<Capt
     }))
 }
 
+/// A packet socket receiving every frame `ifname` gets (resolved in the
+/// calling thread's namespace).
+pub(super) fn interface_socket(ifname: &CString) -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated name, resolved in this thread's namespace.
+    let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    packet_socket(ifindex)
+}
+
+/// Records frames until told to stop, then those still queued.
+fn listen(fd: OwnedFd, live: &Live) -> io::Result<Vec<Captured>> {
+    let mut got = Vec::new();
+    while live.running() {
+        if let Some(c) = receive(&fd, false)? {
+            live.counted();
+            if got.len() < TAP_MAX_FRAMES {
+                got.push(c);
+            }
+        }
+    }
+    // Frames queued before the stop count too.
+    for _ in 0..TAP_MAX_FRAMES {
+        match receive(&fd, true)? {
+            Some(c) if got.len() < TAP_MAX_FRAMES => got.push(c),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Ok(got)
+}
+
 impl PacketTap {
     /// Starts recording the frames `ifname` in `ns` receives; returns once
     /// the socket is bound.
     pub fn start(ns: &NetNs, ifname: &str) -> io::Result<Self> {
         let ifname = CString::new(ifname).map_err(io::Error::other)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let count = Arc::new(AtomicU64::new(0));
-        let (stop2, count2) = (Arc::clone(&stop), Arc::clone(&count));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let handle = ns.spawn(move || -> io::Result<Vec<Captured>> {
-            // SAFETY: a NUL-terminated name, resolved in this thread's
-            // namespace.
-            let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
-            let fd = if ifindex == 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                packet_socket(ifindex)
-            };
-            let fd = match fd {
-                Ok(fd) => {
-                    let _ = ready_tx.send(Ok(()));
-                    fd
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e);
-                }
-            };
-            let mut got = Vec::new();
-            let deadline = Instant::now() + TAP_MAX_RUN;
-            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if let Some(c) = receive(&fd, false)? {
-                    count2.fetch_add(1, Ordering::Relaxed);
-                    if got.len() < TAP_MAX_FRAMES {
-                        got.push(c);
-                    }
-                }
-            }
-            // Frames queued before the stop count too.
-            for _ in 0..TAP_MAX_FRAMES {
-                match receive(&fd, true)? {
-                    Some(c) if got.len() < TAP_MAX_FRAMES => got.push(c),
-                    Some(_) => {}
-                    None => break,
-                }
-            }
-            Ok(got)
-        })?;
-        match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(Self {
-                stop,
-                count,
-                handle: Some(handle),
-            }),
-            Ok(Err(e)) => Err(io::Error::other(format!("packet tap: {e}"))),
-            Err(_) => Err(io::Error::other("packet tap not ready after 5 s")),
-        }
+        let open = move || interface_socket(&ifname);
+        Listener::start(ns, "packet tap".to_owned(), TAP_MAX_RUN, open, listen).map(Self)
     }
 
     /// Waits until no frame has arrived for `quiet` (at most 10 s in all),
     /// stops, and returns the frames received.
-    pub fn finish(mut self, quiet: Duration) -> io::Result<Vec<Captured>> {
-        super::udp::wait_quiet(&self.count, quiet);
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle
-            .take()
-            .expect("finished once")
-            .join()
-            .map_err(|_| io::Error::other("the tap thread panicked"))??
-    }
-}
-
-impl Drop for PacketTap {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    pub fn finish(self, quiet: Duration) -> io::Result<Vec<Captured>> {
+        self.0.finish(quiet)
     }
 }
 

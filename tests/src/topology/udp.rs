@@ -2,15 +2,11 @@ use std::{
     io,
     net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket},
     os::fd::AsRawFd as _,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc,
-    },
-    thread::{self, JoinHandle},
+    thread,
     time::{Duration, Instant},
 };
 
+use super::listener::{Listener, Live};
 use crate::NetNs;
 
 /// The longest a sink listens, whatever happens: a test that forgets to
@@ -38,11 +34,7 @@ pub struct Received {
 
 /// Counts UDP datagrams to one port, on every address of a namespace.
 #[derive(Debug)]
-pub struct UdpSink {
-    stop: Arc<AtomicBool>,
-    count: Arc<AtomicU64>,
-    handle: Option<JoinHandle<io::Result<io::Result<Vec<Received>>>>>,
-}
+pub struct UdpSink(Listener<Vec<Received>>);
 
 fn set_rcvbuf(sock: &UdpSocket, bytes: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt with a valid fd and a c_int option value.
@@ -63,7 +55,7 @@ fn set_rcvbuf(sock: &UdpSocket, bytes: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn record(got: &mut Vec<Received>, count: &AtomicU64, n: usize, from: SocketAddr, buf: &[u8]) {
+fn record(got: &mut Vec<Received>, live: &Live, n: usize, from: SocketAddr, buf: &[u8]) {
     if got.len() < SINK_MAX_RECORDS {
         got.push(Received {
             at: Instant::now(),
@@ -72,105 +64,61 @@ fn record(got: &mut Vec<Received>, count: &AtomicU64, n: usize, from: SocketAddr
             tag: buf.first().copied().unwrap_or(0),
         });
     }
-    count.fetch_add(1, Ordering::Relaxed);
+    live.counted();
+}
+
+/// Reads datagrams until told to stop, then what is still queued.
+fn listen(sock: UdpSocket, live: &Live) -> io::Result<Vec<Received>> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while live.running() {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => record(&mut got, live, n, from, &buf),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Whatever is still queued arrived before the stop: count it.
+    sock.set_nonblocking(true)?;
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        record(&mut got, live, n, from, &buf);
+    }
+    Ok(got)
 }
 
 impl UdpSink {
     /// Starts listening on `[::]:port` (dual stack: IPv4 too) in `ns`, and
     /// returns once the socket is bound.
     pub fn start(ns: &NetNs, port: u16) -> io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let count = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let (stop2, count2) = (Arc::clone(&stop), Arc::clone(&count));
-        let handle = ns.spawn(move || -> io::Result<Vec<Received>> {
-            let bound = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port)).and_then(|s| {
-                set_rcvbuf(&s, SINK_RCVBUF)?;
-                s.set_read_timeout(Some(Duration::from_millis(20)))?;
-                Ok(s)
-            });
-            let sock = match bound {
-                Ok(s) => {
-                    let _ = ready_tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e);
-                }
-            };
-            let mut got = Vec::new();
-            let mut buf = vec![0u8; 65536];
-            let deadline = Instant::now() + SINK_MAX_RUN;
-            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match sock.recv_from(&mut buf) {
-                    Ok((n, from)) => record(&mut got, &count2, n, from, &buf),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            // Whatever is still queued arrived before the stop: count it.
-            sock.set_nonblocking(true)?;
-            while let Ok((n, from)) = sock.recv_from(&mut buf) {
-                record(&mut got, &count2, n, from, &buf);
-            }
-            Ok(got)
-        })?;
-        match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(Self {
-                stop,
-                count,
-                handle: Some(handle),
-            }),
-            Ok(Err(e)) => Err(io::Error::other(format!("sink on port {port}: {e}"))),
-            Err(_) => Err(io::Error::other(format!(
-                "sink on port {port} not ready after 5 s"
-            ))),
-        }
+        let open = move || {
+            let s = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port))?;
+            set_rcvbuf(&s, SINK_RCVBUF)?;
+            s.set_read_timeout(Some(Duration::from_millis(20)))?;
+            Ok(s)
+        };
+        Listener::start(
+            ns,
+            format!("sink on port {port}"),
+            SINK_MAX_RUN,
+            open,
+            listen,
+        )
+        .map(Self)
     }
 
     /// Datagrams received so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.0.count()
     }
 
     /// Waits until nothing has arrived for `quiet` (at most 10 s in all),
     /// stops, and returns every datagram received.
-    pub fn finish(mut self, quiet: Duration) -> io::Result<Vec<Received>> {
-        wait_quiet(&self.count, quiet);
-        self.stop.store(true, Ordering::Relaxed);
-        let handle = self.handle.take().expect("finished once");
-        handle
-            .join()
-            .map_err(|_| io::Error::other("the sink thread panicked"))??
-    }
-}
-
-impl Drop for UdpSink {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Waits until `count` has not changed for `quiet`, at most 10 s in all.
-pub(super) fn wait_quiet(count: &AtomicU64, quiet: Duration) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = count.load(Ordering::Relaxed);
-    let mut since = Instant::now();
-    while since.elapsed() < quiet && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(10));
-        let now = count.load(Ordering::Relaxed);
-        if now != last {
-            last = now;
-            since = Instant::now();
-        }
+    pub fn finish(self, quiet: Duration) -> io::Result<Vec<Received>> {
+        self.0.finish(quiet)
     }
 }
 

@@ -17,33 +17,19 @@ const IAN: [u8; 4] = [10, 60, 0, 2];
 const SAM: [u8; 4] = [10, 60, 0, 3];
 const REMOTE: [u8; 4] = [10, 61, 0, 9];
 
+/// The state's layer (ian in `it`, sam), on this test's addresses, with
+/// `bulk` as its business-hours action for bulk.
 fn state(bulk: &str) -> String {
-    format!(
-        r#"
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
-
-[[class]]
-name = "bulk"
-match = {{ proto = "tcp", ports = [21] }}
-
-[[user]]
-name = "ian"
-ips = ["10.60.0.2"]
-group = "it"
-
-[[user]]
-name = "sam"
-ips = ["10.60.0.3"]
-
-[[rule]]
-class = "bulk"
-business = "{bulk}"
-"#
-    )
+    include_str!("../../../fixtures/layered-state.toml")
+        .replace("\"10.0.0.", "\"10.60.0.")
+        .replace(
+            "business = \"limit 50Mbit\"",
+            &format!("business = \"{bulk}\""),
+        )
 }
+
+/// The agency's looser 100 Mbit/s for group `it`.
+const AGENCY: &str = include_str!("../../../fixtures/layered-agency.toml");
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -103,11 +89,7 @@ fn the_states_50mbit_holds_against_the_agencys_100mbit_for_its_group() {
     let dir = ScratchDir::new("layers-limit").unwrap();
     let paths = [
         write(dir.path(), "state.toml", &state("limit 50Mbit")),
-        write(
-            dir.path(),
-            "agency.toml",
-            "[[rule]]\nclass = \"bulk\"\ngroup = \"it\"\nbusiness = \"limit 100Mbit\"\n",
-        ),
+        write(dir.path(), "agency.toml", AGENCY),
     ];
     let k = Kernel::layered(&paths, "business");
     // The kernel's bucket: 50 Mbit/s is 6.25 MB/s and the default burst is
