@@ -14,7 +14,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "`ip netns`/veth for the test hosts, HTB/TBF baselines in benchmarks",
     ),
     ("iperf3", "traffic for the lab and benchmarks"),
-    ("nftables", "the nftables baselines in benchmarks"),
+    (
+        "nftables",
+        "the nftables baselines in benchmarks; quiet veth pairs for the test hosts (no MLD)",
+    ),
+    (
+        "procps",
+        "`sysctl`: quiet veth pairs for the test hosts (no DAD or router solicitations)",
+    ),
     ("iptables", "the iptables hashlimit baseline in benchmarks"),
     ("bpftool", "inspecting loaded programs and maps"),
     ("xdp-tools", "xdp-filter, the XDP baseline in benchmarks"),
