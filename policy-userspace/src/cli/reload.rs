@@ -1,8 +1,9 @@
 //! Hot reload: on SIGHUP or when a policy file changes, parse and validate
-//! every layer, give users and classes their ids (the pinned allocation's), and apply the result as map updates
-//! into the idle generation, switched in by one store. An invalid policy
-//! changes nothing: the old one stays in force, and the error is logged and
-//! counted. Programs are never reloaded or detached.
+//! every layer, give users and classes their ids (the pinned allocation's),
+//! and apply the result as map updates into the idle generation, switched in
+//! by one store. An invalid policy changes nothing: the old one stays in
+//! force, and the error is logged and counted. Programs are never reloaded or
+//! detached.
 
 use std::{
     path::PathBuf,

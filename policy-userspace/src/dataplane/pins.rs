@@ -106,9 +106,7 @@ impl Pins {
         if std::fs::symlink_metadata(dir).is_err() {
             return Ok(None);
         }
-        for ancestor in dir.ancestors().skip(1).filter(|a| a.exists()) {
-            check_ancestor(ancestor)?;
-        }
+        check_ancestors(dir)?;
         check_own(dir)?;
         PinLock::take(dir).map(Some)
     }
@@ -201,9 +199,7 @@ fn holder(dev: u64, ino: u64) -> Option<u32> {
 /// writable by root alone or sticky (as bpffs's root is), so nobody else
 /// can rename the directory or a parent of it.
 fn make_trusted_dir(dir: &Path) -> Result<bool, PinDirError> {
-    for ancestor in dir.ancestors().skip(1).filter(|a| a.exists()) {
-        check_ancestor(ancestor)?;
-    }
+    check_ancestors(dir)?;
     if let Some(parent) = dir.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -265,6 +261,14 @@ fn check_own(dir: &Path) -> Result<(), PinDirError> {
         ));
     }
     Ok(())
+}
+
+/// Every existing parent of `dir` passes [`check_ancestor`].
+fn check_ancestors(dir: &Path) -> Result<(), PinDirError> {
+    dir.ancestors()
+        .skip(1)
+        .filter(|a| a.exists())
+        .try_for_each(check_ancestor)
 }
 
 fn check_ancestor(dir: &Path) -> Result<(), PinDirError> {
