@@ -102,8 +102,8 @@ pub struct Config {
     pub mode: u32,
     /// Number of rules in use in [`crate::MAP_CLASS_RULES`].
     pub rule_count: u32,
-    /// A flow past this many bytes is reclassified as `elephant_class`;
-    /// 0 disables flow tracking.
+    /// A flow estimated past this many bytes (see sketch.rs) is
+    /// reclassified as `elephant_class`; 0 disables flow tracking.
     pub elephant_bytes: u64,
     pub elephant_class: u32,
     /// Verdict for malformed packets: 0 pass, 1 drop.
@@ -117,6 +117,10 @@ pub struct Config {
     /// Entries per generation in [`crate::MAP_USER_INFO`] (the array holds
     /// two generations: ids `0..users_per_generation` each).
     pub users_per_generation: u32,
+    /// Cells per row of [`crate::MAP_FLOW_SKETCH`] minus one (the width is
+    /// a power of two); set by the loader.
+    pub sketch_mask: u32,
+    pub _pad: u32,
 }
 
 /// Bits of [`Config::present`].

@@ -58,18 +58,3 @@ pub struct ClassRule {
     pub dscp: u8,
     pub _pad: u32,
 }
-
-/// A flow's 5-tuple, key of the elephant-flow LRU map
-/// [`crate::MAP_FLOWS`]. Direction is part of the key so an upload and a
-/// download on the same connection are tracked separately.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    pub sport: u16,
-    pub dport: u16,
-    pub proto: u8,
-    pub dir: u8,
-    pub _pad: [u8; 2],
-}

@@ -13,7 +13,22 @@ pub mod event_kind {
     pub const SPOOF: u32 = 3;
     /// A `monitor` action (or monitor mode) saw a packet it would drop.
     pub const MONITOR: u32 = 4;
+    /// Kinds, for the limiter's per-user slots (kind `k` is slot `k - 1`).
+    pub const COUNT: usize = 4;
 }
+
+/// Value of [`crate::MAP_EVENT_LIMITER`] at a user's id: when the last
+/// event of each kind was sent, in units of 2^20 ns (about 1.05 ms) of the
+/// coarse monotonic clock, wrapping after 52 days. A quarter of the size of
+/// a nanosecond `u64` per kind: the array has an entry for every user id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventTimes {
+    pub last: [u32; event_kind::COUNT],
+}
+
+/// The unit of [`EventTimes`]: `ns >> EVENT_TIME_SHIFT`.
+pub const EVENT_TIME_SHIFT: u32 = 20;
 
 /// One event. At most one per (user, kind) per event interval leaves the
 /// kernel, so a flood cannot flood userspace.

@@ -47,14 +47,28 @@ pub mod side {
     pub const NETWORK: u32 = 1;
 }
 
-/// Per-interface settings, keyed by ifindex. An interface with no entry is
-/// treated as [`side::USERS`] with no flags.
+/// Per-interface settings, at index ifindex of [`crate::MAP_IFACES`]. An
+/// interface without policyd's programs has the zero entry: the users' side,
+/// not attached.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceConfig {
     pub side: u32,
-    pub _pad: u32,
+    /// Bits of [`iface_flag`].
+    pub flags: u32,
 }
+
+/// Bits of [`IfaceConfig::flags`].
+pub mod iface_flag {
+    /// policyd's XDP program runs on the interface (see the gateway check
+    /// in the TC egress program).
+    pub const ATTACHED: u32 = 1 << 0;
+}
+
+/// Entries of [`crate::MAP_IFACES`]: interfaces policyd attaches to must
+/// have an ifindex below this (an array indexed by ifindex costs one
+/// bounds check per packet where a hash cost a lookup; 512 KiB).
+pub const MAX_IFINDEX: u32 = 1 << 16;
 
 /// Per-user settings, indexed by [`UserId`] in [`crate::MAP_USER_INFO`].
 #[repr(C)]

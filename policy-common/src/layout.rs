@@ -12,7 +12,6 @@ fn layouts_are_pinned() {
     );
     assert_eq!((size_of::<MacBinding>(), align_of::<MacBinding>()), (40, 4));
     assert_eq!((size_of::<ClassRule>(), align_of::<ClassRule>()), (32, 8));
-    assert_eq!((size_of::<FlowKey>(), align_of::<FlowKey>()), (40, 2));
     assert_eq!(
         (size_of::<ActionParams>(), align_of::<ActionParams>()),
         (32, 8)
@@ -28,10 +27,11 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<GenU32>(), align_of::<GenU32>()), (8, 4));
     assert_eq!((size_of::<GenU64>(), align_of::<GenU64>()), (16, 8));
     assert_eq!((size_of::<BucketKey>(), align_of::<BucketKey>()), (8, 4));
-    assert_eq!((size_of::<Config>(), align_of::<Config>()), (40, 8));
+    assert_eq!((size_of::<Config>(), align_of::<Config>()), (48, 8));
     assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
     assert_eq!((size_of::<Counters>(), align_of::<Counters>()), (72, 8));
     assert_eq!((size_of::<Event>(), align_of::<Event>()), (72, 8));
+    assert_eq!((size_of::<EventTimes>(), align_of::<EventTimes>()), (16, 4));
     assert_eq!((size_of::<NameSlot>(), align_of::<NameSlot>()), (72, 4));
 }
 

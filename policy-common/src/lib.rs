@@ -15,6 +15,7 @@ pub mod generation;
 pub mod identity;
 pub mod maps;
 pub mod names;
+pub mod sketch;
 
 #[cfg(test)]
 mod layout;
@@ -27,6 +28,7 @@ pub use generation::*;
 pub use identity::*;
 pub use maps::*;
 pub use names::*;
+pub use sketch::*;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -56,8 +58,8 @@ mod pod {
         BucketKey,
         CounterKey,
         Counters,
-        FlowKey,
         Event,
+        EventTimes,
         GenActionKey,
         GenAddr,
         GenMac,

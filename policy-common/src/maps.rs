@@ -17,7 +17,8 @@ pub const MAP_USER_CGROUPS: &str = "USER_CGROUPS";
 pub const MAP_IP_BINDINGS: &str = "IP_BINDINGS";
 /// [`crate::UserId`] -> [`crate::UserInfo`].
 pub const MAP_USER_INFO: &str = "USER_INFO";
-/// ifindex (`u32`) -> [`crate::IfaceConfig`].
+/// Array: ifindex -> [`crate::IfaceConfig`] (ifindex below
+/// [`crate::MAX_IFINDEX`]).
 pub const MAP_IFACES: &str = "IFACES";
 
 // Classification.
@@ -25,8 +26,9 @@ pub const MAP_IFACES: &str = "IFACES";
 pub const MAP_CLASS_RULES: &str = "CLASS_RULES";
 /// LPM trie, `[u8; 16]` -> `u64` bitmap of the sets the prefix is in.
 pub const MAP_SET_CIDRS: &str = "SET_CIDRS";
-/// LRU [`crate::FlowKey`] -> bytes so far (`u64`), for elephant detection.
-pub const MAP_FLOWS: &str = "FLOWS";
+/// Array of [`crate::SKETCH_ROWS`] x width `u64` byte counts: the
+/// count-min sketch of elephant detection (see sketch.rs).
+pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
 
 // Actions.
 /// [`crate::ActionKey`] -> [`crate::ActionEntry`].
@@ -52,7 +54,8 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
 /// Ring buffer of [`crate::Event`].
 pub const MAP_EVENTS: &str = "EVENTS";
-/// LRU `(user << 8 | kind)` (`u64`) -> time of the last event sent.
+/// Array: user id -> [`crate::EventTimes`], when each kind of event was
+/// last sent for the user.
 pub const MAP_EVENT_LIMITER: &str = "EVENT_LIMITER";
 
 // Ids (see names.rs).
@@ -76,7 +79,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_IFACES,
     MAP_CLASS_RULES,
     MAP_SET_CIDRS,
-    MAP_FLOWS,
+    MAP_FLOW_SKETCH,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,
     MAP_CLASS_BUCKETS,
@@ -109,12 +112,9 @@ pub const DEFAULT_MAX_COUNTERS: u32 = 262_144;
 /// Size of the token-bucket map in the object; the loader sizes it to fit
 /// the policy (a plain hash: a limited user's bucket is never evicted).
 pub const DEFAULT_MAX_BUCKETS: u32 = 262_144;
-/// Default number of flows tracked for elephant detection (LRU).
-pub const DEFAULT_MAX_FLOWS: u32 = 131_072;
+
 /// Size of the event ring buffer in bytes (a power of two, page multiple).
 pub const EVENTS_BYTES: u32 = 256 * 1024;
-/// Entries of the per-(user, kind) event limiter.
-pub const DEFAULT_MAX_EVENT_LIMITER: u32 = 65_536;
 
 #[cfg(test)]
 mod tests {

@@ -1,30 +1,12 @@
 //! Atomic read-modify-write on map values, written as BPF instructions.
 //!
-//! `core::sync::atomic` offers no fetch-add or compare-exchange on bpfel, and
+//! `core::sync::atomic` offers no compare-exchange on bpfel, and
 //! the intrinsics need `-C target-cpu=v3`, which aya-build (0.2.0) gives no
 //! way to pass: it sets CARGO_ENCODED_RUSTFLAGS itself. These instructions
-//! (BPF_ATOMIC with BPF_FETCH / BPF_CMPXCHG) are in every kernel since 5.12
+//! (BPF_ATOMIC with BPF_CMPXCHG) are in every kernel since 5.12
 //! whatever the compiler's CPU setting, so we emit them directly.
 
 use core::arch::asm;
-
-/// Atomically adds `v` to `*p` and returns the old value.
-///
-/// # Safety
-/// `p` must point to a valid, 8-byte aligned `u64` in a map value.
-#[inline(always)]
-pub(crate) unsafe fn fetch_add(p: *mut u64, v: u64) -> u64 {
-    let mut r = v;
-    // SAFETY: the caller guarantees `p`.
-    unsafe {
-        asm!(
-            "{r} = atomic_fetch_add((u64 *)({p} + 0), {r})",
-            p = in(reg) p,
-            r = inout(reg) r,
-        );
-    }
-    r
-}
 
 /// Atomically replaces `*p` with `new` if it equals `old`; returns the value
 /// found (equal to `old` on success).

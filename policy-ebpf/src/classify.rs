@@ -1,5 +1,5 @@
-//! Which class a packet is in: the first matching rule, then elephant-flow
-//! reclassification.
+//! Which class a packet is in: the first matching rule (elephant flows are
+//! reclassified after, in elephant.rs).
 
 use aya_ebpf::maps::lpm_trie::Key;
 use policy_common::{
@@ -8,8 +8,7 @@ use policy_common::{
 };
 
 use crate::{
-    atomic::fetch_add,
-    maps::{CLASS_RULES, FLOWS, SET_CIDRS},
+    maps::{CLASS_RULES, SET_CIDRS},
     parse::Packet,
 };
 
@@ -85,53 +84,4 @@ pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32)
         }
     }
     CLASS_DEFAULT
-}
-
-/// Fills `p.flow` with the packet's flow key.
-#[inline(always)]
-fn set_flow_key(p: &mut Packet, direction: u8) {
-    p.flow.src = p.src;
-    p.flow.dst = p.dst;
-    p.flow.sport = p.sport;
-    p.flow.dport = p.dport;
-    p.flow.proto = p.proto;
-    p.flow.dir = direction;
-    p.flow._pad = [0; 2];
-}
-
-/// Whether the packet's flow has already carried more than the elephant
-/// threshold (in passed bytes). Only flows with ports are tracked.
-#[inline(always)]
-pub(crate) fn is_elephant(p: &mut Packet, direction: u8, cfg: &Config) -> bool {
-    if cfg.elephant_bytes == 0 || !p.has_ports {
-        return false;
-    }
-    set_flow_key(p, direction);
-    // SAFETY: LruHashMap::get's hazard is an entry removed (here: evicted)
-    // and reused for another key while we hold the reference; we read one
-    // u64 at once, so at worst it is another flow's byte count, never
-    // memory outside the map.
-    unsafe { FLOWS.get(p.flow) }.is_some_and(|b| *b > cfg.elephant_bytes)
-}
-
-/// Adds a passed packet's bytes to its flow. Call after [`is_elephant`],
-/// which filled the flow key.
-#[inline(always)]
-pub(crate) fn account_flow(p: &Packet, cfg: &Config, len: u64) {
-    if cfg.elephant_bytes == 0 || !p.has_ports {
-        return;
-    }
-    let key = &p.flow;
-    match FLOWS.get_ptr_mut(key) {
-        // SAFETY: the pointer is to the map value, valid for this run;
-        // several CPUs may add at once, hence the atomic.
-        Some(bytes) => unsafe {
-            fetch_add(bytes, len);
-        },
-        None => {
-            // Two CPUs may race to create the entry; one insert fails
-            // (BPF_NOEXIST) and that packet's bytes are not counted.
-            let _ = FLOWS.insert(key, len, u64::from(aya_ebpf::bindings::BPF_NOEXIST));
-        }
-    }
 }

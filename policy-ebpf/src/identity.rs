@@ -23,11 +23,13 @@ pub(crate) struct Who {
     pub spoofed: bool,
 }
 
+/// The side interface `ifindex` faces; the users' side for an interface
+/// without an entry (or past the array).
 #[inline(always)]
 pub(crate) fn iface_side(ifindex: u32) -> u32 {
-    // SAFETY: HashMap::get's hazard is an entry removed and its slot reused
-    // while we hold the reference; the one field is copied out at once.
-    unsafe { IFACES.get(ifindex) }.map_or(side::USERS, |c: &IfaceConfig| c.side)
+    IFACES
+        .get(ifindex)
+        .map_or(side::USERS, |c: &IfaceConfig| c.side)
 }
 
 /// `socket_user` is the user owning the sending socket, if any (TC egress).

@@ -1,6 +1,7 @@
 //! policyd's kernel programs: XDP on ingress, TC on ingress and egress. The
 //! entry points are thin; every stage lives in its own module and is shared:
-//! parse -> identity -> classify -> enforce (buckets) -> counters/events.
+//! parse -> identity -> classify (and elephant) -> enforce (buckets) ->
+//! counters/events.
 #![no_std]
 #![no_main]
 #![feature(asm_experimental_arch)]
@@ -10,6 +11,7 @@ mod bucket;
 mod classify;
 mod counters;
 mod ecn;
+mod elephant;
 mod enforce;
 mod events;
 mod identity;
@@ -184,7 +186,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         counters::global(global_counter::UNIDENTIFIED);
     }
     let mut class = classify::classify(p, who.dir, cfg, generation);
-    if classify::is_elephant(p, who.dir, cfg) {
+    if elephant::is_elephant(p, who.dir, cfg) {
         class = cfg.elephant_class;
     }
 
@@ -230,7 +232,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     }
     match enforced.decision {
         Decision::Pass | Decision::Monitor => {
-            classify::account_flow(p, cfg, len);
+            elephant::account(p, cfg, len);
             Verdict::Pass
         }
         Decision::Deny | Decision::Limited => Verdict::Drop,
@@ -275,9 +277,11 @@ const TC_PULL: u32 = 256;
 fn enforced_on_ingress(ctx: &TcContext) -> bool {
     // SAFETY: reading a field of the program's own context.
     let arrived_on = unsafe { (*ctx.skb.skb).ingress_ifindex };
-    // SAFETY: HashMap::get's hazard is reading a removed entry through the
-    // reference; only presence is tested, the value is never read.
-    arrived_on != 0 && unsafe { IFACES.get(arrived_on) }.is_some()
+    // 0 (sent by the host) and indexes past the array have the zero entry.
+    arrived_on != 0
+        && IFACES
+            .get(arrived_on)
+            .is_some_and(|c| c.flags & policy_common::iface_flag::ATTACHED != 0)
 }
 
 fn tc<const E: bool>(ctx: &TcContext) -> i32 {

@@ -10,15 +10,15 @@ use crate::parse::Packet;
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use policy_common::{
     ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_MAX_ACTIONS,
     DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
-    DEFAULT_MAX_EVENT_LIMITER, DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS,
-    DEFAULT_MAX_USERS, EVENTS_BYTES, FlowKey, GENERATIONS, GenActionKey, GenAddr, GenMac,
-    GenPrefix, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MacBinding, NameSlot,
-    UserId, UserInfo, global_counter,
+    DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
+    EVENTS_BYTES, EventTimes, GENERATIONS, GenActionKey, GenAddr, GenMac, GenPrefix, GenU32,
+    GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding, NameSlot,
+    SKETCH_ROWS, UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -52,8 +52,11 @@ pub(crate) static IP_BINDINGS: HashMap<GenAddr, MacBinding> =
 #[map(name = "USER_INFO")]
 pub(crate) static USER_INFO: Array<UserInfo> = Array::pinned(DEFAULT_MAX_USERS * GENERATIONS, 0);
 
+// Indexed by ifindex: every packet reads its interface's role, and an
+// array read is a bounds check where a hash cost a lookup (and a miss for
+// every interface policyd is not on). 65 536 entries of 8 bytes.
 #[map(name = "IFACES")]
-pub(crate) static IFACES: HashMap<u32, IfaceConfig> = HashMap::pinned(256, 0);
+pub(crate) static IFACES: Array<IfaceConfig> = Array::pinned(MAX_IFINDEX, 0);
 
 // Classification.
 #[map(name = "CLASS_RULES")]
@@ -65,10 +68,12 @@ pub(crate) static CLASS_RULES: Array<ClassRule> = Array::pinned(MAX_CLASS_RULES 
 pub(crate) static SET_CIDRS: LpmTrie<GenPrefix, u64> =
     LpmTrie::pinned(DEFAULT_MAX_SET_CIDRS * GENERATIONS, 0);
 
-// Created by traffic, so LRU: old flows make room for new ones instead of
-// the map filling up.
-#[map(name = "FLOWS")]
-pub(crate) static FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::pinned(DEFAULT_MAX_FLOWS, 0);
+// The count-min sketch of elephant detection (policy-common's sketch.rs):
+// two array cells per packet at indexes hashed once, where a flow table
+// cost a hash lookup per packet and an LRU insert per new flow. Fixed
+// memory whatever the number of flows; the loader sets the width.
+#[map(name = "FLOW_SKETCH")]
+pub(crate) static FLOW_SKETCH: Array<u64> = Array::pinned(SKETCH_ROWS * DEFAULT_SKETCH_WIDTH, 0);
 
 // Actions.
 #[map(name = "ACTIONS")]
@@ -132,9 +137,12 @@ pub(crate) static GLOBAL_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(global
 #[map(name = "EVENTS")]
 pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_BYTES, 0);
 
+// Indexed by user id, one slot per kind: a denied or limited packet reads
+// it without a hash lookup, and no user's entry is ever evicted (an LRU
+// evicting a flooding user's entry would let an event through early).
+// Sized like USER_INFO's generation, 16 bytes a user.
 #[map(name = "EVENT_LIMITER")]
-pub(crate) static EVENT_LIMITER: LruHashMap<u64, u64> =
-    LruHashMap::pinned(DEFAULT_MAX_EVENT_LIMITER, 0);
+pub(crate) static EVENT_LIMITER: Array<EventTimes> = Array::pinned(DEFAULT_MAX_USERS, 0);
 
 // Ids. The name -> id allocation (policy-common's names.rs) lives here, in
 // the object, so that it is pinned and adopted with the state keyed by ids:

@@ -6,13 +6,16 @@
 //! headers (hop-by-hop, routing, fragment, destination options, AH); the
 //! ports of TCP, UDP and SCTP and the type of ICMP and ICMPv6.
 
-use policy_common::{Addr16, FlowKey, cast, v4_mapped};
+use policy_common::{Addr16, SKETCH_ROWS, cast, v4_mapped};
 
 /// The packet is shorter than the headers it announces, or a header field is
 /// invalid. Counted by the caller, whose configured verdict applies.
 pub(crate) struct Malformed;
 
-/// Everything later stages need to know about an IP packet.
+/// Everything later stages need to know about an IP packet. C layout,
+/// aligned to 8, with the addresses first: they can then be read as 64-bit
+/// words (one load each, see [`Packet::src_words`]).
+#[repr(C, align(8))]
 pub(crate) struct Packet {
     pub src: Addr16,
     pub dst: Addr16,
@@ -35,9 +38,31 @@ pub(crate) struct Packet {
     pub l2_cast: u8,
     /// Extension-header chain longer than we follow: no transport info.
     pub too_deep: bool,
-    /// Scratch space for the flow key (elephant tracking), kept here to keep
-    /// it off the stack.
-    pub flow: FlowKey,
+    /// The flow's cells in the elephant sketch, from its lookup to the
+    /// packet's accounting.
+    pub flow_cells: [u32; SKETCH_ROWS as usize],
+}
+
+impl Packet {
+    /// The source address as two native-endian 64-bit words.
+    #[inline(always)]
+    pub(crate) fn src_words(&self) -> [u64; 2] {
+        words(&self.src)
+    }
+
+    #[inline(always)]
+    pub(crate) fn dst_words(&self) -> [u64; 2] {
+        words(&self.dst)
+    }
+}
+
+#[inline(always)]
+fn words(a: &Addr16) -> [u64; 2] {
+    let p = a.as_ptr().cast::<u64>();
+    // SAFETY: `a` is `src` or `dst` of a `Packet`, at offsets 0 and 16 of a
+    // struct aligned to 8 (repr(C, align(8)), the addresses first), so both
+    // words are aligned and inside the 16 bytes.
+    unsafe { [p.read(), p.add(1).read()] }
 }
 
 pub(crate) enum Parsed {

@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::maps::{MapData, RingBuf};
+use policy_common::DECAY_INTERVAL_SECS;
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -101,10 +102,11 @@ pub(super) struct RunArgs {
     /// Attach only on ingress (XDP), not TC on egress.
     #[arg(long)]
     ingress_only: bool,
-    /// Flows tracked for elephant detection (LRU; least recently seen
-    /// flows are forgotten first).
-    #[arg(long, default_value_t = Capacity::default().flows, value_name = "N")]
-    max_flows: u32,
+    /// Cells per row of the elephant-detection sketch, rounded up to a
+    /// power of two (8 bytes each, two rows). Wider: fewer small flows
+    /// promoted by sharing cells with big ones (docs/datapath.md).
+    #[arg(long, default_value_t = Capacity::default().sketch_width, value_name = "N")]
+    sketch_width: u32,
     /// (user, class, direction) counter entries.
     #[arg(long, default_value_t = Capacity::default().counters, value_name = "N")]
     max_counters: u32,
@@ -164,7 +166,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         .policy;
     let compiled = CompiledPolicy::compile(&policy);
     let capacity = Capacity {
-        flows: args.max_flows,
+        sketch_width: args.sketch_width,
         counters: args.max_counters,
         buckets: args.max_buckets.unwrap_or_default(),
         ..Capacity::default()
@@ -337,6 +339,7 @@ impl Started {
             })
         };
         let mut scheduler = start_scheduler(&reloader, dataplane.profile_switch());
+        let ageing = tokio::spawn(age_sketch(dataplane.flow_sketch()));
         // Watch and handle signals before serving: the first answer on the
         // endpoint is what supervisors (and the tests) take for readiness,
         // and a SIGHUP that arrives before its handler would kill policyd.
@@ -379,6 +382,9 @@ impl Started {
         if let Some(s) = scheduler {
             s.abort();
         }
+        // Halving the sketch is idempotent enough to stop anywhere: a half
+        // done pass leaves some cells halved once less.
+        ageing.abort();
         let _ = stop_tx.send(());
         let served = server.await.map_err(|e| anyhow::anyhow!(e))?;
         let _ = stop_events_tx.send(());
@@ -412,6 +418,23 @@ fn attach_all(dataplane: &mut Dataplane, args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Ages the elephant sketch: every [`DECAY_INTERVAL_SECS`] halves its
+/// cells (policy-common's sketch.rs says what that means for promotions).
+async fn age_sketch(sketch: Arc<dataplane::FlowSketch>) {
+    let period = std::time::Duration::from_secs(DECAY_INTERVAL_SECS);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        let sketch = Arc::clone(&sketch);
+        // Thousands of map syscalls: off the runtime's worker threads.
+        match tokio::task::spawn_blocking(move || sketch.decay()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot age the elephant sketch; will retry"),
+            Err(e) => tracing::warn!(error = %e, "the sketch ageing task failed; will retry"),
+        }
+    }
 }
 
 /// Follows the policy's schedules: every quarter of a second, works out the

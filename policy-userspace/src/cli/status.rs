@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
-    ActionEntry, BucketKey, Config, CounterKey, Counters, FlowKey, GenActionKey, GenAddr,
-    GenPrefix, MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOWS,
+    ActionEntry, BucketKey, Config, CounterKey, Counters, GenActionKey, GenAddr, GenPrefix,
+    MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH,
     MAP_GENERATION, MAP_USER_CIDRS, MAP_USERS, UserId, mode,
 };
 
@@ -34,6 +34,15 @@ fn open(dir: &Path, name: &str) -> anyhow::Result<MapData> {
 
 fn info(dir: &Path, name: &str) -> anyhow::Result<MapInfo> {
     MapInfo::from_pin(dir.join(name)).with_context(|| format!("cannot read the pinned map {name}"))
+}
+
+/// Non-zero cells of the elephant sketch (an array: every cell exists).
+fn sketch_cells_used(dir: &Path) -> anyhow::Result<usize> {
+    let cells = Array::<MapData, u64>::try_from(Map::from_map_data(open(dir, MAP_FLOW_SKETCH)?)?)?;
+    Ok(cells
+        .iter()
+        .filter(|v| v.as_ref().is_ok_and(|v| *v != 0))
+        .count())
 }
 
 /// Entries in a hash map (by walking its keys).
@@ -161,9 +170,9 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
             hash_entries::<BucketKey, u64>(dir, MAP_BUCKETS)?,
         ),
         (
-            MAP_FLOWS,
-            "tracked flows (LRU)",
-            hash_entries::<FlowKey, u64>(dir, MAP_FLOWS)?,
+            MAP_FLOW_SKETCH,
+            "elephant sketch cells in use",
+            sketch_cells_used(dir)?,
         ),
     ];
     for (map, what, n) in rows {

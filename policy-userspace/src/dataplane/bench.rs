@@ -3,7 +3,7 @@
 //! the `bench` feature so the shipped daemon carries none of it.
 
 use aya::programs::{SchedClassifier, Xdp};
-use policy_common::{BucketKey, FlowKey, MAP_BUCKETS, MAP_FLOWS};
+use policy_common::{BucketKey, MAP_BUCKETS};
 
 use super::{Dataplane, DataplaneError, maps, program_mut};
 
@@ -41,6 +41,6 @@ impl Dataplane {
     /// full buckets and fresh flows).
     pub fn reset_state(&mut self) -> Result<(), DataplaneError> {
         maps::remove_where::<BucketKey, u64>(&mut self.ebpf, MAP_BUCKETS, |_| true)?;
-        maps::remove_where::<FlowKey, u64>(&mut self.ebpf, MAP_FLOWS, |_| true)
+        self.sketch.clear()
     }
 }

@@ -5,10 +5,10 @@ use std::path::Path;
 use aya::EbpfLoader;
 use policy_common::{
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
-    DEFAULT_MAX_FLOWS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
-    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_FLOWS, MAP_IP_BINDINGS, MAP_SET_CIDRS,
-    MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS,
-    MAP_USERS,
+    DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
+    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH,
+    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
+    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, SKETCH_ROWS,
 };
 
 use super::{DataplaneError, buckets};
@@ -30,8 +30,9 @@ pub struct Capacity {
     /// Per-user token buckets (a plain hash: never evicted); 0 until
     /// [`Self::fit`] sizes it to the policy.
     pub buckets: u32,
-    /// Flows tracked for elephant detection (LRU).
-    pub flows: u32,
+    /// Cells per row of the elephant sketch (rounded up to a power of two
+    /// when loaded).
+    pub sketch_width: u32,
 }
 
 impl Default for Capacity {
@@ -45,7 +46,7 @@ impl Default for Capacity {
             actions: DEFAULT_MAX_ACTIONS,
             counters: DEFAULT_MAX_COUNTERS,
             buckets: 0,
-            flows: DEFAULT_MAX_FLOWS,
+            sketch_width: DEFAULT_SKETCH_WIDTH,
         }
     }
 }
@@ -102,8 +103,23 @@ impl Capacity {
             .map_max_entries(MAP_ACTIONS, two(self.actions))
             .map_max_entries(MAP_COUNTERS, self.counters)
             .map_max_entries(MAP_BUCKETS, self.buckets)
-            .map_max_entries(MAP_FLOWS, self.flows);
+            .map_max_entries(MAP_EVENT_LIMITER, self.users)
+            .map_max_entries(
+                MAP_FLOW_SKETCH,
+                SKETCH_ROWS.saturating_mul(self.sketch_cells()),
+            );
         loader
+    }
+
+    /// Cells per sketch row: the width rounded up to a power of two (at
+    /// most 2^30), so a cell index is a mask, not a division.
+    fn sketch_cells(self) -> u32 {
+        self.sketch_width.clamp(1, 1 << 30).next_power_of_two()
+    }
+
+    /// The mask the kernel turns a flow hash into a cell index with.
+    pub(super) fn sketch_mask(self) -> u32 {
+        self.sketch_cells() - 1
     }
 
     /// How full the policy tables are with `policy`: (map, entries,

@@ -77,6 +77,15 @@ pub enum DataplaneError {
     LruBuckets,
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
+    #[error(
+        "interface `{iface}` has ifindex {ifindex}; policyd attaches only to interfaces with \
+         an ifindex below {max} (its interface table is an array indexed by ifindex)"
+    )]
+    IfindexTooLarge {
+        iface: String,
+        ifindex: u32,
+        max: u32,
+    },
 }
 
 impl DataplaneError {

@@ -19,8 +19,8 @@ use aya::{
     maps::{Array, HashMap, Map, MapData},
 };
 use policy_common::{
-    BucketKey, MAP_BUCKETS, MAP_CLASS_BUCKETS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER, MAP_USER_NAMES,
-    MAX_CLASSES, NameSlot, name_state,
+    BucketKey, EventTimes, MAP_BUCKETS, MAP_CLASS_BUCKETS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER,
+    MAP_USER_NAMES, MAX_CLASSES, NameSlot, name_state,
 };
 
 use super::{Counters, Dataplane, DataplaneError};
@@ -196,10 +196,26 @@ pub(super) fn retire(
     super::maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
         users.contains(&k.user) || classes.contains(&u32::from(k.class))
     })?;
-    // Keyed `user << 8 | kind`.
-    super::maps::remove_where::<u64, u64>(ebpf, MAP_EVENT_LIMITER, |k| {
-        u32::try_from(k >> 8).is_ok_and(|u| users.contains(&u))
-    })?;
+    // Indexed by user id: a retired user's slot starts again with no event
+    // sent, so its next holder's first event is not held back.
+    let mut limiter: Array<&mut MapData, EventTimes> = ebpf
+        .map_mut(MAP_EVENT_LIMITER)
+        .ok_or(DataplaneError::MissingMap(MAP_EVENT_LIMITER))?
+        .try_into()
+        .map_err(DataplaneError::map(
+            MAP_EVENT_LIMITER,
+            "unexpected map type",
+        ))?;
+    for user in &retiring.users {
+        if *user < limiter.len() {
+            limiter
+                .set(*user, EventTimes::default(), 0)
+                .map_err(DataplaneError::map(
+                    MAP_EVENT_LIMITER,
+                    format!("clear user id {user}"),
+                ))?;
+        }
+    }
     let mut class_buckets: Array<&mut MapData, u64> = ebpf
         .map_mut(MAP_CLASS_BUCKETS)
         .ok_or(DataplaneError::MissingMap(MAP_CLASS_BUCKETS))?

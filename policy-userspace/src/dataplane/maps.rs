@@ -17,7 +17,8 @@ use policy_common::{
     ActionEntry, Addr16, Config, GENERATION_BITS, GenActionKey, GenAddr, GenMac, GenPrefix, GenU32,
     GenU64, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
     MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
-    MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, UserId, UserInfo, gen_prefix, side,
+    MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, UserId, UserInfo,
+    gen_prefix, iface_flag, side,
 };
 
 use super::{DataplaneError, Side};
@@ -49,17 +50,26 @@ pub fn ifindex(iface: &str) -> Result<u32, DataplaneError> {
     Ok(ifindex)
 }
 
+/// Records the side `iface` faces, and that policyd's XDP program is (about
+/// to be) on it.
 pub(super) fn set_iface_side(ebpf: &mut Ebpf, iface: &str, s: Side) -> Result<(), DataplaneError> {
     let ifindex = ifindex(iface)?;
-    let mut m: HashMap<&mut MapData, u32, IfaceConfig> = map_mut(ebpf, MAP_IFACES)?;
+    if ifindex >= MAX_IFINDEX {
+        return Err(DataplaneError::IfindexTooLarge {
+            iface: iface.to_owned(),
+            ifindex,
+            max: MAX_IFINDEX,
+        });
+    }
+    let mut m: Array<&mut MapData, IfaceConfig> = map_mut(ebpf, MAP_IFACES)?;
     let config = IfaceConfig {
         side: match s {
             Side::Users => side::USERS,
             Side::Network => side::NETWORK,
         },
-        _pad: 0,
+        flags: iface_flag::ATTACHED,
     };
-    m.insert(ifindex, config, 0).map_err(DataplaneError::map(
+    m.set(ifindex, config, 0).map_err(DataplaneError::map(
         MAP_IFACES,
         format!("interface `{iface}`"),
     ))
@@ -211,6 +221,7 @@ pub(super) fn write_policy(
     policy: &CompiledPolicy,
     generation: u32,
     users_per_generation: u32,
+    sketch_mask: u32,
 ) -> Result<(), DataplaneError> {
     let g = generation;
     let mut cgroups = Vec::with_capacity(policy.cgroups.len());
@@ -277,6 +288,7 @@ pub(super) fn write_policy(
     insert_prefixes(ebpf, MAP_SET_CIDRS, g, policy.set_cidrs.iter().copied())?;
     let config = Config {
         users_per_generation,
+        sketch_mask,
         ..policy.config
     };
     set_array(ebpf, MAP_CONFIG, [(g, config)])?;

@@ -12,6 +12,7 @@ mod ids;
 mod maps;
 mod pins;
 mod profile;
+mod sketch;
 
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +34,7 @@ pub use self::{
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
     profile::ProfileSwitch,
+    sketch::FlowSketch,
 };
 use crate::policy::{Allocation, CompiledPolicy};
 
@@ -56,6 +58,7 @@ pub struct Dataplane {
     pins: Pins,
     counters: Arc<Counters>,
     profile: Arc<Mutex<ProfileSwitch>>,
+    sketch: Arc<FlowSketch>,
     /// (interface, program, link): the program names the link's pin.
     links: Vec<(String, &'static str, attach::Link)>,
     /// Held for as long as the maps are in use: one policyd per directory.
@@ -97,8 +100,10 @@ impl Dataplane {
             .map_err(DataplaneError::Load)?;
         // An adopted map keeps the size it was made with.
         let (buckets, bucket_handle) = buckets::inspect(&ebpf)?;
+        let (sketch, sketch_width) = FlowSketch::open(&ebpf)?;
         let capacity = Capacity {
             buckets,
+            sketch_width,
             ..capacity
         };
         program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
@@ -129,6 +134,7 @@ impl Dataplane {
             pins,
             counters: Arc::new(counters),
             profile: Arc::new(Mutex::new(profile)),
+            sketch: Arc::new(sketch),
             links: Vec::new(),
             lock,
             adopted,
@@ -172,7 +178,13 @@ impl Dataplane {
         let old = sw.generation();
         let new = 1 - old;
         let retiring = ids::record(&mut self.ebpf, &mut self.ids, policy)?;
-        if let Err(e) = maps::write_policy(&mut self.ebpf, policy, new, self.capacity.users) {
+        if let Err(e) = maps::write_policy(
+            &mut self.ebpf,
+            policy,
+            new,
+            self.capacity.users,
+            self.capacity.sketch_mask(),
+        ) {
             // Nothing reads the idle generation: clear it for the next try.
             let _ = maps::remove_generation(&mut self.ebpf, new);
             return Err(e);
@@ -192,6 +204,11 @@ impl Dataplane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(index)
+    }
+
+    /// The elephant sketch, for the task that ages it beside the daemon.
+    pub fn flow_sketch(&self) -> Arc<FlowSketch> {
+        Arc::clone(&self.sketch)
     }
 
     /// The active-profile slot, for a scheduler running beside the daemon.

@@ -10,8 +10,8 @@ mod parse;
 use std::collections::HashMap;
 
 use policy_common::{
-    ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, FlowKey, GROUP_BIT, SUBJECT_ANY,
-    USER_UNIDENTIFIED, UserId, dir, field, kind, mac8, mode, side,
+    ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, DEFAULT_SKETCH_WIDTH, GROUP_BIT,
+    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flow_hash, kind, mac8, mode, side,
 };
 
 pub use self::parse::{PacketInfo, Parsed, parse};
@@ -57,13 +57,15 @@ impl Hook {
 }
 
 /// The model, with the state the kernel keeps between packets that changes
-/// decisions (bytes per flow, for elephant detection).
+/// decisions: the elephant sketch, cell for cell (policy-common's
+/// sketch.rs; only the cells in use are held).
 pub struct Model<'a> {
     policy: &'a CompiledPolicy,
     profile: usize,
     exact: HashMap<Addr16, UserId>,
     macs: HashMap<[u8; 8], UserId>,
-    flows: HashMap<FlowKey, u64>,
+    sketch: HashMap<u32, u64>,
+    sketch_mask: u32,
 }
 
 fn longest<V: Copy>(prefixes: &[(u32, Addr16, V)], addr: &Addr16) -> Option<V> {
@@ -81,8 +83,16 @@ impl<'a> Model<'a> {
             profile,
             exact: policy.exact.iter().copied().collect(),
             macs: policy.macs.iter().copied().collect(),
-            flows: HashMap::new(),
+            sketch: HashMap::new(),
+            sketch_mask: DEFAULT_SKETCH_WIDTH - 1,
         }
+    }
+
+    /// The model of a kernel whose sketch has `width` cells per row (a
+    /// power of two, as the loader makes it).
+    pub fn with_sketch_width(mut self, width: u32) -> Self {
+        self.sketch_mask = width.next_power_of_two() - 1;
+        self
     }
 
     /// The user and direction of a packet, and whether it is spoofed.
@@ -183,16 +193,21 @@ impl<'a> Model<'a> {
             .unwrap_or_default()
     }
 
-    fn flow_key(p: &PacketInfo, direction: u8) -> FlowKey {
-        FlowKey {
-            src: p.src,
-            dst: p.dst,
-            sport: p.sport,
-            dport: p.dport,
-            proto: p.proto,
-            dir: direction,
-            _pad: [0; 2],
-        }
+    /// The packet's cells in the sketch, hashed as the kernel hashes them.
+    fn flow_cells(&self, p: &PacketInfo, direction: u8) -> [u32; 2] {
+        let word = |a: &Addr16, i: usize| {
+            u64::from_ne_bytes(a[i * 8..i * 8 + 8].try_into().unwrap_or_default())
+        };
+        let words = [
+            word(&p.src, 0),
+            word(&p.src, 1),
+            word(&p.dst, 0),
+            word(&p.dst, 1),
+        ];
+        cells(
+            flow_hash(words, p.sport, p.dport, p.proto, direction),
+            self.sketch_mask,
+        )
     }
 
     /// Decides one frame seen at `hook`, updating flow state like the kernel.
@@ -216,13 +231,13 @@ impl<'a> Model<'a> {
         let (user, direction, spoofed) = self.identify(&p, hook);
         let mut class = self.classify(&p, direction);
         let tracked = cfg.elephant_bytes != 0 && p.has_ports;
-        let key = Self::flow_key(&p, direction);
-        if tracked
-            && self
-                .flows
-                .get(&key)
-                .is_some_and(|b| *b > cfg.elephant_bytes)
-        {
+        let flow_cells = self.flow_cells(&p, direction);
+        let estimate = flow_cells
+            .iter()
+            .map(|c| self.sketch.get(c).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0);
+        if tracked && estimate > cfg.elephant_bytes {
             class = cfg.elephant_class;
         }
         let monitor = cfg.mode == mode::MONITOR;
@@ -247,7 +262,10 @@ impl<'a> Model<'a> {
                 Verdict::Pass | Verdict::Monitor | Verdict::LimitConform
             )
         {
-            *self.flows.entry(key).or_default() += frame.len() as u64;
+            for c in flow_cells {
+                let cell = self.sketch.entry(c).or_default();
+                *cell = cell.saturating_add(frame.len() as u64);
+            }
         }
         Decision {
             user,

@@ -353,6 +353,8 @@ impl CompiledPolicy {
                 .unwrap_or(u64::MAX),
             present: 0,
             users_per_generation: 0,
+            sketch_mask: 0,
+            _pad: 0,
         };
         out.config.present = out.present();
         out

@@ -67,22 +67,33 @@ pub(crate) fn policy(users: u32, cidrs: u32) -> CompiledPolicy {
     p.config.mode = reference.config.mode;
     p.config.malformed_drop = reference.config.malformed_drop;
     p.config.event_interval_ns = reference.config.event_interval_ns;
-    if users >= 2 {
-        p.actions = reference
-            .actions
-            .into_iter()
-            .filter(|(k, _)| k.subject == 2)
-            .collect();
-    }
+    // Users 2-4 (when there are that many) keep their reference actions:
+    // denied, limited far above the test's rate, limited far below it.
+    p.actions = reference
+        .actions
+        .into_iter()
+        .filter(|(k, _)| (2..=4).contains(&k.subject) && k.subject <= users)
+        .collect();
+    // The baseline's elephant detection: every packet with ports is
+    // tracked, into the bulk class past 100 MiB.
+    p.config.elephant_bytes = reference.config.elephant_bytes;
+    p.config.elephant_class = 3;
     p.config.rule_count = 3;
     p.config.present = p.present();
     p
 }
 
-/// Two users, the second denied, with every other setting at its default.
+/// Four users: the second denied, the third limited to a rate no test run
+/// reaches, the fourth to one packet a second (so nearly every repeat is
+/// over the limit); the baseline's elephant threshold; every other setting
+/// at its default.
 fn reference_policy() -> CompiledPolicy {
-    let src = "[[user]]\nname = \"u1\"\nips = [\"10.0.0.1\"]\n\
-               [[user]]\nname = \"u2\"\nips = [\"10.0.0.2\"]\naction = \"deny\"\n";
+    let src = "[[class]]\nname = \"bulk\"\nmatch = { proto = \"tcp\", ports = [21] }\n\
+               elephant = \"100MiB\"\n\
+               [[user]]\nname = \"u1\"\nips = [\"10.0.0.1\"]\n\
+               [[user]]\nname = \"u2\"\nips = [\"10.0.0.2\"]\naction = \"deny\"\n\
+               [[user]]\nname = \"u3\"\nips = [\"10.0.0.3\"]\naction = \"limit 100Gbit\"\n\
+               [[user]]\nname = \"u4\"\nips = [\"10.0.0.4\"]\naction = \"limit 1pps burst 1\"\n";
     CompiledPolicy::compile(
         &policy::parse(std::path::Path::new("bench.toml"), src).expect("bench policy"),
     )
@@ -128,6 +139,20 @@ pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
             eth(
                 ETH_P_IP,
                 &ipv4(user_addr(2), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
+            ),
+        ),
+        (
+            "IPv4 UDP, limited user, conforming",
+            eth(
+                ETH_P_IP,
+                &ipv4(user_addr(3), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
+            ),
+        ),
+        (
+            "IPv4 UDP, limited user, over the limit",
+            eth(
+                ETH_P_IP,
+                &ipv4(user_addr(4), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
             ),
         ),
         (

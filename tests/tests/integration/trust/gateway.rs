@@ -12,10 +12,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use aya::{
-    maps::{HashMap, Map, MapData},
+    maps::{Array, Map, MapData},
     programs::{TestRun as _, TestRunOptions},
 };
-use policy_common::{Counters, IfaceConfig, MAP_IFACES, side};
+use policy_common::{Counters, IfaceConfig, MAP_IFACES, iface_flag, side};
 use policyd::dataplane::TC_EGRESS_PROGRAM;
 use policyd_tests::{
     metric_value,
@@ -335,14 +335,14 @@ fn tc_egress_leaves_what_policyds_xdp_enforced_on_arrival() {
     const ENFORCED_IFACE: u32 = 4242;
     let k = Kernel::new(DENY_POLICY);
     let data = MapData::from_pin(k.dp.pins().dir().join(MAP_IFACES)).expect("the IFACES pin");
-    let mut ifaces: HashMap<MapData, u32, IfaceConfig> =
-        HashMap::try_from(Map::HashMap(data)).expect("IFACES is a hash");
+    let mut ifaces: Array<MapData, IfaceConfig> =
+        Array::try_from(Map::Array(data)).expect("IFACES is an array");
     ifaces
-        .insert(
+        .set(
             ENFORCED_IFACE,
             IfaceConfig {
                 side: side::USERS,
-                _pad: 0,
+                flags: iface_flag::ATTACHED,
             },
             0,
         )

@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{HashMap, Map, MapData};
-use policy_common::{BucketKey, MAP_BUCKETS, MAP_EVENT_LIMITER, USER_UNIDENTIFIED};
+use aya::maps::{Array, HashMap, Map, MapData};
+use policy_common::{BucketKey, EventTimes, MAP_BUCKETS, MAP_EVENT_LIMITER, USER_UNIDENTIFIED};
 use policyd::{
     dataplane::pinned_ids,
     policy::{self, CompiledPolicy, Slot},
@@ -224,13 +224,16 @@ fn retired_ids_lose_their_state_before_a_new_name_gets_them() {
                 .unwrap();
         map.keys().map(Result::unwrap).collect()
     };
-    let limiter = || -> Vec<u64> {
-        let map: HashMap<MapData, u64, u64> =
+    // The users with an event time in the limiter (an array by user id).
+    let limiter = || -> Vec<u32> {
+        let map: Array<MapData, EventTimes> =
             Map::from_map_data(MapData::from_pin(dir.join(MAP_EVENT_LIMITER)).unwrap())
                 .unwrap()
                 .try_into()
                 .unwrap();
-        map.keys().map(Result::unwrap).collect()
+        (0..map.len())
+            .filter(|i| map.get(i, 0).unwrap() != EventTimes::default())
+            .collect()
     };
     let users_counted = |k: &Kernel| -> Vec<u32> {
         let mut u: Vec<u32> = k.dp.counters().all().iter().map(|(c, _)| c.user).collect();
@@ -243,10 +246,7 @@ fn retired_ids_lose_their_state_before_a_new_name_gets_them() {
         buckets().iter().any(|b| b.user == alice),
         "alice has a bucket"
     );
-    assert!(
-        limiter().iter().any(|key| key >> 8 == u64::from(mallory)),
-        "and mallory an event limit"
-    );
+    assert!(limiter().contains(&mallory), "and mallory an event limit");
 
     // A reload keeps bob and brings carol: alice and mallory are retired.
     let compile =
@@ -272,10 +272,7 @@ fn retired_ids_lose_their_state_before_a_new_name_gets_them() {
         !buckets().iter().any(|b| b.user == alice),
         "so is alice's bucket"
     );
-    assert!(
-        !limiter().iter().any(|key| key >> 8 == u64::from(mallory)),
-        "and mallory's event limit"
-    );
+    assert!(!limiter().contains(&mallory), "and mallory's event limit");
     let held: Vec<u32> = k.dp.ids().users.iter().map(|(id, _)| id).collect();
     assert_eq!(held, [USER_UNIDENTIFIED, bob, carol], "their ids are free");
 
