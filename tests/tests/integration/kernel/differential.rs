@@ -6,7 +6,7 @@
 use crate::common::*;
 use policy_common::global_counter;
 use policyd::model::{Decision, Hook, Model, Verdict};
-use policyd_tests::packet::*;
+use policyd_tests::{packet::*, xorshift::Rng};
 
 const POLICY: &str = concat!(
     r#"
@@ -101,28 +101,6 @@ user = "printer"
 action = "deny"
 "#
 );
-
-/// A small deterministic generator (xorshift64*): the same packets on every
-/// run, so a failure can be reproduced from its index.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 const V4: &[[u8; 4]] = &[
     [10, 0, 0, 2],
@@ -382,7 +360,7 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
     let _timing = crate::rates::shared();
     let k = Kernel::new(POLICY);
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let pool6 = v6_pool();
     let mut seen = std::collections::HashMap::<String, usize>::new();
     for i in 0..10_000 {
