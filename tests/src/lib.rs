@@ -14,6 +14,7 @@ pub mod packet;
 #[cfg(feature = "packet-gen")]
 pub mod packet_gen;
 pub mod topology;
+pub mod xorshift;
 
 pub use bin_path::policyd_bin;
 pub use daemon::{Daemon, unload};

@@ -19,37 +19,18 @@ use proptest::prelude::*;
 /// The policy the expectations are written for: identity by address only
 /// (no MACs, so no spoofing), one class per kind of match, and rules that
 /// give each verdict.
-pub const POLICY: &str = r#"
-[sets]
-webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
-
+pub const POLICY: &str = concat!(
+    include_str!("../fixtures/classes/webmail.toml"),
+    r#"
 [unidentified]
 action = "monitor"
-
-[[class]]
-name = "webmail"
-match = { sets = ["webmail"] }
-
-[[class]]
-name = "mail"
-match = { proto = "tcp", ports = [25, 465, 587] }
-
-[[class]]
-name = "dns"
-match = { proto = "udp", ports = [53] }
-
-[[class]]
-name = "ping"
-match = { proto = "icmp", icmp_type = 8 }
-
-[[class]]
-name = "ping6"
-match = { proto = "icmpv6", icmp_type = 128 }
-
-[[class]]
-name = "voice"
-match = { dscp = 46 }
-
+"#,
+    include_str!("../fixtures/classes/mail.toml"),
+    include_str!("../fixtures/classes/dns.toml"),
+    include_str!("../fixtures/classes/ping.toml"),
+    include_str!("../fixtures/classes/ping6.toml"),
+    include_str!("../fixtures/classes/voice.toml"),
+    r#"
 [[user]]
 name = "alice"
 ips = ["10.0.0.2", "2001:db8:a::2"]
@@ -81,7 +62,8 @@ action = "monitor"
 [[rule]]
 class = "ping6"
 action = "monitor"
-"#;
+"#
+);
 
 /// Whose address is on the users' side of the packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

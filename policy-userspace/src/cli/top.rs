@@ -213,6 +213,9 @@ pub(super) fn top(args: &TopArgs) -> anyhow::Result<()> {
     let interval = Duration::from_secs_f64(args.interval);
     let mut before = by_user(&counters.all());
     let mut at = std::time::Instant::now();
+    // What a script waits for before making the traffic the first frame is
+    // to show (at debug level, so a person does not see it).
+    tracing::debug!("counters read; the first frame counts from here");
     let mut frame = 0u32;
     while args.count.is_none_or(|n| frame < n) {
         std::thread::sleep(interval);

@@ -118,20 +118,8 @@ impl Counters {
             .and_then(aya::maps::Map::from_map_data)
             .and_then(PerCpuHashMap::try_from)
             .map_err(DataplaneError::map(MAP_COUNTERS, "unexpected map type"))?;
-        let keys: Vec<CounterKey> = map
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| dead(k))
-            .collect();
-        for k in keys {
-            match map.remove(&k) {
-                Err(e) if !super::maps::gone(&e) => {
-                    return Err(DataplaneError::map(MAP_COUNTERS, "remove")(e));
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        let keys = super::maps::dead_keys(map.keys(), dead);
+        super::maps::remove_each(MAP_COUNTERS, keys, |k| map.remove(k))
     }
 
     /// A [`policy_common::global_counter`], summed over CPUs.

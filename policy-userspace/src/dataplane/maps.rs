@@ -84,8 +84,7 @@ pub(super) fn gone(e: &MapError) -> bool {
     }
 }
 
-/// Removes every key of hash map `name` for which `dead` holds. Entries the
-/// kernel removed meanwhile (an LRU eviction) are gone already.
+/// Removes every key of hash map `name` for which `dead` holds.
 pub(super) fn remove_where<K: Pod, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -96,13 +95,29 @@ pub(super) fn remove_where<K: Pod, V: Pod>(
         .ok_or(DataplaneError::MissingMap(name))?
         .try_into()
         .map_err(DataplaneError::map(name, "unexpected map type"))?;
-    let keys: Vec<K> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| dead(k))
-        .collect();
+    let keys = dead_keys(map.keys(), dead);
+    remove_each(name, keys, |k| map.remove(k))
+}
+
+/// The keys of a map's listing for which `dead` holds; collected, since a
+/// map cannot be changed while it is being listed.
+pub(super) fn dead_keys<K>(
+    keys: impl Iterator<Item = Result<K, MapError>>,
+    dead: impl Fn(&K) -> bool,
+) -> Vec<K> {
+    keys.filter_map(Result::ok).filter(|k| dead(k)).collect()
+}
+
+/// Removes each of `keys` from map `name` with `remove` (a hash map's or a
+/// per-CPU hash map's). Entries the kernel removed meanwhile (an LRU
+/// eviction) are gone already.
+pub(super) fn remove_each<K>(
+    name: &'static str,
+    keys: Vec<K>,
+    mut remove: impl FnMut(&K) -> Result<(), MapError>,
+) -> Result<(), DataplaneError> {
     for k in keys {
-        match map.remove(&k) {
+        match remove(&k) {
             Err(e) if !gone(&e) => return Err(DataplaneError::map(name, "remove")(e)),
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! Layers are ceilings, and one address has one owner in any spelling.
 
 use policy_common::{ActionParams, USER_UNIDENTIFIED, kind};
+use policyd_tests::xorshift::Rng;
 
 use super::{tests::layers, *};
 use crate::model::Model;
@@ -180,26 +181,6 @@ fn the_file_credited_is_the_one_whose_limit_is_enforced() {
     assert!(from.ends_with("layer0.toml"), "{from:?}");
 }
 
-/// A tiny deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-
-    fn one_in(&mut self, n: u64) -> bool {
-        self.next().is_multiple_of(n)
-    }
-}
-
 const ACTIONS: &[&str] = &[
     "allow",
     "monitor",
@@ -281,7 +262,7 @@ fn random_layer(rng: &mut Rng, evening: bool) -> String {
 /// what a layer gives on its own is what that file compiles to alone).
 #[test]
 fn compiled_layers_enforce_the_stricter_of_each_layers_own_action() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0;
     for round in 0..300 {
         let count = 2 + (round % 2);

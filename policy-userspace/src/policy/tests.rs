@@ -157,42 +157,28 @@ fn wrong_type_is_rejected() {
     assert!(e.contains("invalid type"), "{e}");
 }
 
-const FULL: &str = r#"
+const FULL: &str = concat!(
+    r#"
 [settings]
 mode = "monitor"
 malformed = "drop"
 event_interval = "250ms"
-
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
-
-[sets]
-webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
-banned = ["203.0.113.128/25", "198.51.100.0/24"]
-
-[[class]]
-name = "webmail"
-match = { sets = ["webmail"] }
-
-[[class]]
-name = "mail"
-match = { proto = "tcp", ports = [25, 465, 587] }
-
+"#,
+    include_str!("../../../tests/fixtures/business-hours.toml"),
+    include_str!("../../../tests/fixtures/classes/webmail.toml"),
+    // Goes on the webmail fixture's open [sets] table.
+    r#"banned = ["203.0.113.128/25", "198.51.100.0/24"]
+"#,
+    include_str!("../../../tests/fixtures/classes/mail.toml"),
+    r#"
 [[class]]
 name = "bulk"
 match = { proto = "tcp", ports = [21, "6000-6010"], user_ports = [22] }
 elephant = "50MiB"
-
-[[class]]
-name = "broadcast"
-match = { l2 = "broadcast-or-multicast" }
-
-[[class]]
-name = "ping"
-match = { proto = "icmp", icmp_type = 8 }
-
+"#,
+    include_str!("../../../tests/fixtures/classes/broadcast.toml"),
+    include_str!("../../../tests/fixtures/classes/ping.toml"),
+    r#"
 [[user]]
 name = "alice"
 ips = ["10.0.0.2", "10.1.0.0/16"]
@@ -225,7 +211,8 @@ action = "deny"
 class = "bulk"
 aggregate = true
 business = "limit 200Mbit"
-"#;
+"#
+);
 
 #[test]
 fn full_policy_validates() {

@@ -3,7 +3,10 @@
 //! intact, a clean stop leaves them in force too, and `policyd unload`
 //! removes them. Needs root.
 
-use std::time::Duration;
+use std::{
+    io::{BufRead as _, Read as _},
+    time::Duration,
+};
 
 use policyd_tests::{
     Daemon, http_get, metric_sum, policyd_bin,
@@ -167,20 +170,30 @@ fn unload_cleans_up_after_a_crash() {
     // denied burst is in her totals; alice, sending during the interval,
     // leads by rate.
     assert_eq!(topo.through("10.226.0.3", 7110, 50).unwrap(), 0);
-    let top = std::process::Command::new(policyd_bin())
+    let mut top = std::process::Command::new(policyd_bin())
         .args(["top", "--count", "1", "--interval", "1.5", "--pin-dir"])
         .arg(&pins)
         .arg("--policy")
         .arg(topo.dir.path().join("policy.toml"))
+        .env("RUST_LOG", "info,policyd::cli::top=debug")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Alice's traffic must fall inside top's interval: wait until top has
+    // read the counters its frame counts from.
+    let mut log = String::new();
+    let mut stderr = std::io::BufReader::new(top.stderr.take().unwrap());
+    while !log.contains("the first frame counts from here") {
+        assert!(
+            stderr.read_line(&mut log).unwrap() > 0,
+            "top ended before reading the counters:\n{log}"
+        );
+    }
     assert_eq!(topo.through("10.226.0.2", 7111, 50).unwrap(), 50);
+    stderr.read_to_string(&mut log).unwrap();
     let out = top.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &log;
     assert!(out.status.success(), "{text}");
     let row = |user: &str| -> Vec<String> {
         text.lines()

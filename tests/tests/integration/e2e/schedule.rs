@@ -12,15 +12,13 @@ use policyd_tests::{
     topology::{Blast, Net, Topology, UdpSink, send_udp},
 };
 
-const POLICY: &str = r#"
+const POLICY: &str = concat!(
+    r#"
 [settings]
 timezone = "America/New_York"
-
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
-
+"#,
+    include_str!("../../../fixtures/business-hours.toml"),
+    r#"
 [[class]]
 name = "bulk"
 match = { proto = "udp", ports = [9] }
@@ -33,7 +31,8 @@ ips = ["10.220.0.2"]
 class = "bulk"
 business = "deny"
 off_hours = "allow"
-"#;
+"#
+);
 
 const N: u64 = 50;
 

@@ -99,46 +99,20 @@ fn udp_flood_is_held_to_the_user_limit() {
         Net::new("flood", 210, &[], &["10.210.0.2/24"]).unwrap(),
         FLOOD_POLICY,
     );
-    let sink = UdpSink::start(&topo.gw, SINK_PORT).unwrap();
-    let sent = send_udp(
-        &topo.cl,
-        Blast {
-            src: sa("10.210.0.2", 0),
-            dst: sa("10.210.0.1", SINK_PORT),
-            payload: PAYLOAD,
-            tag: 1,
-            max_packets: 20_000_000,
-            max_time: Duration::from_secs(3),
-            gap: None,
-        },
-    )
-    .unwrap();
-    let got = sink.finish(QUIET).unwrap();
+    let (sent, got) = flood((&topo.cl, "10.210.0.2"), (&topo.gw, "10.210.0.1"), PAYLOAD);
     let body = metrics(&topo);
     let diag = topo.diag(&body);
 
-    let offered_bps = (sent.packets * FRAME as u64 * 8) as f64 / sent.elapsed.as_secs_f64();
-    assert!(
-        offered_bps > 2.0 * RATE_BPS,
-        "the sender must offer well above the limit to test it: {offered_bps:.0} bit/s ({sent:?}){diag}"
-    );
-    assert!(!got.is_empty(), "nothing arrived{diag}");
+    let Measured {
+        offered_bps,
+        span,
+        rate_bps,
+    } = measure((&sent, &got), FRAME, RATE_BPS, SKIP, &diag);
     assert!(
         got.iter()
             .all(|r| r.len == PAYLOAD && r.from == ip("10.210.0.2")),
         "unexpected datagrams at the sink{diag}"
     );
-
-    let from = got[0].at + SKIP;
-    let window: Vec<&Received> = got.iter().filter(|r| r.at >= from).collect();
-    assert!(
-        window.len() > 100,
-        "only {} datagrams after the first {SKIP:?}{diag}",
-        window.len()
-    );
-    let span = window[window.len() - 1].at - window[0].at;
-    // Bytes between the first and the last arrival: all but the first.
-    let rate_bps = ((window.len() - 1) * FRAME * 8) as f64 / span.as_secs_f64();
     let error = rate_bps / RATE_BPS - 1.0;
     let alice = |metric: &str, verdict: &str| {
         metric_sum(

@@ -6,61 +6,38 @@
 use crate::common::*;
 use policy_common::global_counter;
 use policyd::model::{Decision, Hook, Model, Verdict};
-use policyd_tests::packet::*;
+use policyd_tests::{packet::*, xorshift::Rng};
 
-const POLICY: &str = r#"
+const POLICY: &str = concat!(
+    r#"
 [settings]
 event_interval = "1s"
-
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
-
-[sets]
-webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
-banned = ["203.0.113.128/25", "198.51.100.0/24", "2001:db8:ffff:1::/64"]
+"#,
+    include_str!("../../../fixtures/business-hours.toml"),
+    include_str!("../../../fixtures/classes/webmail.toml"),
+    // Goes on the webmail fixture's open [sets] table.
+    r#"banned = ["203.0.113.128/25", "198.51.100.0/24", "2001:db8:ffff:1::/64"]
 
 [unidentified]
 action = "monitor"
 
 [[class]]
-name = "webmail"
-match = { sets = ["webmail"] }
-
-[[class]]
 name = "banned"
 match = { sets = ["banned"], proto = "tcp" }
-
-[[class]]
-name = "mail"
-match = { proto = "tcp", ports = [25, 465, 587] }
-
+"#,
+    include_str!("../../../fixtures/classes/mail.toml"),
+    r#"
 [[class]]
 name = "bulk"
 match = { proto = "tcp", ports = [21, "6000-6010"], user_ports = [22, "2000-2001"] }
 elephant = "3KB"
-
-[[class]]
-name = "dns"
-match = { proto = "udp", ports = [53] }
-
-[[class]]
-name = "broadcast"
-match = { l2 = "broadcast-or-multicast" }
-
-[[class]]
-name = "ping"
-match = { proto = "icmp", icmp_type = 8 }
-
-[[class]]
-name = "ping6"
-match = { proto = "icmpv6", icmp_type = 128 }
-
-[[class]]
-name = "voice"
-match = { dscp = 46 }
-
+"#,
+    include_str!("../../../fixtures/classes/dns.toml"),
+    include_str!("../../../fixtures/classes/broadcast.toml"),
+    include_str!("../../../fixtures/classes/ping.toml"),
+    include_str!("../../../fixtures/classes/ping6.toml"),
+    include_str!("../../../fixtures/classes/voice.toml"),
+    r#"
 [[class]]
 name = "sctp"
 match = { proto = "sctp", ports = ["1-65535"] }
@@ -122,29 +99,8 @@ action = "deny"
 class = "default"
 user = "printer"
 action = "deny"
-"#;
-
-/// A small deterministic generator (xorshift64*): the same packets on every
-/// run, so a failure can be reproduced from its index.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
+"#
+);
 
 const V4: &[[u8; 4]] = &[
     [10, 0, 0, 2],
@@ -404,7 +360,7 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
     let _timing = crate::rates::shared();
     let k = Kernel::new(POLICY);
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let pool6 = v6_pool();
     let mut seen = std::collections::HashMap::<String, usize>::new();
     for i in 0..10_000 {

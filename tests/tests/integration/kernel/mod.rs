@@ -140,14 +140,9 @@ fn truncations(k: &Kernel, frame: &[u8], ports_end: usize, user: &str) {
     }
 }
 
-const CLASSES: &str = r#"
-[sets]
-webmail = ["203.0.113.0/24", "2001:db8:ffff::/48"]
-
-[[class]]
-name = "webmail"
-match = { sets = ["webmail"] }
-
+const CLASSES: &str = concat!(
+    include_str!("../../../fixtures/classes/webmail.toml"),
+    r#"
 [[class]]
 name = "mail"
 match = { proto = "tcp", ports = [25, 587] }
@@ -159,15 +154,10 @@ match = { proto = "tcp", user_ports = [22] }
 [[class]]
 name = "dns"
 match = { proto = "udp", ports = ["53-54"] }
-
-[[class]]
-name = "broadcast"
-match = { l2 = "broadcast-or-multicast" }
-
-[[class]]
-name = "ping"
-match = { proto = "icmp", icmp_type = 8 }
-
+"#,
+    include_str!("../../../fixtures/classes/broadcast.toml"),
+    include_str!("../../../fixtures/classes/ping.toml"),
+    r#"
 [[class]]
 name = "ef"
 match = { dscp = 46 }
@@ -179,14 +169,12 @@ ips = ["10.0.0.2", "2001:db8:a::2"]
 [[rule]]
 class = "webmail"
 action = "deny"
-"#;
+"#
+);
 
-const RULES: &str = r#"
-[schedule.business]
-days = ["mon", "tue", "wed", "thu", "fri"]
-start = "08:00"
-end = "17:00"
-
+const RULES: &str = concat!(
+    include_str!("../../../fixtures/business-hours.toml"),
+    r#"
 [[class]]
 name = "bulk"
 match = { proto = "tcp", ports = [21] }
@@ -219,4 +207,5 @@ off_hours = "allow"
 class = "bulk"
 user = "bob"
 action = "allow"
-"#;
+"#
+);

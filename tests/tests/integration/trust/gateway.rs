@@ -21,7 +21,7 @@ use policyd_tests::{
     metric_value,
     packet::{ETH_P_IP, eth, ipv4, udp},
     policyd_bin,
-    topology::{Blast, Gateway, Received, UdpSink, send_udp},
+    topology::{Blast, Gateway, UdpSink, send_udp},
 };
 
 use crate::{
@@ -82,34 +82,14 @@ fn a_forwarded_upload_is_held_to_the_limit_not_half_of_it() {
     const SKIP: Duration = Duration::from_millis(500);
     let _serial = serial();
     let gw = start("gwlim", (90, 91), LIMIT_POLICY);
-    let sink = UdpSink::start(&gw.sv, SINK_PORT).unwrap();
-    let sent = send_udp(
-        &gw.cl,
-        Blast {
-            src: sa("10.90.0.2", 0),
-            dst: sa("10.91.0.2", SINK_PORT),
-            payload: PAYLOAD,
-            tag: 1,
-            max_packets: 20_000_000,
-            max_time: Duration::from_secs(3),
-            gap: None,
-        },
-    )
-    .unwrap();
-    let got = sink.finish(QUIET).unwrap();
+    let (sent, got) = flood((&gw.cl, "10.90.0.2"), (&gw.sv, "10.91.0.2"), PAYLOAD);
     let body = metrics(&gw);
     let diag = gw.diag(&body);
-    let offered_bps = (sent.packets * FRAME as u64 * 8) as f64 / sent.elapsed.as_secs_f64();
-    assert!(
-        offered_bps > 2.0 * RATE_BPS,
-        "the sender must offer well above the limit to test it: {offered_bps:.0} bit/s{diag}"
-    );
-    assert!(!got.is_empty(), "nothing crossed the gateway{diag}");
-    let from = got[0].at + SKIP;
-    let window: Vec<&Received> = got.iter().filter(|r| r.at >= from).collect();
-    assert!(window.len() > 100, "only {} datagrams{diag}", window.len());
-    let span = window[window.len() - 1].at - window[0].at;
-    let rate_bps = ((window.len() - 1) * FRAME * 8) as f64 / span.as_secs_f64();
+    let Measured {
+        offered_bps,
+        rate_bps,
+        ..
+    } = measure((&sent, &got), FRAME, RATE_BPS, SKIP, &diag);
     let error = rate_bps / RATE_BPS - 1.0;
     eprintln!(
         "gateway limit: offered {:.0} Mbit/s, received {:.3} Mbit/s (limit 20, error {:+.2}%)",
