@@ -35,7 +35,7 @@ pub mod flag {
 /// bytes (or 1 for a packet limit); the packet conforms while the bucket's
 /// theoretical arrival time stays within `tolerance_ns` of now.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ActionParams {
     pub kind: u32,
     pub flags: u32,
@@ -51,23 +51,15 @@ pub struct ActionParams {
 
 /// An action per profile.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ActionEntry {
     pub profiles: [ActionParams; MAX_PROFILES],
 }
 
-/// Who an [`ActionEntry`] in [`crate::MAP_ACTIONS`] is for: a user id, a
-/// group (`GROUP_BIT | group`), or everybody ([`SUBJECT_ANY`]), in a
-/// generation (the kernel key; userspace sorts and searches [`ActionKey`]).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct GenActionKey {
-    pub generation: u32,
-    pub subject: u32,
-    pub class: u32,
-}
-
-/// (subject, class), as the compiled policy lists actions.
+/// (subject, class), as the compiled policy lists actions: the subject is
+/// a user id, a group (`GROUP_BIT | group`) or everybody ([`SUBJECT_ANY`]).
+/// The kernel never sees these: userspace folds them into rows (see
+/// [`crate::MAP_ACTIONS`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ActionKey {
@@ -120,6 +112,10 @@ pub struct Config {
     /// Cells per row of [`crate::MAP_FLOW_SKETCH`] minus one (the width is
     /// a power of two); set by the loader.
     pub sketch_mask: u32,
+    /// Entries per generation in [`crate::MAP_ACTIONS`]; set by the loader.
+    pub action_cells: u32,
+    /// Entries per row of [`crate::MAP_ACTIONS`]: class ids are below it.
+    pub action_stride: u32,
     pub _pad: u32,
 }
 

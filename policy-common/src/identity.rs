@@ -74,10 +74,11 @@ pub const MAX_IFINDEX: u32 = 1 << 16;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
-    /// Group id, `0` for none. Rules for the group apply when the user has
-    /// no rule of their own for a class.
+    /// Group id, `0` for none.
     pub group: u32,
-    pub _pad: u32,
+    /// The user's row in [`crate::MAP_ACTIONS`]: their own rules, their
+    /// group's and everyone's, folded together by userspace.
+    pub row: u32,
 }
 
 /// Most MAC addresses one IP address may be bound to.

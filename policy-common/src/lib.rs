@@ -60,7 +60,6 @@ mod pod {
         Counters,
         Event,
         EventTimes,
-        GenActionKey,
         GenAddr,
         GenMac,
         GenU32,

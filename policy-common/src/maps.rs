@@ -31,7 +31,9 @@ pub const MAP_SET_CIDRS: &str = "SET_CIDRS";
 pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
 
 // Actions.
-/// [`crate::ActionKey`] -> [`crate::ActionEntry`].
+/// Array of [`crate::ActionEntry`]: per generation, rows of
+/// [`crate::Config::action_stride`] entries (one per class), a row for each
+/// distinct treatment; [`crate::UserInfo::row`] says whose is whose.
 pub const MAP_ACTIONS: &str = "ACTIONS";
 /// Class id -> [`crate::ActionEntry`]: limits on a class as a whole.
 pub const MAP_CLASS_LIMITS: &str = "CLASS_LIMITS";
@@ -105,8 +107,9 @@ pub const DEFAULT_MAX_CIDRS: u32 = 16_384;
 pub const DEFAULT_MAX_SOCKET_OWNERS: u32 = 4_096;
 /// Default capacity of the destination-set trie.
 pub const DEFAULT_MAX_SET_CIDRS: u32 = 16_384;
-/// Default capacity of the action table ((user|group|any) x class entries).
-pub const DEFAULT_MAX_ACTIONS: u32 = 65_536;
+/// Least capacity of the action table, in entries per generation (rows x
+/// classes); 128 bytes each.
+pub const DEFAULT_MAX_ACTIONS: u32 = 4_096;
 /// Default number of (user, class, direction) counter entries.
 pub const DEFAULT_MAX_COUNTERS: u32 = 262_144;
 /// Size of the token-bucket map in the object; the loader sizes it to fit

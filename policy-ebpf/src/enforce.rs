@@ -3,8 +3,8 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use policy_common::{
-    ActionParams, BucketKey, Config, GROUP_BIT, GenActionKey, MAX_CLASSES, MAX_PROFILES,
-    SUBJECT_ANY, UserId, flag, global_counter, kind, mode, present,
+    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, flag, global_counter, kind,
+    mode, present,
 };
 
 use crate::{
@@ -38,50 +38,30 @@ pub(crate) fn active_profile(generation: u32) -> usize {
     if p < MAX_PROFILES { p } else { 0 }
 }
 
-/// The user's own action for the class, else their group's, else everyone's;
-/// allow when none is set. Kinds of entry the table does not hold are not
-/// looked up (`present`): hash lookups are most of the program's cost.
+/// The user's action for the class in `profile`: their row of the action
+/// table (their own rules, their group's and everyone's, folded together
+/// by userspace), at the class. Allow when the policy has no actions.
 #[inline(always)]
 fn params(user: UserId, class: u32, profile: usize, cfg: &Config, generation: u32) -> ActionParams {
-    let present = cfg.present;
-    let lookup = |subject| {
-        // SAFETY: HashMap::get's hazard is an entry removed and its
-        // preallocated slot reused while we hold the reference. Userspace
-        // writes and removes entries of the generation not in force, and
-        // the one profile's parameters are copied out below at once: at
-        // worst a packet racing a switch reads another entry's parameters,
-        // always memory of the map.
-        unsafe {
-            ACTIONS.get(GenActionKey {
-                generation,
-                subject,
-                class,
-            })
-        }
+    const ANY: u32 = present::USER_ACTIONS | present::GROUP_ACTIONS | present::ANY_ACTIONS;
+    if cfg.present & ANY == 0
+        || user >= cfg.users_per_generation
+        || class >= cfg.action_stride
+        || profile >= MAX_PROFILES
+    {
+        return ActionParams::default();
+    }
+    // Each generation has its half of both arrays.
+    let Some(info) = USER_INFO.get(generation * cfg.users_per_generation + user) else {
+        return ActionParams::default();
     };
-    let mut entry = None;
-    if present & present::USER_ACTIONS != 0 {
-        entry = lookup(user);
+    let cell = info.row * cfg.action_stride + class;
+    if cell >= cfg.action_cells {
+        return ActionParams::default();
     }
-    if entry.is_none() && present & present::GROUP_ACTIONS != 0 {
-        // Each generation has its half of the array.
-        let index = generation * cfg.users_per_generation + user;
-        let group = if user < cfg.users_per_generation {
-            USER_INFO.get(index).map_or(0, |i| i.group)
-        } else {
-            0
-        };
-        if group != 0 {
-            entry = lookup(GROUP_BIT | group);
-        }
-    }
-    if entry.is_none() && present & present::ANY_ACTIONS != 0 {
-        entry = lookup(SUBJECT_ANY);
-    }
-    match entry {
-        Some(e) if profile < MAX_PROFILES => e.profiles[profile],
-        _ => ActionParams::default(),
-    }
+    ACTIONS
+        .get(generation * cfg.action_cells + cell)
+        .map_or_else(ActionParams::default, |e| e.profiles[profile])
 }
 
 #[inline(always)]

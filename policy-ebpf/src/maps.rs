@@ -16,9 +16,9 @@ use policy_common::{
     ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_MAX_ACTIONS,
     DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
     DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
-    EVENTS_BYTES, EventTimes, GENERATIONS, GenActionKey, GenAddr, GenMac, GenPrefix, GenU32,
-    GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding, NameSlot,
-    SKETCH_ROWS, UserId, UserInfo, global_counter,
+    EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix, GenU32, GenU64, IfaceConfig,
+    MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding, NameSlot, SKETCH_ROWS, UserId, UserInfo,
+    global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -76,9 +76,11 @@ pub(crate) static SET_CIDRS: LpmTrie<GenPrefix, u64> =
 pub(crate) static FLOW_SKETCH: Array<u64> = Array::pinned(SKETCH_ROWS * DEFAULT_SKETCH_WIDTH, 0);
 
 // Actions.
+// Rows of actions by class, indexed through the user's row (dataplane's
+// rows.rs folds user, group and everyone's rules together): one array read
+// where the (user | group | everyone, class) hash cost up to three lookups.
 #[map(name = "ACTIONS")]
-pub(crate) static ACTIONS: HashMap<GenActionKey, ActionEntry> =
-    HashMap::pinned(DEFAULT_MAX_ACTIONS * GENERATIONS, 0);
+pub(crate) static ACTIONS: Array<ActionEntry> = Array::pinned(DEFAULT_MAX_ACTIONS * GENERATIONS, 0);
 
 #[map(name = "CLASS_LIMITS")]
 pub(crate) static CLASS_LIMITS: Array<ActionEntry> = Array::pinned(MAX_CLASSES * GENERATIONS, 0);

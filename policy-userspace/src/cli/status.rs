@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
-    ActionEntry, BucketKey, Config, CounterKey, Counters, GenActionKey, GenAddr, GenPrefix,
-    MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH,
-    MAP_GENERATION, MAP_USER_CIDRS, MAP_USERS, UserId, mode,
+    ActionEntry, BucketKey, Config, CounterKey, Counters, GenAddr, GenPrefix, MAP_ACTIONS,
+    MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH, MAP_GENERATION,
+    MAP_USER_CIDRS, MAP_USERS, UserId, mode,
 };
 
 use crate::dataplane::DEFAULT_PIN_DIR;
@@ -36,12 +36,13 @@ fn info(dir: &Path, name: &str) -> anyhow::Result<MapInfo> {
     MapInfo::from_pin(dir.join(name)).with_context(|| format!("cannot read the pinned map {name}"))
 }
 
-/// Non-zero cells of the elephant sketch (an array: every cell exists).
-fn sketch_cells_used(dir: &Path) -> anyhow::Result<usize> {
-    let cells = Array::<MapData, u64>::try_from(Map::from_map_data(open(dir, MAP_FLOW_SKETCH)?)?)?;
+/// Entries of an array that are not all zero (every entry of an array
+/// exists; a zero one holds nothing).
+fn array_set<V: aya::Pod + Default + PartialEq>(dir: &Path, name: &str) -> anyhow::Result<usize> {
+    let cells = Array::<MapData, V>::try_from(Map::from_map_data(open(dir, name)?)?)?;
     Ok(cells
         .iter()
-        .filter(|v| v.as_ref().is_ok_and(|v| *v != 0))
+        .filter(|v| v.as_ref().is_ok_and(|v| *v != V::default()))
         .count())
 }
 
@@ -156,8 +157,8 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         ),
         (
             MAP_ACTIONS,
-            "actions (both generations)",
-            hash_entries::<GenActionKey, ActionEntry>(dir, MAP_ACTIONS)?,
+            "action entries set (both generations)",
+            array_set::<ActionEntry>(dir, MAP_ACTIONS)?,
         ),
         (
             MAP_COUNTERS,
@@ -172,7 +173,7 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         (
             MAP_FLOW_SKETCH,
             "elephant sketch cells in use",
-            sketch_cells_used(dir)?,
+            array_set::<u64>(dir, MAP_FLOW_SKETCH)?,
         ),
     ];
     for (map, what, n) in rows {

@@ -11,7 +11,7 @@ use policy_common::{
     MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, SKETCH_ROWS,
 };
 
-use super::{DataplaneError, buckets};
+use super::{DataplaneError, buckets, rows::ActionRows};
 use crate::policy::CompiledPolicy;
 
 /// Map capacities chosen at load time. Kernel maps cannot grow, so those
@@ -51,6 +51,12 @@ impl Default for Capacity {
     }
 }
 
+/// What a table filled from the policy is sized to: the policy's need and
+/// a quarter more, so a reload that grows it a little still fits.
+fn headroom(need: usize) -> usize {
+    need.saturating_add(need / 4)
+}
+
 impl Capacity {
     /// Grows the policy-filled capacities to fit `policy`.
     pub fn fit(mut self, policy: &CompiledPolicy) -> Self {
@@ -70,11 +76,25 @@ impl Capacity {
             policy.uids.len().max(policy.cgroups.len()),
         );
         self.set_cidrs = fit(self.set_cidrs, policy.set_cidrs.len());
-        self.actions = fit(self.actions, policy.actions.len());
+        self.actions = fit(self.actions, headroom(ActionRows::need(policy)));
         if self.buckets == 0 {
             self.buckets = buckets::fitted(buckets::need(policy));
         }
         self
+    }
+
+    /// Refuses `policy` if a table sized at load cannot hold it.
+    pub fn check(&self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+        let need = ActionRows::need(policy);
+        if need > self.actions as usize {
+            return Err(DataplaneError::TableFull {
+                map: MAP_ACTIONS,
+                what: "action entries (a row of one per class for each distinct treatment)",
+                need,
+                capacity: self.actions,
+            });
+        }
+        self.check_buckets(policy)
     }
 
     /// Refuses `policy` if it may need more token buckets than
@@ -136,7 +156,11 @@ impl Capacity {
                 n(policy.set_cidrs.len()),
                 u64::from(self.set_cidrs),
             ),
-            ("actions", n(policy.actions.len()), u64::from(self.actions)),
+            (
+                "actions",
+                n(ActionRows::need(policy)),
+                u64::from(self.actions),
+            ),
         ]
     }
 }

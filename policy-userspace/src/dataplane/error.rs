@@ -75,6 +75,16 @@ pub enum DataplaneError {
          buckets); run `policyd unload` and start again"
     )]
     LruBuckets,
+    #[error(
+        "the policy needs {need} {what} in {map}, which holds {capacity}; a loaded map cannot \
+         grow: run `policyd unload` and start policyd again to size it to the policy"
+    )]
+    TableFull {
+        map: &'static str,
+        what: &'static str,
+        need: usize,
+        capacity: u32,
+    },
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
     #[error(

@@ -14,14 +14,14 @@ use aya::{
     },
 };
 use policy_common::{
-    ActionEntry, Addr16, Config, GENERATION_BITS, GenActionKey, GenAddr, GenMac, GenPrefix, GenU32,
-    GenU64, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
+    ActionEntry, Addr16, Config, GENERATION_BITS, GenAddr, GenMac, GenPrefix, GenU32, GenU64,
+    IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
     MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
     MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, UserId, UserInfo,
     gen_prefix, iface_flag, side,
 };
 
-use super::{DataplaneError, Side};
+use super::{Capacity, DataplaneError, Side, rows::ActionRows};
 use crate::policy::CompiledPolicy;
 
 pub(super) fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
@@ -36,6 +36,18 @@ where
         .ok_or(DataplaneError::MissingMap(name))?
         .try_into()
         .map_err(DataplaneError::map(name, "unexpected map type"))
+}
+
+/// Entries per generation of a policy table as loaded: an adopted pin keeps
+/// the size it was made with, whatever the loader asked for.
+pub(super) fn per_generation(ebpf: &Ebpf, name: &'static str) -> Result<u32, DataplaneError> {
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let info = match map {
+        Map::Array(data) | Map::HashMap(data) | Map::LpmTrie(data) => data.info(),
+        _ => return Err(DataplaneError::MissingMap(name)),
+    }
+    .map_err(DataplaneError::map(name, "read its info"))?;
+    Ok(info.max_entries() / policy_common::GENERATIONS)
 }
 
 /// The index of interface `iface` in this network namespace.
@@ -150,11 +162,6 @@ impl Generational for GenU64 {
         self.generation
     }
 }
-impl Generational for GenActionKey {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
 
 fn insert_all<K: Pod, V: Pod>(
     ebpf: &mut Ebpf,
@@ -235,10 +242,13 @@ pub(super) fn write_policy(
     ebpf: &mut Ebpf,
     policy: &CompiledPolicy,
     generation: u32,
-    users_per_generation: u32,
-    sketch_mask: u32,
+    capacity: &Capacity,
 ) -> Result<(), DataplaneError> {
     let g = generation;
+    let users_per_generation = capacity.users;
+    let rows = ActionRows::of(policy);
+    let row_of: std::collections::HashMap<UserId, u32> =
+        rows.rows_of_users.iter().copied().collect();
     let mut cgroups = Vec::with_capacity(policy.cgroups.len());
     for (path, user) in &policy.cgroups {
         let id = cgroup_id(path).map_err(|source| DataplaneError::Cgroup {
@@ -256,24 +266,19 @@ pub(super) fn write_policy(
                 g * users_per_generation + u.id,
                 UserInfo {
                     group: u.group,
-                    _pad: 0,
+                    row: row_of.get(&u.id).copied().unwrap_or(0),
                 },
             )
         }),
     )?;
-    insert_all(
+    let action_cells = capacity.actions;
+    set_array(
         ebpf,
         MAP_ACTIONS,
-        policy.actions.iter().map(|(k, e)| {
-            (
-                GenActionKey {
-                    generation: g,
-                    subject: k.subject,
-                    class: k.class,
-                },
-                *e,
-            )
-        }),
+        rows.cells
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (g * action_cells + i as u32, *e)),
     )?;
     let mut limits = vec![ActionEntry::default(); MAX_CLASSES as usize];
     for (class, entry) in &policy.class_limits {
@@ -303,7 +308,9 @@ pub(super) fn write_policy(
     insert_prefixes(ebpf, MAP_SET_CIDRS, g, policy.set_cidrs.iter().copied())?;
     let config = Config {
         users_per_generation,
-        sketch_mask,
+        sketch_mask: capacity.sketch_mask(),
+        action_cells,
+        action_stride: rows.stride,
         ..policy.config
     };
     set_array(ebpf, MAP_CONFIG, [(g, config)])?;
@@ -374,7 +381,6 @@ pub(super) fn remove_generation(ebpf: &mut Ebpf, generation: u32) -> Result<(), 
     remove_keys::<GenU32, UserId>(ebpf, MAP_USER_UIDS, generation)?;
     remove_keys::<GenU64, UserId>(ebpf, MAP_USER_CGROUPS, generation)?;
     remove_keys::<GenAddr, policy_common::MacBinding>(ebpf, MAP_IP_BINDINGS, generation)?;
-    remove_keys::<GenActionKey, ActionEntry>(ebpf, MAP_ACTIONS, generation)?;
     remove_prefixes::<UserId>(ebpf, MAP_USER_CIDRS, generation)?;
     remove_prefixes::<u64>(ebpf, MAP_SET_CIDRS, generation)
 }

@@ -12,6 +12,7 @@ mod ids;
 mod maps;
 mod pins;
 mod profile;
+mod rows;
 mod sketch;
 
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use aya::{
     maps::{MapData, RingBuf},
     programs::{SchedClassifier, Xdp},
 };
-use policy_common::{MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS};
+use policy_common::{MAP_ACTIONS, MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS};
 
 #[cfg(feature = "bench")]
 pub use self::bench::{FLOOR_PROGRAM, TC_FLOOR_PROGRAM};
@@ -34,6 +35,7 @@ pub use self::{
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
     profile::ProfileSwitch,
+    rows::ActionRows,
     sketch::FlowSketch,
 };
 use crate::policy::{Allocation, CompiledPolicy};
@@ -104,6 +106,7 @@ impl Dataplane {
         let capacity = Capacity {
             buckets,
             sketch_width,
+            actions: maps::per_generation(&ebpf, MAP_ACTIONS)?,
             ..capacity
         };
         program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
@@ -172,19 +175,13 @@ impl Dataplane {
                 capacity: self.capacity.users,
             });
         }
-        self.capacity.check_buckets(policy)?;
+        self.capacity.check(policy)?;
         let switch = Arc::clone(&self.profile);
         let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
         let old = sw.generation();
         let new = 1 - old;
         let retiring = ids::record(&mut self.ebpf, &mut self.ids, policy)?;
-        if let Err(e) = maps::write_policy(
-            &mut self.ebpf,
-            policy,
-            new,
-            self.capacity.users,
-            self.capacity.sketch_mask(),
-        ) {
+        if let Err(e) = maps::write_policy(&mut self.ebpf, policy, new, &self.capacity) {
             // Nothing reads the idle generation: clear it for the next try.
             let _ = maps::remove_generation(&mut self.ebpf, new);
             return Err(e);

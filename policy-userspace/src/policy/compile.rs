@@ -354,6 +354,8 @@ impl CompiledPolicy {
             present: 0,
             users_per_generation: 0,
             sketch_mask: 0,
+            action_cells: 0,
+            action_stride: 0,
             _pad: 0,
         };
         out.config.present = out.present();
