@@ -97,25 +97,34 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_CLASS_NAMES,
 ];
 
-/// Default capacity of the per-user array (ids `0..MAX_USERS`).
-pub const DEFAULT_MAX_USERS: u32 = 65_536;
-/// Default capacity of the exact-address and MAC maps.
-pub const DEFAULT_MAX_ADDRS: u32 = 65_536;
-/// Default capacity of the user CIDR trie.
-pub const DEFAULT_MAX_CIDRS: u32 = 16_384;
-/// Default capacity of the UID and cgroup maps.
-pub const DEFAULT_MAX_SOCKET_OWNERS: u32 = 4_096;
-/// Default capacity of the destination-set trie.
-pub const DEFAULT_MAX_SET_CIDRS: u32 = 16_384;
+// Least sizes of the tables filled from the policy (per generation). The
+// loader sizes each to the policy's need and a quarter more (userspace's
+// capacity.rs), never below these, so a small policy costs little (about
+// 7 MiB in all) and a reload that grows it a little still fits.
+
+/// Least capacity of the per-user arrays (ids `0..MAX_USERS`).
+pub const DEFAULT_MAX_USERS: u32 = 4_096;
+/// Least capacity of the exact-address, MAC and binding maps.
+pub const DEFAULT_MAX_ADDRS: u32 = 4_096;
+/// Least capacity of the user CIDR trie.
+pub const DEFAULT_MAX_CIDRS: u32 = 4_096;
+/// Least capacity of the UID and cgroup maps.
+pub const DEFAULT_MAX_SOCKET_OWNERS: u32 = 1_024;
+/// Least capacity of the destination-set trie.
+pub const DEFAULT_MAX_SET_CIDRS: u32 = 4_096;
 /// Least capacity of the action table, in entries per generation (rows x
 /// classes); 128 bytes each.
 pub const DEFAULT_MAX_ACTIONS: u32 = 4_096;
-/// Default number of (user, class, direction) counter entries.
-pub const DEFAULT_MAX_COUNTERS: u32 = 262_144;
+/// Least number of (user, class, direction) counter entries; the loader
+/// sizes the map for every user in every class both ways, up to
+/// [`MAX_FITTED_COUNTERS`].
+pub const DEFAULT_MAX_COUNTERS: u32 = 4_096;
+/// Most counter entries the loader makes room for by itself (the map has
+/// no preallocation, but its bucket array, 16 bytes per entry, does).
+pub const MAX_FITTED_COUNTERS: u32 = 1 << 21;
 /// Size of the token-bucket map in the object; the loader sizes it to fit
 /// the policy (a plain hash: a limited user's bucket is never evicted).
-pub const DEFAULT_MAX_BUCKETS: u32 = 262_144;
-
+pub const DEFAULT_MAX_BUCKETS: u32 = 1_024;
 /// Size of the event ring buffer in bytes (a power of two, page multiple).
 pub const EVENTS_BYTES: u32 = 256 * 1024;
 

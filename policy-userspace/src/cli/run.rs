@@ -107,9 +107,13 @@ pub(super) struct RunArgs {
     /// promoted by sharing cells with big ones (docs/datapath.md).
     #[arg(long, default_value_t = Capacity::default().sketch_width, value_name = "N")]
     sketch_width: u32,
-    /// (user, class, direction) counter entries.
-    #[arg(long, default_value_t = Capacity::default().counters, value_name = "N")]
-    max_counters: u32,
+    /// (user, class, direction) counter entries. Default: every user in
+    /// every class both ways and a quarter more, at least 4096, at most
+    /// 2097152 (the map holds only what traffic creates; its bucket array
+    /// costs 16 bytes an entry). When full, new triples are not counted
+    /// and `policyd_counter_map_full_total` says so.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_counters: Option<u32>,
     /// Token buckets (one per limited user, class and direction; never
     /// evicted). Default: twice what the policy needs, at least 1024. A
     /// value below the policy's need is refused.
@@ -167,7 +171,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     let compiled = CompiledPolicy::compile(&policy);
     let capacity = Capacity {
         sketch_width: args.sketch_width,
-        counters: args.max_counters,
+        counters: args.max_counters.unwrap_or_default(),
         buckets: args.max_buckets.unwrap_or_default(),
         ..Capacity::default()
     }

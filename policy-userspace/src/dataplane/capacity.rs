@@ -2,30 +2,38 @@
 
 use std::path::Path;
 
-use aya::EbpfLoader;
+use aya::{Ebpf, EbpfLoader};
 use policy_common::{
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
     DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
     GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH,
     MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
-    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, SKETCH_ROWS,
+    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
 };
 
-use super::{DataplaneError, buckets, rows::ActionRows};
+use super::{DataplaneError, buckets, maps, rows::ActionRows};
 use crate::policy::CompiledPolicy;
 
 /// Map capacities chosen at load time. Kernel maps cannot grow, so those
-/// filled from the policy are sized to fit it (never below the defaults);
-/// those filled by traffic are set by the operator.
+/// filled from the policy are sized to fit it with a quarter more (never
+/// below the defaults); those filled by traffic are fitted too unless the
+/// operator sets them. After a load they are the sizes the maps really
+/// have (an adopted pin keeps the size it was made with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     pub users: u32,
+    /// Exact addresses (USERS).
     pub addrs: u32,
+    pub macs: u32,
+    /// Anti-spoofing bindings (IP_BINDINGS).
+    pub bindings: u32,
     pub cidrs: u32,
     pub socket_owners: u32,
     pub set_cidrs: u32,
+    /// Action table entries per generation (see rows.rs).
     pub actions: u32,
-    /// (user, class, direction) counter entries.
+    /// (user, class, direction) counter entries; 0 until [`Self::fit`]
+    /// sizes it to the policy.
     pub counters: u32,
     /// Per-user token buckets (a plain hash: never evicted); 0 until
     /// [`Self::fit`] sizes it to the policy.
@@ -40,11 +48,13 @@ impl Default for Capacity {
         Self {
             users: DEFAULT_MAX_USERS,
             addrs: DEFAULT_MAX_ADDRS,
+            macs: DEFAULT_MAX_ADDRS,
+            bindings: DEFAULT_MAX_ADDRS,
             cidrs: DEFAULT_MAX_CIDRS,
             socket_owners: DEFAULT_MAX_SOCKET_OWNERS,
             set_cidrs: DEFAULT_MAX_SET_CIDRS,
             actions: DEFAULT_MAX_ACTIONS,
-            counters: DEFAULT_MAX_COUNTERS,
+            counters: 0,
             buckets: 0,
             sketch_width: DEFAULT_SKETCH_WIDTH,
         }
@@ -57,41 +67,122 @@ fn headroom(need: usize) -> usize {
     need.saturating_add(need / 4)
 }
 
+/// One table's need against its capacity, for [`Capacity::check`].
+struct Need {
+    map: &'static str,
+    what: &'static str,
+    need: usize,
+    capacity: u32,
+}
+
 impl Capacity {
     /// Grows the policy-filled capacities to fit `policy`.
     pub fn fit(mut self, policy: &CompiledPolicy) -> Self {
-        let fit = |current: u32, n: usize| current.max(u32::try_from(n).unwrap_or(u32::MAX));
+        let fit =
+            |current: u32, n: usize| current.max(u32::try_from(headroom(n)).unwrap_or(u32::MAX));
         self.users = fit(self.users, policy.users.len());
-        self.addrs = fit(
-            self.addrs,
-            policy
-                .exact
-                .len()
-                .max(policy.macs.len())
-                .max(policy.bindings.len()),
-        );
+        self.addrs = fit(self.addrs, policy.exact.len());
+        self.macs = fit(self.macs, policy.macs.len());
+        self.bindings = fit(self.bindings, policy.bindings.len());
         self.cidrs = fit(self.cidrs, policy.cidrs.len());
         self.socket_owners = fit(
             self.socket_owners,
             policy.uids.len().max(policy.cgroups.len()),
         );
         self.set_cidrs = fit(self.set_cidrs, policy.set_cidrs.len());
-        self.actions = fit(self.actions, headroom(ActionRows::need(policy)));
+        self.actions = fit(self.actions, ActionRows::need(policy));
+        if self.counters == 0 {
+            // Every user in every class both ways, within bounds: the map
+            // has no preallocation, so unused room costs only its buckets.
+            let all = policy
+                .users
+                .len()
+                .saturating_mul(policy.classes.len())
+                .saturating_mul(dir::COUNT);
+            self.counters = fit(DEFAULT_MAX_COUNTERS, all).min(MAX_FITTED_COUNTERS);
+        }
         if self.buckets == 0 {
             self.buckets = buckets::fitted(buckets::need(policy));
         }
         self
     }
 
-    /// Refuses `policy` if a table sized at load cannot hold it.
+    /// The sizes the loaded maps really have.
+    pub(super) fn as_loaded(self, ebpf: &Ebpf) -> Result<Self, DataplaneError> {
+        let per_gen = |name| maps::per_generation(ebpf, name);
+        Ok(Self {
+            users: per_gen(MAP_USER_INFO)?,
+            addrs: per_gen(MAP_USERS)?,
+            macs: per_gen(MAP_USER_MACS)?,
+            bindings: per_gen(MAP_IP_BINDINGS)?,
+            cidrs: per_gen(MAP_USER_CIDRS)?,
+            socket_owners: per_gen(MAP_USER_UIDS)?.min(per_gen(MAP_USER_CGROUPS)?),
+            set_cidrs: per_gen(MAP_SET_CIDRS)?,
+            actions: per_gen(MAP_ACTIONS)?,
+            counters: maps::max_entries(ebpf, MAP_COUNTERS)?,
+            ..self
+        })
+    }
+
+    /// Refuses `policy` if a table sized at load cannot hold it (a reload
+    /// that outgrew the sizes the first start chose).
     pub fn check(&self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
-        let need = ActionRows::need(policy);
-        if need > self.actions as usize {
-            return Err(DataplaneError::TableFull {
+        let needs = [
+            Need {
+                map: MAP_USER_INFO,
+                what: "user ids",
+                need: policy.users.len(),
+                capacity: self.users,
+            },
+            Need {
+                map: MAP_USERS,
+                what: "exact addresses",
+                need: policy.exact.len(),
+                capacity: self.addrs,
+            },
+            Need {
+                map: MAP_USER_MACS,
+                what: "MAC addresses",
+                need: policy.macs.len(),
+                capacity: self.macs,
+            },
+            Need {
+                map: MAP_IP_BINDINGS,
+                what: "address-to-MAC bindings",
+                need: policy.bindings.len(),
+                capacity: self.bindings,
+            },
+            Need {
+                map: MAP_USER_CIDRS,
+                what: "user CIDRs",
+                need: policy.cidrs.len(),
+                capacity: self.cidrs,
+            },
+            Need {
+                map: MAP_USER_UIDS,
+                what: "socket owners (UIDs or cgroups)",
+                need: policy.uids.len().max(policy.cgroups.len()),
+                capacity: self.socket_owners,
+            },
+            Need {
+                map: MAP_SET_CIDRS,
+                what: "set CIDRs",
+                need: policy.set_cidrs.len(),
+                capacity: self.set_cidrs,
+            },
+            Need {
                 map: MAP_ACTIONS,
                 what: "action entries (a row of one per class for each distinct treatment)",
-                need,
+                need: ActionRows::need(policy),
                 capacity: self.actions,
+            },
+        ];
+        if let Some(n) = needs.into_iter().find(|n| n.need > n.capacity as usize) {
+            return Err(DataplaneError::TableFull {
+                map: n.map,
+                what: n.what,
+                need: n.need,
+                capacity: n.capacity,
             });
         }
         self.check_buckets(policy)
@@ -114,8 +205,8 @@ impl Capacity {
             .map_max_entries(MAP_USER_INFO, two(self.users))
             .map_max_entries(MAP_USER_NAMES, self.users)
             .map_max_entries(MAP_USERS, two(self.addrs))
-            .map_max_entries(MAP_USER_MACS, two(self.addrs))
-            .map_max_entries(MAP_IP_BINDINGS, two(self.addrs))
+            .map_max_entries(MAP_USER_MACS, two(self.macs))
+            .map_max_entries(MAP_IP_BINDINGS, two(self.bindings))
             .map_max_entries(MAP_USER_CIDRS, two(self.cidrs))
             .map_max_entries(MAP_USER_UIDS, two(self.socket_owners))
             .map_max_entries(MAP_USER_CGROUPS, two(self.socket_owners))
@@ -149,7 +240,12 @@ impl Capacity {
         vec![
             ("user_info", n(policy.users.len()), u64::from(self.users)),
             ("users", n(policy.exact.len()), u64::from(self.addrs)),
-            ("user_macs", n(policy.macs.len()), u64::from(self.addrs)),
+            ("user_macs", n(policy.macs.len()), u64::from(self.macs)),
+            (
+                "ip_bindings",
+                n(policy.bindings.len()),
+                u64::from(self.bindings),
+            ),
             ("user_cidrs", n(policy.cidrs.len()), u64::from(self.cidrs)),
             (
                 "set_cidrs",
@@ -162,5 +258,84 @@ impl Capacity {
                 u64::from(self.actions),
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use policy_common::{DEFAULT_MAX_ADDRS, DEFAULT_MAX_USERS, MAP_USER_INFO, MAP_USERS};
+
+    use super::Capacity;
+    use crate::{
+        dataplane::DataplaneError,
+        policy::{self, CompiledPolicy},
+    };
+
+    fn users(n: u32) -> CompiledPolicy {
+        let src: String = (0..n)
+            .map(|i| {
+                let [_, a, b, c] = (i + 1).to_be_bytes();
+                format!("[[user]]\nname = \"u{i}\"\nips = [\"10.{a}.{b}.{c}\"]\n")
+            })
+            .collect();
+        CompiledPolicy::compile(&policy::parse(Path::new("t.toml"), &src).unwrap())
+    }
+
+    #[test]
+    fn a_small_policy_gets_the_least_sizes() {
+        let c = Capacity::default().fit(&users(10));
+        assert_eq!(c.addrs, DEFAULT_MAX_ADDRS);
+        assert_eq!(
+            c.counters, 4_096,
+            "11 users x 1 class x 2 is below the floor"
+        );
+        c.check(&users(10)).unwrap();
+    }
+
+    #[test]
+    fn a_large_policy_gets_a_quarter_more() {
+        let c = Capacity::default().fit(&users(10_000));
+        assert_eq!(c.addrs, 12_500);
+        assert_eq!(
+            c.users, 12_501,
+            "10 000 users and unidentified, and a quarter more"
+        );
+        c.check(&users(12_500)).unwrap();
+    }
+
+    #[test]
+    fn a_policy_that_outgrew_the_tables_is_refused_naming_the_map() {
+        let c = Capacity::default().fit(&users(10));
+        let err = c.check(&users(5_000)).unwrap_err();
+        // The first table checked that is too small: the user ids.
+        assert!(
+            matches!(
+                err,
+                DataplaneError::TableFull {
+                    map: MAP_USER_INFO,
+                    need: 5_001,
+                    capacity: DEFAULT_MAX_USERS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let c = Capacity { users: 8_192, ..c };
+        let err = c.check(&users(5_000)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataplaneError::TableFull {
+                    map: MAP_USERS,
+                    need: 5_000,
+                    capacity: DEFAULT_MAX_ADDRS,
+                    ..
+                }
+            ),
+            "then the exact addresses: {err}"
+        );
+        assert!(err.to_string().contains("policyd unload"), "{err}");
     }
 }

@@ -43,11 +43,6 @@ pub enum DataplaneError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "the policy needs {ids} user ids but policyd was started with room for {capacity}; \
-         restart policyd to load it"
-    )]
-    TooManyUsers { ids: usize, capacity: u32 },
     #[error(transparent)]
     PinDir(#[from] super::PinDirError),
     #[error("cannot give the policy's users and classes ids")]

@@ -41,13 +41,22 @@ where
 /// Entries per generation of a policy table as loaded: an adopted pin keeps
 /// the size it was made with, whatever the loader asked for.
 pub(super) fn per_generation(ebpf: &Ebpf, name: &'static str) -> Result<u32, DataplaneError> {
+    Ok(max_entries(ebpf, name)? / policy_common::GENERATIONS)
+}
+
+/// A loaded map's real number of entries.
+pub(super) fn max_entries(ebpf: &Ebpf, name: &'static str) -> Result<u32, DataplaneError> {
     let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
     let info = match map {
-        Map::Array(data) | Map::HashMap(data) | Map::LpmTrie(data) => data.info(),
+        Map::Array(data)
+        | Map::HashMap(data)
+        | Map::LpmTrie(data)
+        | Map::PerCpuHashMap(data)
+        | Map::PerCpuArray(data) => data.info(),
         _ => return Err(DataplaneError::MissingMap(name)),
     }
     .map_err(DataplaneError::map(name, "read its info"))?;
-    Ok(info.max_entries() / policy_common::GENERATIONS)
+    Ok(info.max_entries())
 }
 
 /// The index of interface `iface` in this network namespace.

@@ -22,7 +22,7 @@ use aya::{
     maps::{MapData, RingBuf},
     programs::{SchedClassifier, Xdp},
 };
-use policy_common::{MAP_ACTIONS, MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS};
+use policy_common::{MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS};
 
 #[cfg(feature = "bench")]
 pub use self::bench::{FLOOR_PROGRAM, TC_FLOOR_PROGRAM};
@@ -106,9 +106,9 @@ impl Dataplane {
         let capacity = Capacity {
             buckets,
             sketch_width,
-            actions: maps::per_generation(&ebpf, MAP_ACTIONS)?,
             ..capacity
-        };
+        }
+        .as_loaded(&ebpf)?;
         program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
             .load()
             .map_err(|source| DataplaneError::Verify {
@@ -169,12 +169,6 @@ impl Dataplane {
         policy: &CompiledPolicy,
         profile: usize,
     ) -> Result<(), DataplaneError> {
-        if policy.users.len() > self.capacity.users as usize {
-            return Err(DataplaneError::TooManyUsers {
-                ids: policy.users.len(),
-                capacity: self.capacity.users,
-            });
-        }
         self.capacity.check(policy)?;
         let switch = Arc::clone(&self.profile);
         let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
