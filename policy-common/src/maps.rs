@@ -3,10 +3,18 @@
 //! The loader may raise any size at load time (`Capacity` in userspace).
 
 // Identity.
-/// [`crate::Addr16`] -> [`crate::UserId`]: exact addresses, v4 as mapped.
+/// [`crate::GenAddr`] -> [`crate::UserId`]: exact IPv6 addresses (not
+/// IPv4-mapped ones: those are in [`MAP_USERS4`]).
 pub const MAP_USERS: &str = "USERS";
-/// LPM trie, `[u8; 16]` data (v4 prefixes as 96 + n) -> [`crate::UserId`].
+/// [`crate::GenU32`] (the IPv4 address's bytes in memory order) ->
+/// [`crate::UserId`]: exact IPv4 addresses, an 8-byte key where IPv6 needs
+/// 20.
+pub const MAP_USERS4: &str = "USERS4";
+/// LPM trie, [`crate::GenPrefix`] -> [`crate::UserId`]: IPv6 prefixes (see
+/// [`crate::split_prefix`]).
 pub const MAP_USER_CIDRS: &str = "USER_CIDRS";
+/// LPM trie, [`crate::GenPrefix4`] -> [`crate::UserId`]: IPv4 prefixes.
+pub const MAP_USER_CIDRS4: &str = "USER_CIDRS4";
 /// [`crate::Mac8`] -> [`crate::UserId`].
 pub const MAP_USER_MACS: &str = "USER_MACS";
 /// Socket owner UID (`u32`) -> [`crate::UserId`]; TC egress only.
@@ -24,8 +32,11 @@ pub const MAP_IFACES: &str = "IFACES";
 // Classification.
 /// Index -> [`crate::ClassRule`], evaluated in order.
 pub const MAP_CLASS_RULES: &str = "CLASS_RULES";
-/// LPM trie, `[u8; 16]` -> `u64` bitmap of the sets the prefix is in.
+/// LPM trie, [`crate::GenPrefix`] -> `u64` bitmap of the sets the prefix
+/// is in: IPv6 prefixes.
 pub const MAP_SET_CIDRS: &str = "SET_CIDRS";
+/// LPM trie, [`crate::GenPrefix4`] -> `u64`: IPv4 prefixes.
+pub const MAP_SET_CIDRS4: &str = "SET_CIDRS4";
 /// Array of [`crate::SKETCH_ROWS`] x width `u64` byte counts: the
 /// count-min sketch of elephant detection (see sketch.rs).
 pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
@@ -72,7 +83,9 @@ pub const MAP_CLASS_NAMES: &str = "CLASS_NAMES";
 /// The test below keeps it complete.
 pub const ALL_MAPS: &[&str] = &[
     MAP_USERS,
+    MAP_USERS4,
     MAP_USER_CIDRS,
+    MAP_USER_CIDRS4,
     MAP_USER_MACS,
     MAP_USER_UIDS,
     MAP_USER_CGROUPS,
@@ -81,6 +94,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_IFACES,
     MAP_CLASS_RULES,
     MAP_SET_CIDRS,
+    MAP_SET_CIDRS4,
     MAP_FLOW_SKETCH,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,

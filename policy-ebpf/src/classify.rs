@@ -4,11 +4,11 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use policy_common::{
     CLASS_DEFAULT, ClassRule, Config, GENERATION_BITS, MAX_CLASS_RULES, dir, field, gen_prefix,
-    present,
+    gen_prefix4, present,
 };
 
 use crate::{
-    maps::{CLASS_RULES, SET_CIDRS},
+    maps::{CLASS_RULES, SET_CIDRS, SET_CIDRS4},
     parse::Packet,
 };
 
@@ -57,21 +57,26 @@ fn matches(r: &ClassRule, p: &Packet, direction: u8, sets: u64) -> bool {
 /// The class of the first matching rule, or [`CLASS_DEFAULT`].
 #[inline(always)]
 pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32) -> u32 {
-    let remote = if direction == dir::UPLOAD {
-        &p.dst
-    } else {
-        &p.src
-    };
-    let sets = if cfg.present & present::SETS != 0 {
-        SET_CIDRS
-            .get(Key::new(
-                GENERATION_BITS + 128,
-                gen_prefix(generation, remote),
-            ))
-            .copied()
-            .unwrap_or(0)
-    } else {
+    let upload = direction == dir::UPLOAD;
+    let remote = if upload { &p.dst } else { &p.src };
+    let sets = if cfg.present & present::SETS == 0 {
         0
+    } else {
+        match p.mapped_v4(!upload) {
+            Some(a) => SET_CIDRS4
+                .get(Key::new(
+                    GENERATION_BITS + 32,
+                    gen_prefix4(generation, a.to_ne_bytes()),
+                ))
+                .copied(),
+            None => SET_CIDRS
+                .get(Key::new(
+                    GENERATION_BITS + 128,
+                    gen_prefix(generation, remote),
+                ))
+                .copied(),
+        }
+        .unwrap_or(0)
     };
     for i in 0..MAX_CLASS_RULES {
         if i >= cfg.rule_count {

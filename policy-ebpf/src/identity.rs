@@ -6,12 +6,12 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use policy_common::{
-    GENERATION_BITS, GenAddr, GenMac, IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir,
-    gen_prefix, mac8, present, side,
+    GENERATION_BITS, GenAddr, GenMac, GenU32, IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId,
+    dir, gen_prefix, gen_prefix4, mac8, present, side,
 };
 
 use crate::{
-    maps::{IFACES, IP_BINDINGS, USER_CIDRS, USER_MACS, USERS},
+    maps::{IFACES, IP_BINDINGS, USER_CIDRS, USER_CIDRS4, USER_MACS, USERS, USERS4},
     parse::Packet,
 };
 
@@ -54,11 +54,13 @@ pub(crate) fn identify(
             spoofed: false,
         };
     }
-    let (addr, mac) = if direction == dir::UPLOAD {
+    let upload = direction == dir::UPLOAD;
+    let (addr, mac) = if upload {
         (&p.src, &p.src_mac)
     } else {
         (&p.dst, &p.dst_mac)
     };
+    let v4 = p.mapped_v4(upload);
     let user = if iface_side == side::USERS && present & present::MACS != 0 {
         // SAFETY: HashMap::get's hazard is an entry removed and its slot
         // reused while we hold the reference; the value is a plain id
@@ -73,26 +75,41 @@ pub(crate) fn identify(
     } else {
         None
     }
-    .or_else(|| {
+    .or_else(|| match v4 {
         // SAFETY: as for USER_MACS above: a plain id copied out at once.
-        unsafe {
+        Some(a) => unsafe {
+            USERS4.get(GenU32 {
+                generation,
+                value: a,
+            })
+        }
+        .copied(),
+        // SAFETY: as above.
+        None => unsafe {
             USERS.get(GenAddr {
                 generation,
                 addr: *addr,
             })
         }
-        .copied()
+        .copied(),
     })
     .or_else(|| {
-        if present & present::CIDRS != 0 {
-            USER_CIDRS
+        if present & present::CIDRS == 0 {
+            return None;
+        }
+        match v4 {
+            Some(a) => USER_CIDRS4
+                .get(Key::new(
+                    GENERATION_BITS + 32,
+                    gen_prefix4(generation, a.to_ne_bytes()),
+                ))
+                .copied(),
+            None => USER_CIDRS
                 .get(Key::new(
                     GENERATION_BITS + 128,
                     gen_prefix(generation, addr),
                 ))
-                .copied()
-        } else {
-            None
+                .copied(),
         }
     })
     .unwrap_or(USER_UNIDENTIFIED);

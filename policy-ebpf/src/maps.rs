@@ -16,9 +16,9 @@ use policy_common::{
     ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_MAX_ACTIONS,
     DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
     DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
-    EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix, GenU32, GenU64, IfaceConfig,
-    MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding, NameSlot, SKETCH_ROWS, UserId, UserInfo,
-    global_counter,
+    EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix, GenPrefix4, GenU32, GenU64,
+    IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding, NameSlot, SKETCH_ROWS,
+    UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -27,9 +27,20 @@ use policy_common::{
 pub(crate) static USERS: HashMap<GenAddr, UserId> =
     HashMap::pinned(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
 
+// IPv4 apart: an 8-byte key hashes in about half the time of the 20-byte
+// one (11 against 20 ns, kernel 6.18).
+#[map(name = "USERS4")]
+pub(crate) static USERS4: HashMap<GenU32, UserId> =
+    HashMap::pinned(DEFAULT_MAX_ADDRS * GENERATIONS, 0);
+
 // Longest-prefix match is what LPM tries do (kernel >= 4.11).
 #[map(name = "USER_CIDRS")]
 pub(crate) static USER_CIDRS: LpmTrie<GenPrefix, UserId> =
+    LpmTrie::pinned(DEFAULT_MAX_CIDRS * GENERATIONS, 0);
+
+// IPv4 apart: the trie walks 64 bits of key instead of 160.
+#[map(name = "USER_CIDRS4")]
+pub(crate) static USER_CIDRS4: LpmTrie<GenPrefix4, UserId> =
     LpmTrie::pinned(DEFAULT_MAX_CIDRS * GENERATIONS, 0);
 
 #[map(name = "USER_MACS")]
@@ -66,6 +77,11 @@ pub(crate) static CLASS_RULES: Array<ClassRule> = Array::pinned(MAX_CLASS_RULES 
 // the bitmap of all sets that contain it (computed by userspace).
 #[map(name = "SET_CIDRS")]
 pub(crate) static SET_CIDRS: LpmTrie<GenPrefix, u64> =
+    LpmTrie::pinned(DEFAULT_MAX_SET_CIDRS * GENERATIONS, 0);
+
+// IPv4 apart, as USER_CIDRS4: 41 against 66 ns at 1 000 prefixes.
+#[map(name = "SET_CIDRS4")]
+pub(crate) static SET_CIDRS4: LpmTrie<GenPrefix4, u64> =
     LpmTrie::pinned(DEFAULT_MAX_SET_CIDRS * GENERATIONS, 0);
 
 // The count-min sketch of elephant detection (policy-common's sketch.rs):

@@ -54,7 +54,24 @@ impl Packet {
     pub(crate) fn dst_words(&self) -> [u64; 2] {
         words(&self.dst)
     }
+
+    /// The IPv4 address in the source (`src`) or destination address, as
+    /// its four bytes in memory order, if that address is IPv4-mapped (as
+    /// every IPv4 packet's are): such addresses are looked up in the IPv4
+    /// maps.
+    #[inline(always)]
+    pub(crate) fn mapped_v4(&self, src: bool) -> Option<u32> {
+        let a = if src { &self.src } else { &self.dst };
+        let p = a.as_ptr().cast::<u32>();
+        // SAFETY: as for `words`: `a` is at offset 0 or 16 of this struct,
+        // aligned to 8, so the four u32 words are aligned and inside it.
+        let w = unsafe { [p.read(), p.add(1).read(), p.add(2).read(), p.add(3).read()] };
+        (w[0] == 0 && w[1] == 0 && w[2] == MAPPED_TAG).then_some(w[3])
+    }
 }
+
+/// Bytes 8..12 of an IPv4-mapped address (`::ffff:a.b.c.d`) as a word.
+const MAPPED_TAG: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
 
 #[inline(always)]
 fn words(a: &Addr16) -> [u64; 2] {

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
-    ActionEntry, BucketKey, Config, CounterKey, Counters, GenAddr, GenPrefix, MAP_ACTIONS,
-    MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH, MAP_GENERATION,
-    MAP_USER_CIDRS, MAP_USERS, UserId, mode,
+    ActionEntry, BucketKey, Config, CounterKey, Counters, GenAddr, GenPrefix, GenPrefix4, GenU32,
+    MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH,
+    MAP_GENERATION, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USERS, MAP_USERS4, UserId, mode,
 };
 
 use crate::dataplane::DEFAULT_PIN_DIR;
@@ -146,13 +146,23 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     println!("maps (entries / capacity):");
     let rows = [
         (
+            MAP_USERS4,
+            "exact IPv4 addresses (both generations)",
+            hash_entries::<GenU32, UserId>(dir, MAP_USERS4)?,
+        ),
+        (
             MAP_USERS,
-            "exact addresses (both generations)",
+            "exact IPv6 addresses (both generations)",
             hash_entries::<GenAddr, UserId>(dir, MAP_USERS)?,
         ),
         (
+            MAP_USER_CIDRS4,
+            "user IPv4 CIDRs (both generations)",
+            trie_entries::<GenPrefix4, UserId>(dir, MAP_USER_CIDRS4)?,
+        ),
+        (
             MAP_USER_CIDRS,
-            "user CIDRs (both generations)",
+            "user IPv6 CIDRs (both generations)",
             trie_entries::<GenPrefix, UserId>(dir, MAP_USER_CIDRS)?,
         ),
         (
@@ -179,7 +189,7 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
     for (map, what, n) in rows {
         let cap = info(dir, map)?.max_entries();
         println!(
-            "  {what:<36} {n:>9} / {cap:<9} ({:.1}%)",
+            "  {what:<40} {n:>9} / {cap:<9} ({:.1}%)",
             100.0 * n as f64 / f64::from(cap.max(1))
         );
     }

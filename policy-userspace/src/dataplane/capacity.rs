@@ -7,8 +7,9 @@ use policy_common::{
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
     DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
     GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH,
-    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
-    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
+    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_USER_CGROUPS, MAP_USER_CIDRS,
+    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS,
+    MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir, mapped_v4,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -22,13 +23,17 @@ use crate::policy::CompiledPolicy;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
     pub users: u32,
-    /// Exact addresses (USERS).
+    /// Exact IPv6 addresses (USERS).
     pub addrs: u32,
+    /// Exact IPv4 addresses (USERS4).
+    pub addrs4: u32,
     pub macs: u32,
     /// Anti-spoofing bindings (IP_BINDINGS).
     pub bindings: u32,
+    /// User prefixes, in each of the IPv4 and IPv6 tries.
     pub cidrs: u32,
     pub socket_owners: u32,
+    /// Set prefixes, in each of the IPv4 and IPv6 tries.
     pub set_cidrs: u32,
     /// Action table entries per generation (see rows.rs).
     pub actions: u32,
@@ -48,6 +53,7 @@ impl Default for Capacity {
         Self {
             users: DEFAULT_MAX_USERS,
             addrs: DEFAULT_MAX_ADDRS,
+            addrs4: DEFAULT_MAX_ADDRS,
             macs: DEFAULT_MAX_ADDRS,
             bindings: DEFAULT_MAX_ADDRS,
             cidrs: DEFAULT_MAX_CIDRS,
@@ -67,6 +73,32 @@ fn headroom(need: usize) -> usize {
     need.saturating_add(need / 4)
 }
 
+/// How many entries of each family a policy puts in the split tables.
+struct Families {
+    exact4: usize,
+    exact6: usize,
+    cidrs: usize,
+    set_cidrs: usize,
+}
+
+impl Families {
+    fn of(policy: &CompiledPolicy) -> Self {
+        let exact4 = policy
+            .exact
+            .iter()
+            .filter(|(a, _)| mapped_v4(a).is_some())
+            .count();
+        let (cidrs4, cidrs6) = maps::split_prefixes(&policy.cidrs);
+        let (sets4, sets6) = maps::split_prefixes(&policy.set_cidrs);
+        Self {
+            exact4,
+            exact6: policy.exact.len() - exact4,
+            cidrs: cidrs4.len().max(cidrs6.len()),
+            set_cidrs: sets4.len().max(sets6.len()),
+        }
+    }
+}
+
 /// One table's need against its capacity, for [`Capacity::check`].
 struct Need {
     map: &'static str,
@@ -80,16 +112,18 @@ impl Capacity {
     pub fn fit(mut self, policy: &CompiledPolicy) -> Self {
         let fit =
             |current: u32, n: usize| current.max(u32::try_from(headroom(n)).unwrap_or(u32::MAX));
+        let families = Families::of(policy);
         self.users = fit(self.users, policy.users.len());
-        self.addrs = fit(self.addrs, policy.exact.len());
+        self.addrs = fit(self.addrs, families.exact6);
+        self.addrs4 = fit(self.addrs4, families.exact4);
         self.macs = fit(self.macs, policy.macs.len());
         self.bindings = fit(self.bindings, policy.bindings.len());
-        self.cidrs = fit(self.cidrs, policy.cidrs.len());
+        self.cidrs = fit(self.cidrs, families.cidrs);
         self.socket_owners = fit(
             self.socket_owners,
             policy.uids.len().max(policy.cgroups.len()),
         );
-        self.set_cidrs = fit(self.set_cidrs, policy.set_cidrs.len());
+        self.set_cidrs = fit(self.set_cidrs, families.set_cidrs);
         self.actions = fit(self.actions, ActionRows::need(policy));
         if self.counters == 0 {
             // Every user in every class both ways, within bounds: the map
@@ -113,11 +147,12 @@ impl Capacity {
         Ok(Self {
             users: per_gen(MAP_USER_INFO)?,
             addrs: per_gen(MAP_USERS)?,
+            addrs4: per_gen(MAP_USERS4)?,
             macs: per_gen(MAP_USER_MACS)?,
             bindings: per_gen(MAP_IP_BINDINGS)?,
-            cidrs: per_gen(MAP_USER_CIDRS)?,
+            cidrs: per_gen(MAP_USER_CIDRS)?.min(per_gen(MAP_USER_CIDRS4)?),
             socket_owners: per_gen(MAP_USER_UIDS)?.min(per_gen(MAP_USER_CGROUPS)?),
-            set_cidrs: per_gen(MAP_SET_CIDRS)?,
+            set_cidrs: per_gen(MAP_SET_CIDRS)?.min(per_gen(MAP_SET_CIDRS4)?),
             actions: per_gen(MAP_ACTIONS)?,
             counters: maps::max_entries(ebpf, MAP_COUNTERS)?,
             ..self
@@ -127,6 +162,7 @@ impl Capacity {
     /// Refuses `policy` if a table sized at load cannot hold it (a reload
     /// that outgrew the sizes the first start chose).
     pub fn check(&self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+        let families = Families::of(policy);
         let needs = [
             Need {
                 map: MAP_USER_INFO,
@@ -135,9 +171,15 @@ impl Capacity {
                 capacity: self.users,
             },
             Need {
+                map: MAP_USERS4,
+                what: "exact IPv4 addresses",
+                need: families.exact4,
+                capacity: self.addrs4,
+            },
+            Need {
                 map: MAP_USERS,
-                what: "exact addresses",
-                need: policy.exact.len(),
+                what: "exact IPv6 addresses",
+                need: families.exact6,
                 capacity: self.addrs,
             },
             Need {
@@ -154,8 +196,8 @@ impl Capacity {
             },
             Need {
                 map: MAP_USER_CIDRS,
-                what: "user CIDRs",
-                need: policy.cidrs.len(),
+                what: "user CIDRs (of one IP version)",
+                need: families.cidrs,
                 capacity: self.cidrs,
             },
             Need {
@@ -166,8 +208,8 @@ impl Capacity {
             },
             Need {
                 map: MAP_SET_CIDRS,
-                what: "set CIDRs",
-                need: policy.set_cidrs.len(),
+                what: "set CIDRs (of one IP version)",
+                need: families.set_cidrs,
                 capacity: self.set_cidrs,
             },
             Need {
@@ -205,12 +247,15 @@ impl Capacity {
             .map_max_entries(MAP_USER_INFO, two(self.users))
             .map_max_entries(MAP_USER_NAMES, self.users)
             .map_max_entries(MAP_USERS, two(self.addrs))
+            .map_max_entries(MAP_USERS4, two(self.addrs4))
             .map_max_entries(MAP_USER_MACS, two(self.macs))
             .map_max_entries(MAP_IP_BINDINGS, two(self.bindings))
             .map_max_entries(MAP_USER_CIDRS, two(self.cidrs))
+            .map_max_entries(MAP_USER_CIDRS4, two(self.cidrs))
             .map_max_entries(MAP_USER_UIDS, two(self.socket_owners))
             .map_max_entries(MAP_USER_CGROUPS, two(self.socket_owners))
             .map_max_entries(MAP_SET_CIDRS, two(self.set_cidrs))
+            .map_max_entries(MAP_SET_CIDRS4, two(self.set_cidrs))
             .map_max_entries(MAP_ACTIONS, two(self.actions))
             .map_max_entries(MAP_COUNTERS, self.counters)
             .map_max_entries(MAP_BUCKETS, self.buckets)
@@ -237,9 +282,11 @@ impl Capacity {
     /// capacity per generation), for the metrics.
     pub(super) fn fill(self, policy: &CompiledPolicy) -> Vec<(&'static str, u64, u64)> {
         let n = |len: usize| len as u64;
+        let families = Families::of(policy);
         vec![
             ("user_info", n(policy.users.len()), u64::from(self.users)),
-            ("users", n(policy.exact.len()), u64::from(self.addrs)),
+            ("users", n(families.exact6), u64::from(self.addrs)),
+            ("users4", n(families.exact4), u64::from(self.addrs4)),
             ("user_macs", n(policy.macs.len()), u64::from(self.macs)),
             (
                 "ip_bindings",
@@ -265,7 +312,7 @@ impl Capacity {
 mod tests {
     use std::path::Path;
 
-    use policy_common::{DEFAULT_MAX_ADDRS, DEFAULT_MAX_USERS, MAP_USER_INFO, MAP_USERS};
+    use policy_common::{DEFAULT_MAX_ADDRS, DEFAULT_MAX_USERS, MAP_USER_INFO, MAP_USERS4};
 
     use super::Capacity;
     use crate::{
@@ -286,7 +333,7 @@ mod tests {
     #[test]
     fn a_small_policy_gets_the_least_sizes() {
         let c = Capacity::default().fit(&users(10));
-        assert_eq!(c.addrs, DEFAULT_MAX_ADDRS);
+        assert_eq!(c.addrs4, DEFAULT_MAX_ADDRS);
         assert_eq!(
             c.counters, 4_096,
             "11 users x 1 class x 2 is below the floor"
@@ -297,7 +344,7 @@ mod tests {
     #[test]
     fn a_large_policy_gets_a_quarter_more() {
         let c = Capacity::default().fit(&users(10_000));
-        assert_eq!(c.addrs, 12_500);
+        assert_eq!(c.addrs4, 12_500);
         assert_eq!(
             c.users, 12_501,
             "10 000 users and unidentified, and a quarter more"
@@ -328,7 +375,7 @@ mod tests {
             matches!(
                 err,
                 DataplaneError::TableFull {
-                    map: MAP_USERS,
+                    map: MAP_USERS4,
                     need: 5_000,
                     capacity: DEFAULT_MAX_ADDRS,
                     ..

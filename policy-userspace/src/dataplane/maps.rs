@@ -14,11 +14,12 @@ use aya::{
     },
 };
 use policy_common::{
-    ActionEntry, Addr16, Config, GENERATION_BITS, GenAddr, GenMac, GenPrefix, GenU32, GenU64,
-    IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
-    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_INFO, MAP_USER_MACS,
-    MAP_USER_UIDS, MAP_USERS, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, UserId, UserInfo,
-    gen_prefix, iface_flag, side,
+    ActionEntry, Addr16, Config, GENERATION_BITS, GenAddr, GenMac, GenPrefix, GenPrefix4, GenU32,
+    GenU64, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
+    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_USER_CGROUPS, MAP_USER_CIDRS,
+    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAP_USERS4,
+    MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, UserId, UserInfo, gen_prefix, gen_prefix4,
+    iface_flag, mapped_v4, side, split_prefix,
 };
 
 use super::{Capacity, DataplaneError, Side, rows::ActionRows};
@@ -200,6 +201,50 @@ fn insert_prefixes<V: Pod>(
     Ok(())
 }
 
+fn insert_prefixes4<V: Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    generation: u32,
+    entries: impl IntoIterator<Item = (u32, [u8; 4], V)>,
+) -> Result<(), DataplaneError> {
+    let mut map: LpmTrie<&mut MapData, GenPrefix4, V> = map_mut(ebpf, name)?;
+    for (len, addr, v) in entries {
+        let key = Key::new(GENERATION_BITS + len, gen_prefix4(generation, addr));
+        map.insert(&key, v, 0)
+            .map_err(DataplaneError::map(name, "insert (is the map full?)"))?;
+    }
+    Ok(())
+}
+
+/// IPv4 and IPv6 prefixes of the 128-bit space for their two tables
+/// (policy-common's `split_prefix`). Of the prefixes that cover the whole
+/// IPv4 range, only the longest becomes the IPv4 table's `0.0.0.0/0`: in
+/// one table it is the one an IPv4 address would have matched.
+type Split<V> = (Vec<(u32, [u8; 4], V)>, Vec<(u32, Addr16, V)>);
+
+pub(super) fn split_prefixes<V: Copy>(entries: &[(u32, Addr16, V)]) -> Split<V> {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let mut everything: Option<(u32, V)> = None;
+    for (len, addr, v) in entries {
+        let s = split_prefix(*len, addr);
+        match s.v4 {
+            Some((0, _)) if everything.is_none_or(|(l, _)| *len > l) => {
+                everything = Some((*len, *v));
+            }
+            Some((0, _)) => {}
+            Some((l, a)) => v4.push((l, a, *v)),
+            None => {}
+        }
+        if let Some((l, a)) = s.v6 {
+            v6.push((l, a, *v));
+        }
+    }
+    if let Some((_, v)) = everything {
+        v4.push((0, [0; 4], v));
+    }
+    (v4, v6)
+}
+
 fn remove_keys<K: Pod + Generational, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -208,17 +253,17 @@ fn remove_keys<K: Pod + Generational, V: Pod>(
     remove_where::<K, V>(ebpf, name, |k| k.generation() == generation)
 }
 
-fn remove_prefixes<V: Pod>(
+fn remove_prefixes<K: Pod + AsRef<[u8]>, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
     generation: u32,
 ) -> Result<(), DataplaneError> {
-    let mut map: LpmTrie<&mut MapData, GenPrefix, V> = map_mut(ebpf, name)?;
+    let mut map: LpmTrie<&mut MapData, K, V> = map_mut(ebpf, name)?;
     let tag = generation.to_be_bytes();
-    let old: Vec<Key<GenPrefix>> = map
+    let old: Vec<Key<K>> = map
         .keys()
         .filter_map(Result::ok)
-        .filter(|k| k.data()[..4] == tag)
+        .filter(|k| k.data().as_ref()[..4] == tag)
         .collect();
     for k in old {
         map.remove(&k)
@@ -314,7 +359,9 @@ pub(super) fn write_policy(
             .enumerate()
             .map(|(i, r)| (g * MAX_CLASS_RULES + i as u32, r)),
     )?;
-    insert_prefixes(ebpf, MAP_SET_CIDRS, g, policy.set_cidrs.iter().copied())?;
+    let (sets4, sets6) = split_prefixes(&policy.set_cidrs);
+    insert_prefixes(ebpf, MAP_SET_CIDRS, g, sets6)?;
+    insert_prefixes4(ebpf, MAP_SET_CIDRS4, g, sets4)?;
     let config = Config {
         users_per_generation,
         sketch_mask: capacity.sketch_mask(),
@@ -331,9 +378,30 @@ pub(super) fn write_policy(
     insert_all(
         ebpf,
         MAP_USERS,
-        policy.exact.iter().map(|(a, u)| (addr(*a), *u)),
+        policy
+            .exact
+            .iter()
+            .filter(|(a, _)| mapped_v4(a).is_none())
+            .map(|(a, u)| (addr(*a), *u)),
     )?;
-    insert_prefixes(ebpf, MAP_USER_CIDRS, g, policy.cidrs.iter().copied())?;
+    insert_all(
+        ebpf,
+        MAP_USERS4,
+        policy.exact.iter().filter_map(|(a, u)| {
+            mapped_v4(a).map(|v4| {
+                (
+                    GenU32 {
+                        generation: g,
+                        value: u32::from_ne_bytes(v4),
+                    },
+                    *u,
+                )
+            })
+        }),
+    )?;
+    let (cidrs4, cidrs6) = split_prefixes(&policy.cidrs);
+    insert_prefixes(ebpf, MAP_USER_CIDRS, g, cidrs6)?;
+    insert_prefixes4(ebpf, MAP_USER_CIDRS4, g, cidrs4)?;
     insert_all(
         ebpf,
         MAP_USER_MACS,
@@ -390,6 +458,9 @@ pub(super) fn remove_generation(ebpf: &mut Ebpf, generation: u32) -> Result<(), 
     remove_keys::<GenU32, UserId>(ebpf, MAP_USER_UIDS, generation)?;
     remove_keys::<GenU64, UserId>(ebpf, MAP_USER_CGROUPS, generation)?;
     remove_keys::<GenAddr, policy_common::MacBinding>(ebpf, MAP_IP_BINDINGS, generation)?;
-    remove_prefixes::<UserId>(ebpf, MAP_USER_CIDRS, generation)?;
-    remove_prefixes::<u64>(ebpf, MAP_SET_CIDRS, generation)
+    remove_keys::<GenU32, UserId>(ebpf, MAP_USERS4, generation)?;
+    remove_prefixes::<GenPrefix, UserId>(ebpf, MAP_USER_CIDRS, generation)?;
+    remove_prefixes::<GenPrefix4, UserId>(ebpf, MAP_USER_CIDRS4, generation)?;
+    remove_prefixes::<GenPrefix, u64>(ebpf, MAP_SET_CIDRS, generation)?;
+    remove_prefixes::<GenPrefix4, u64>(ebpf, MAP_SET_CIDRS4, generation)
 }

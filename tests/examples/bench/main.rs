@@ -86,9 +86,9 @@ fn main() {
     }
     if part("scale") {
         let sizes: &[u32] = if quick {
-            &[1, 1_000]
+            &[10, 1_000]
         } else {
-            &[1, 1_000, 100_000, 1_000_000]
+            &[10, 10_000, 100_000, 1_000_000]
         };
         cost::memory_table();
         r.users = cost::scale_table(

@@ -9,7 +9,8 @@ pub(crate) struct MapMemory {
     pub memlock: u64,
 }
 
-/// Every BPF map this process holds a file descriptor to, from
+/// Every BPF map this process holds a file descriptor to, once each (the
+/// dataplane keeps a second descriptor to some), from
 /// `/proc/self/fdinfo`. Since Linux 6.4 `memlock` comes from each map
 /// type's `map_mem_usage`, so it follows what hash and LPM maps really
 /// allocate rather than a worst-case estimate.
@@ -22,9 +23,11 @@ pub(crate) fn maps() -> Vec<MapMemory> {
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().parse().ok())
     };
+    let mut seen = std::collections::HashSet::new();
     fds.flatten()
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .filter(|info| info.lines().any(|l| l.starts_with("map_type:")))
+        .filter(|info| seen.insert(field(info, "map_id:")))
         .map(|info| {
             let id = field(&info, "map_id:").unwrap_or(0);
             let name = u32::try_from(id)

@@ -162,7 +162,7 @@ fn unload_cleans_up_after_a_crash() {
         "{text}"
     );
     assert!(
-        text.contains("exact addresses (both generations)"),
+        text.contains("exact IPv4 addresses (both generations)"),
         "{text}"
     );
 
