@@ -268,9 +268,10 @@ const TC_PULL: u32 = 256;
 /// (kernel 6.18; on veth that is the receiving end, whether the skb came
 /// through `netif_rx` or, with XDP attached, the NAPI ring), and which is 0
 /// for skbs the host itself sends: those are still enforced here. Every
-/// interface in IFACES has policyd's XDP program, native or generic (both
-/// run before the stack routes the packet), also under `--ingress-only`,
-/// where no egress program runs at all. A packet received on a device
+/// interface marked attached in IFACES has policyd's ingress program: XDP,
+/// native or generic, or TC ingress (`--hook tc`), all of which run before
+/// the stack routes the packet; also under `--ingress-only`, where no
+/// egress program runs at all. A packet received on a device
 /// stacked on such an interface (a VLAN device) carries that device's
 /// index and is enforced again here.
 #[inline(always)]

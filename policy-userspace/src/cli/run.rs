@@ -19,7 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{reload::Reloader, watch::PolicyWatch};
 use crate::{
-    dataplane::{self, Capacity, DEFAULT_PIN_DIR, Dataplane, Pins, Side},
+    dataplane::{self, Capacity, DEFAULT_PIN_DIR, Dataplane, Ingress, Pins, Side},
     policy::{self, CompiledPolicy},
     schedule::{self, Clock},
     telemetry::{
@@ -36,9 +36,21 @@ pub(super) enum XdpModeArg {
     Native,
 }
 
+/// Where ingress is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum HookArg {
+    /// XDP: the earliest point, before the stack allocates a socket buffer
+    /// (with a driver that supports it natively).
+    Xdp,
+    /// TC ingress: after the socket buffer exists. Costs less where XDP
+    /// buys nothing, e.g. on veth (see BENCHMARKS.md, drop throughput).
+    Tc,
+}
+
 /// Enforce a policy on network interfaces until interrupted.
 ///
-/// Each interface gets XDP on ingress and TC on egress. On an interface
+/// Each interface gets XDP (or, with `--hook tc`, TC) on ingress and TC on
+/// egress. On an interface
 /// facing the users (`--iface`) ingress traffic is their upload, identified
 /// by source address or MAC; on one facing the network (`--uplink`) ingress
 /// traffic is their download, identified by destination address.
@@ -89,6 +101,9 @@ pub(super) struct RunArgs {
     /// `-` for standard output.
     #[arg(long, default_value = "-", value_name = "PATH")]
     events: String,
+    /// The ingress hook. Changing it needs `policyd unload` first.
+    #[arg(long, value_enum, default_value_t = HookArg::Xdp)]
+    hook: HookArg,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     xdp_mode: XdpModeArg,
@@ -405,18 +420,19 @@ fn attach_all(dataplane: &mut Dataplane, args: &RunArgs) -> anyhow::Result<()> {
         .map(|i| (i, Side::Users))
         .chain(args.uplinks.iter().map(|i| (i, Side::Network)));
     for (iface, side) in all {
+        let ingress = match args.hook {
+            HookArg::Xdp => Ingress::Xdp {
+                native_only: args.xdp_mode == XdpModeArg::Native,
+            },
+            HookArg::Tc => Ingress::Tc,
+        };
         let mode = dataplane
-            .attach(
-                iface,
-                side,
-                args.xdp_mode == XdpModeArg::Native,
-                args.ingress_only,
-            )
+            .attach(iface, side, ingress, args.ingress_only)
             .with_context(|| format!("attaching to `{iface}` failed"))?;
         tracing::info!(
             iface = %iface,
             side = if side == Side::Users { "users" } else { "network" },
-            xdp = mode.as_str(),
+            ingress = mode.as_str(),
             tc_egress = !args.ingress_only,
             "attached"
         );

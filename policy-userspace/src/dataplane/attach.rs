@@ -13,7 +13,10 @@ use aya::{
     },
 };
 
-use super::{Dataplane, DataplaneError, TC_EGRESS_PROGRAM, XDP_PROGRAM, maps, program_mut};
+use super::{
+    Dataplane, DataplaneError, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, XDP_PROGRAM, maps,
+    program_mut,
+};
 
 /// Which way an interface faces (see `policy_common::side`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,13 +25,38 @@ pub enum Side {
     Network,
 }
 
-/// How an XDP program ended up attached.
+/// Where ingress is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    /// XDP, natively or (unless `native_only`) in generic mode: before the
+    /// stack allocates a socket buffer, where the driver supports it.
+    Xdp { native_only: bool },
+    /// TC ingress (TCX): after the socket buffer exists. Where XDP buys
+    /// nothing (veth, whose native XDP first converts the sender's skb,
+    /// copying it when headroom is short), it costs less.
+    Tc,
+}
+
+impl Ingress {
+    /// The name of its link's pin (see `Pins::link`).
+    fn hook(self) -> &'static str {
+        match self {
+            Self::Xdp { .. } => "xdp",
+            Self::Tc => "tc_ingress",
+        }
+    }
+}
+
+/// How the ingress program ended up attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachMode {
-    /// In the driver, before any socket buffer is allocated.
+    /// XDP in the driver, before any socket buffer is allocated.
     Native,
-    /// In the core stack after skb allocation: works on any device, slower.
+    /// XDP in the core stack after skb allocation: works on any device,
+    /// slower.
     Generic,
+    /// TC ingress.
+    Tc,
     /// A previous policyd's pinned link, now running this program.
     Adopted,
 }
@@ -36,8 +64,9 @@ pub enum AttachMode {
 impl AttachMode {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Native => "native",
-            Self::Generic => "generic",
+            Self::Native => "xdp native",
+            Self::Generic => "xdp generic",
+            Self::Tc => "tc",
             Self::Adopted => "adopted",
         }
     }
@@ -73,20 +102,43 @@ fn attach_err(iface: &str) -> impl Fn(ProgramError) -> DataplaneError + '_ {
 }
 
 impl Dataplane {
-    /// Attaches XDP on ingress of `iface` and, unless `ingress_only`, TC on
-    /// its egress, and records which way it faces. XDP uses native mode or
-    /// falls back to generic mode with a warning (unless `native_only`).
+    /// Attaches the ingress program of `ingress` to `iface` and, unless
+    /// `ingress_only`, TC on its egress, and records which way it faces.
+    /// XDP uses native mode or falls back to generic mode with a warning
+    /// (unless `native_only`). An interface a previous policyd enforces
+    /// with the other ingress hook is refused: both would enforce.
     pub fn attach(
         &mut self,
         iface: &str,
         side: Side,
-        native_only: bool,
+        ingress: Ingress,
         ingress_only: bool,
     ) -> Result<AttachMode, DataplaneError> {
+        let other = match ingress {
+            Ingress::Xdp { .. } => Ingress::Tc,
+            Ingress::Tc => Ingress::Xdp { native_only: false },
+        };
+        if self.pins.link(iface, other.hook()).exists() {
+            return Err(DataplaneError::OtherHook {
+                iface: iface.to_owned(),
+                pinned: other.hook(),
+                wanted: ingress.hook(),
+            });
+        }
         maps::set_iface_side(&mut self.ebpf, iface, side)?;
-        let mode = self.attach_xdp(iface, native_only)?;
+        let mode = match ingress {
+            Ingress::Xdp { native_only } => self.attach_xdp(iface, native_only)?,
+            Ingress::Tc => {
+                let mode = self.attach_tc(iface, TC_INGRESS_PROGRAM, TcAttachType::Ingress)?;
+                if mode == AttachMode::Adopted {
+                    mode
+                } else {
+                    AttachMode::Tc
+                }
+            }
+        };
         if !ingress_only {
-            self.attach_tc_egress(iface)?;
+            self.attach_tc(iface, TC_EGRESS_PROGRAM, TcAttachType::Egress)?;
         }
         Ok(mode)
     }
@@ -126,30 +178,34 @@ impl Dataplane {
         )
     }
 
-    fn attach_tc_egress(&mut self, iface: &str) -> Result<(), DataplaneError> {
+    /// Attaches TC program `program` on `iface` at `at` (ingress or
+    /// egress).
+    fn attach_tc(
+        &mut self,
+        iface: &str,
+        program: &'static str,
+        at: TcAttachType,
+    ) -> Result<AttachMode, DataplaneError> {
+        let hook = match at {
+            TcAttachType::Ingress => "tc_ingress",
+            _ => "tc_egress",
+        };
         self.adopt_or_pin(
             iface,
-            "tc_egress",
+            hook,
             "6.6",
             |ebpf, link: SchedClassifierLink| {
-                let tc: &mut SchedClassifier = program_mut(ebpf, TC_EGRESS_PROGRAM)?;
+                let tc: &mut SchedClassifier = program_mut(ebpf, program)?;
                 tc.attach_to_link(link).map_err(attach_err(iface))?;
                 Ok(())
             },
             |ebpf| {
-                let tc: &mut SchedClassifier = program_mut(ebpf, TC_EGRESS_PROGRAM)?;
+                let tc: &mut SchedClassifier = program_mut(ebpf, program)?;
                 // TCX links (kernel >= 6.6) need no clsact qdisc.
-                let id = tc
-                    .attach(iface, TcAttachType::Egress)
-                    .map_err(attach_err(iface))?;
-                // TC has no modes to report: the caller ignores this one.
-                Ok((
-                    tc.take_link(id).map_err(attach_err(iface))?,
-                    AttachMode::Native,
-                ))
+                let id = tc.attach(iface, at).map_err(attach_err(iface))?;
+                Ok((tc.take_link(id).map_err(attach_err(iface))?, AttachMode::Tc))
             },
-        )?;
-        Ok(())
+        )
     }
 
     /// Adopts the link a previous policyd pinned for `hook` on `iface`

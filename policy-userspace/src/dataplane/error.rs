@@ -80,6 +80,15 @@ pub enum DataplaneError {
         need: usize,
         capacity: u32,
     },
+    #[error(
+        "interface `{iface}` is enforced at {pinned} by a previous policyd; starting with \
+         {wanted} would enforce it twice: run `policyd unload` first to change the hook"
+    )]
+    OtherHook {
+        iface: String,
+        pinned: &'static str,
+        wanted: &'static str,
+    },
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
     #[error(

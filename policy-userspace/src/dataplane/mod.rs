@@ -27,7 +27,7 @@ use policy_common::{MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS};
 #[cfg(feature = "bench")]
 pub use self::bench::{FLOOR_PROGRAM, TC_FLOOR_PROGRAM};
 pub use self::{
-    attach::{AttachMode, Side},
+    attach::{AttachMode, Ingress, Side},
     capacity::Capacity,
     counters::Counters,
     error::DataplaneError,

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod explain;
+mod hook;
 mod reload;
 mod replay;
 mod restart;
