@@ -1,13 +1,10 @@
 //! Which class a packet is in: the first matching rule (elephant flows are
 //! reclassified after, in elephant.rs).
 
-use aya_ebpf::maps::lpm_trie::Key;
-use policy_common::{
-    CLASS_DEFAULT, ClassRule, Config, GENERATION_BITS, MAX_CLASS_RULES, dir, field, gen_prefix,
-    gen_prefix4, present,
-};
+use policy_common::{CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, present};
 
 use crate::{
+    keys,
     maps::{CLASS_RULES, SET_CIDRS, SET_CIDRS4},
     parse::Packet,
 };
@@ -57,25 +54,15 @@ fn matches(r: &ClassRule, p: &Packet, direction: u8, sets: u64) -> bool {
 /// The class of the first matching rule, or [`CLASS_DEFAULT`].
 #[inline(always)]
 pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32) -> u32 {
-    let upload = direction == dir::UPLOAD;
-    let remote = if upload { &p.dst } else { &p.src };
+    let remote_is_src = direction != dir::UPLOAD;
     let sets = if cfg.present & present::SETS == 0 {
         0
     } else {
-        match p.mapped_v4(!upload) {
-            Some(a) => SET_CIDRS4
-                .get(Key::new(
-                    GENERATION_BITS + 32,
-                    gen_prefix4(generation, a.to_ne_bytes()),
-                ))
-                .copied(),
-            None => SET_CIDRS
-                .get(Key::new(
-                    GENERATION_BITS + 128,
-                    gen_prefix(generation, remote),
-                ))
-                .copied(),
+        match p.mapped_v4(remote_is_src) {
+            Some(a) => SET_CIDRS4.get(keys::Prefix4::new(generation, a).key()),
+            None => SET_CIDRS.get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key()),
         }
+        .copied()
         .unwrap_or(0)
     };
     for i in 0..MAX_CLASS_RULES {

@@ -61,18 +61,12 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
         (*e).user = user;
         (*e).class = class;
         (*e).len = len as u32;
-        (*e).src = p.src;
-        (*e).dst = p.dst;
-        (*e).src_mac = [
-            p.src_mac[0],
-            p.src_mac[1],
-            p.src_mac[2],
-            p.src_mac[3],
-            p.src_mac[4],
-            p.src_mac[5],
-            0,
-            0,
-        ];
+        // Word by word: the addresses are aligned in the packet's scratch
+        // slot and the reservation is 8-aligned (a byte copy here was a
+        // memmove subprogram).
+        copy_addr(&mut (*e).src, &p.src);
+        copy_addr(&mut (*e).dst, &p.dst);
+        (*e).src_mac = p.src_mac.to_ne_bytes();
         (*e).sport = p.sport;
         (*e).dport = p.dport;
         (*e).proto = p.proto;
@@ -80,4 +74,20 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
         (*e)._pad = [0; 2];
     }
     entry.submit(0);
+}
+
+/// Copies a 16-byte address as two words.
+///
+/// # Safety
+/// Both must be 8-byte aligned: `from` a `Packet` address (see parse.rs),
+/// `to` an address field of an `Event` in a ring-buffer reservation (8-byte
+/// aligned records; the fields at offsets 24 and 40).
+#[inline(always)]
+unsafe fn copy_addr(to: &mut [u8; 16], from: &[u8; 16]) {
+    let (t, f) = (to.as_mut_ptr().cast::<u64>(), from.as_ptr().cast::<u64>());
+    // SAFETY: the caller guarantees the alignment; both are 16 bytes.
+    unsafe {
+        t.write(f.read());
+        t.add(1).write(f.add(1).read());
+    }
 }

@@ -4,13 +4,12 @@
 //! UID), then MAC (interfaces facing users only), then exact address, then
 //! longest CIDR prefix; else the `unidentified` user.
 
-use aya_ebpf::maps::lpm_trie::Key;
 use policy_common::{
-    GENERATION_BITS, GenAddr, GenMac, GenU32, IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId,
-    dir, gen_prefix, gen_prefix4, mac8, present, side,
+    GenMac, GenU32, IfaceConfig, MacBinding, USER_UNIDENTIFIED, UserId, dir, present, side,
 };
 
 use crate::{
+    keys,
     maps::{IFACES, IP_BINDINGS, USER_CIDRS, USER_CIDRS4, USER_MACS, USERS, USERS4},
     parse::Packet,
 };
@@ -55,64 +54,20 @@ pub(crate) fn identify(
         };
     }
     let upload = direction == dir::UPLOAD;
-    let (addr, mac) = if upload {
-        (&p.src, &p.src_mac)
-    } else {
-        (&p.dst, &p.dst_mac)
-    };
+    let mac = if upload { &p.src_mac } else { &p.dst_mac };
     let v4 = p.mapped_v4(upload);
-    let user = if iface_side == side::USERS && present & present::MACS != 0 {
-        // SAFETY: HashMap::get's hazard is an entry removed and its slot
-        // reused while we hold the reference; the value is a plain id
-        // copied out at once, so at worst it is another entry's id.
-        unsafe {
-            USER_MACS.get(GenMac {
-                generation,
-                mac: mac8(*mac),
-            })
-        }
-        .copied()
+    let by_mac = iface_side == side::USERS && present & present::MACS != 0;
+    // Straight-line, not `Option::or_else` closures: LLVM kept one of those
+    // as a BPF subprogram call.
+    let user = if let Some(u) = by_mac.then(|| by_mac_address(*mac, generation)).flatten() {
+        u
+    } else if let Some(u) = by_address(p, upload, v4, generation) {
+        u
+    } else if present & present::CIDRS == 0 {
+        USER_UNIDENTIFIED
     } else {
-        None
-    }
-    .or_else(|| match v4 {
-        // SAFETY: as for USER_MACS above: a plain id copied out at once.
-        Some(a) => unsafe {
-            USERS4.get(GenU32 {
-                generation,
-                value: a,
-            })
-        }
-        .copied(),
-        // SAFETY: as above.
-        None => unsafe {
-            USERS.get(GenAddr {
-                generation,
-                addr: *addr,
-            })
-        }
-        .copied(),
-    })
-    .or_else(|| {
-        if present & present::CIDRS == 0 {
-            return None;
-        }
-        match v4 {
-            Some(a) => USER_CIDRS4
-                .get(Key::new(
-                    GENERATION_BITS + 32,
-                    gen_prefix4(generation, a.to_ne_bytes()),
-                ))
-                .copied(),
-            None => USER_CIDRS
-                .get(Key::new(
-                    GENERATION_BITS + 128,
-                    gen_prefix(generation, addr),
-                ))
-                .copied(),
-        }
-    })
-    .unwrap_or(USER_UNIDENTIFIED);
+        by_prefix(p, upload, v4, generation).unwrap_or(USER_UNIDENTIFIED)
+    };
 
     // Anti-spoofing needs the sender's own MAC: ingress from the users' side.
     if iface_side == side::USERS
@@ -121,13 +76,8 @@ pub(crate) fn identify(
         // SAFETY: HashMap::get's hazard is an entry removed and its slot
         // reused while we hold the reference; the binding is read at once,
         // so at worst it is another address's binding, always map memory.
-        && let Some(b) = unsafe {
-            IP_BINDINGS.get(GenAddr {
-                generation,
-                addr: p.src,
-            })
-        }
-        && !bound(b, mac8(p.src_mac))
+        && let Some(b) = unsafe { IP_BINDINGS.get(keys::Addr::new(generation, p.words32(true)).key()) }
+        && !bound(b, p.src_mac)
     {
         return Who {
             user: b.user,
@@ -142,14 +92,61 @@ pub(crate) fn identify(
     }
 }
 
+/// Whether `mac` (a Mac8 as a native-endian word) is one the binding allows.
 #[inline(always)]
-fn bound(b: &MacBinding, mac: [u8; 8]) -> bool {
+fn bound(b: &MacBinding, mac: u64) -> bool {
     let mut i = 0;
     while i < policy_common::MAX_MACS_PER_BINDING {
-        if (i as u32) < b.count && b.macs[i] == mac {
+        if (i as u32) < b.count && u64::from_ne_bytes(b.macs[i]) == mac {
             return true;
         }
         i += 1;
     }
     false
+}
+
+#[inline(always)]
+fn by_mac_address(mac: u64, generation: u32) -> Option<UserId> {
+    // SAFETY: HashMap::get's hazard is an entry removed and its slot
+    // reused while we hold the reference; the value is a plain id copied
+    // out at once, so at worst it is another entry's id.
+    unsafe {
+        USER_MACS.get(GenMac {
+            generation,
+            mac: mac.to_ne_bytes(),
+        })
+    }
+    .copied()
+}
+
+/// The exact-address lookup of the source (`src`) or destination address:
+/// IPv4 (mapped) addresses in USERS4.
+#[inline(always)]
+fn by_address(p: &Packet, src: bool, v4: Option<u32>, generation: u32) -> Option<UserId> {
+    match v4 {
+        // SAFETY: as for USER_MACS: a plain id copied out at once.
+        Some(a) => unsafe {
+            USERS4.get(GenU32 {
+                generation,
+                value: a,
+            })
+        }
+        .copied(),
+        // SAFETY: as above.
+        None => unsafe { USERS.get(keys::Addr::new(generation, p.words32(src)).key()) }.copied(),
+    }
+}
+
+/// The longest user prefix holding the source (`src`) or destination
+/// address.
+#[inline(always)]
+fn by_prefix(p: &Packet, src: bool, v4: Option<u32>, generation: u32) -> Option<UserId> {
+    match v4 {
+        Some(a) => USER_CIDRS4
+            .get(keys::Prefix4::new(generation, a).key())
+            .copied(),
+        None => USER_CIDRS
+            .get(keys::Prefix6::new(generation, p.words64(src)).key())
+            .copied(),
+    }
 }

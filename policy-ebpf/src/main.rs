@@ -15,6 +15,8 @@ mod elephant;
 mod enforce;
 mod events;
 mod identity;
+mod keys;
+mod load;
 mod maps;
 mod parse;
 

@@ -6,7 +6,9 @@
 //! headers (hop-by-hop, routing, fragment, destination options, AH); the
 //! ports of TCP, UDP and SCTP and the type of ICMP and ICMPv6.
 
-use policy_common::{Addr16, SKETCH_ROWS, cast, v4_mapped};
+use policy_common::{Addr16, SKETCH_ROWS, cast};
+
+use crate::load::{u16_at, u32_at, u64_at};
 
 /// The packet is shorter than the headers it announces, or a header field is
 /// invalid. Counted by the caller, whose configured verdict applies.
@@ -19,8 +21,11 @@ pub(crate) struct Malformed;
 pub(crate) struct Packet {
     pub src: Addr16,
     pub dst: Addr16,
-    pub src_mac: [u8; 6],
-    pub dst_mac: [u8; 6],
+    /// The MAC addresses as [`policy_common::Mac8`] values (six bytes and
+    /// two zero bytes) read as one native-endian word: what the MAC maps
+    /// are keyed by, compared and stored in one instruction.
+    pub src_mac: u64,
+    pub dst_mac: u64,
     /// Offset of the IP header (for ECN marking).
     pub l3: usize,
     pub is_v6: bool,
@@ -61,14 +66,61 @@ impl Packet {
     /// maps.
     #[inline(always)]
     pub(crate) fn mapped_v4(&self, src: bool) -> Option<u32> {
+        let w = self.words32(src);
+        (w[0] == 0 && w[1] == 0 && w[2] == MAPPED_TAG).then_some(w[3])
+    }
+
+    /// The source (`src`) or destination address as four native-endian
+    /// 32-bit words.
+    #[inline(always)]
+    pub(crate) fn words32(&self, src: bool) -> [u32; 4] {
         let a = if src { &self.src } else { &self.dst };
         let p = a.as_ptr().cast::<u32>();
         // SAFETY: as for `words`: `a` is at offset 0 or 16 of this struct,
         // aligned to 8, so the four u32 words are aligned and inside it.
-        let w = unsafe { [p.read(), p.add(1).read(), p.add(2).read(), p.add(3).read()] };
-        (w[0] == 0 && w[1] == 0 && w[2] == MAPPED_TAG).then_some(w[3])
+        unsafe { [p.read(), p.add(1).read(), p.add(2).read(), p.add(3).read()] }
+    }
+
+    /// The source (`src`) or destination address as two 64-bit words.
+    #[inline(always)]
+    pub(crate) fn words64(&self, src: bool) -> [u64; 2] {
+        words(if src { &self.src } else { &self.dst })
     }
 }
+
+impl Packet {
+    /// Sets both addresses to IPv4-mapped ones, from the IPv4 addresses
+    /// as words in memory order.
+    #[inline(always)]
+    fn set_v4(&mut self, src: u32, dst: u32) {
+        for (a, v4) in [(&mut self.src, src), (&mut self.dst, dst)] {
+            let p = a.as_mut_ptr().cast::<u32>();
+            // SAFETY: as for `words`: an aligned field of this struct.
+            unsafe {
+                p.write(0);
+                p.add(1).write(0);
+                p.add(2).write(MAPPED_TAG);
+                p.add(3).write(v4);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn set_v6(&mut self, src: [u64; 2], dst: [u64; 2]) {
+        for (a, w) in [(&mut self.src, src), (&mut self.dst, dst)] {
+            let p = a.as_mut_ptr().cast::<u64>();
+            // SAFETY: as for `words`: an aligned field of this struct.
+            unsafe {
+                p.write(w[0]);
+                p.add(1).write(w[1]);
+            }
+        }
+    }
+}
+
+/// The six bytes of a MAC address in a word read from the packet (the two
+/// after it zeroed): the word's memory order is the address's.
+const MAC_MASK: u64 = u64::from_ne_bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0]);
 
 /// Bytes 8..12 of an IPv4-mapped address (`::ffff:a.b.c.d`) as a word.
 const MAPPED_TAG: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
@@ -135,16 +187,43 @@ pub(crate) fn ptr_at<T>(
     Ok(start as *const T)
 }
 
+/// Stores `v` in `slot` as a store of its own (volatile), which LLVM does not
+/// merge with its neighbours into a memset.
 #[inline(always)]
-fn read<const N: usize>(data: usize, data_end: usize, offset: usize) -> Result<[u8; N], Malformed> {
-    let p = ptr_at::<[u8; N]>(data, data_end, offset)?;
-    // SAFETY: ptr_at checked the N bytes are inside the packet.
-    Ok(unsafe { p.read_unaligned() })
+fn set<T: Copy>(slot: &mut T, v: T) {
+    // SAFETY: a pointer made from a reference: valid, aligned, exclusive.
+    unsafe { core::ptr::write_volatile(slot, v) }
+}
+
+/// Bounds-checks `N` bytes at `offset` and returns their address.
+#[inline(always)]
+fn bytes_at<const N: usize>(
+    data: usize,
+    data_end: usize,
+    offset: usize,
+) -> Result<usize, Malformed> {
+    ptr_at::<[u8; N]>(data, data_end, offset).map(|p| p as usize)
+}
+
+/// The 2 bytes at `offset`, in memory order.
+#[inline(always)]
+fn two(data: usize, data_end: usize, offset: usize) -> Result<[u8; 2], Malformed> {
+    let p = bytes_at::<2>(data, data_end, offset)?;
+    // SAFETY: bytes_at checked the 2 bytes are inside the packet.
+    Ok(unsafe { u16_at(p) }.to_ne_bytes())
+}
+
+/// The 4 bytes at `offset`, in memory order.
+#[inline(always)]
+fn four(data: usize, data_end: usize, offset: usize) -> Result<[u8; 4], Malformed> {
+    let p = bytes_at::<4>(data, data_end, offset)?;
+    // SAFETY: bytes_at checked the 4 bytes are inside the packet.
+    Ok(unsafe { u32_at(p) }.to_ne_bytes())
 }
 
 #[inline(always)]
 fn read_be16(data: usize, data_end: usize, offset: usize) -> Result<u16, Malformed> {
-    read::<2>(data, data_end, offset).map(u16::from_be_bytes)
+    two(data, data_end, offset).map(u16::from_be_bytes)
 }
 
 /// Parses into `p` (which lives in a per-CPU map: the stack is too small
@@ -152,8 +231,10 @@ fn read_be16(data: usize, data_end: usize, offset: usize) -> Result<u16, Malform
 /// irrelevant.
 #[inline(always)]
 pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Parsed, Malformed> {
-    let dst_mac = read::<6>(data, data_end, 0)?;
-    let src_mac = read::<6>(data, data_end, 6)?;
+    let eth = bytes_at::<14>(data, data_end, 0)?;
+    // SAFETY: bytes_at checked the 14 bytes of the Ethernet header: the
+    // words at 0 and 6 end at 8 and 14.
+    let (dst_mac, src_mac) = unsafe { (u64_at(eth) & MAC_MASK, u64_at(eth + 6) & MAC_MASK) };
     let mut proto = read_be16(data, data_end, 12)?;
     let mut l3 = ETH_HLEN;
     for _ in 0..MAX_VLAN_TAGS {
@@ -164,9 +245,9 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
         proto = read_be16(data, data_end, l3 + 2)?;
         l3 += VLAN_HLEN;
     }
-    let l2_cast = if dst_mac == [0xff; 6] {
+    let l2_cast = if dst_mac == MAC_MASK {
         cast::BROADCAST
-    } else if dst_mac[0] & 1 == 1 {
+    } else if dst_mac.to_ne_bytes()[0] & 1 == 1 {
         cast::MULTICAST
     } else {
         0
@@ -174,17 +255,19 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
     p.src_mac = src_mac;
     p.dst_mac = dst_mac;
     p.l3 = l3;
-    p.is_v6 = false;
-    p.proto = 0;
-    p.sport = 0;
-    p.dport = 0;
-    p.has_ports = false;
-    p.icmp_type = 0;
-    p.has_icmp_type = false;
-    p.dscp = 0;
-    p.ecn = 0;
-    p.l2_cast = l2_cast;
-    p.too_deep = false;
+    // One store each: plain stores of these neighbours become a memset
+    // call, which the BPF backend makes a byte loop.
+    set(&mut p.is_v6, false);
+    set(&mut p.proto, 0);
+    set(&mut p.sport, 0);
+    set(&mut p.dport, 0);
+    set(&mut p.has_ports, false);
+    set(&mut p.icmp_type, 0);
+    set(&mut p.has_icmp_type, false);
+    set(&mut p.dscp, 0);
+    set(&mut p.ecn, 0);
+    set(&mut p.l2_cast, l2_cast);
+    set(&mut p.too_deep, false);
     let (l4, first_fragment) = match proto {
         ETH_P_IP => ipv4(data, data_end, p)?,
         ETH_P_IPV6 => ipv6(data, data_end, p)?,
@@ -200,56 +283,72 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
 /// whether the packet carries it (not a non-first fragment).
 #[inline(always)]
 fn ipv4(data: usize, data_end: usize, p: &mut Packet) -> Result<(usize, bool), Malformed> {
-    let h = read::<20>(data, data_end, p.l3)?;
-    let (version, ihl) = (h[0] >> 4, usize::from(h[0] & 0x0f));
+    let h = bytes_at::<20>(data, data_end, p.l3)?;
+    // SAFETY: bytes_at checked the 20 bytes of the fixed header; each
+    // word below is inside them.
+    let (w0, w1, w2, src, dst) = unsafe {
+        (
+            u32_at(h).to_ne_bytes(),
+            u32_at(h + 4).to_ne_bytes(),
+            u32_at(h + 8).to_ne_bytes(),
+            u32_at(h + 12),
+            u32_at(h + 16),
+        )
+    };
+    let (version, ihl) = (w0[0] >> 4, usize::from(w0[0] & 0x0f));
     if version != 4 || ihl < 5 {
         return Err(Malformed);
     }
     // Options are part of the header: the whole of it must be there.
     ptr_at::<[u8; 2]>(data, data_end, p.l3 + ihl * 4 - 2)?;
-    p.dscp = h[1] >> 2;
-    p.ecn = h[1] & 0x03;
-    p.proto = h[9];
-    p.src = v4_mapped([h[12], h[13], h[14], h[15]]);
-    p.dst = v4_mapped([h[16], h[17], h[18], h[19]]);
+    p.dscp = w0[1] >> 2;
+    p.ecn = w0[1] & 0x03;
+    p.proto = w2[1];
+    p.set_v4(src, dst);
     // Fragment offset (13 bits, in 8-byte units): non-zero for every
     // fragment but the first, which alone carries the transport header.
-    let frag_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    let frag_offset = u16::from_be_bytes([w1[2], w1[3]]) & 0x1fff;
     Ok((p.l3 + ihl * 4, frag_offset == 0))
 }
 
 #[inline(always)]
 fn ipv6(data: usize, data_end: usize, p: &mut Packet) -> Result<(usize, bool), Malformed> {
-    // Read in pieces straight into the packet: a 40-byte copy of the header
-    // would cost stack the program does not have.
-    ptr_at::<[u8; IPV6_HLEN]>(data, data_end, p.l3)?;
-    let h = read::<8>(data, data_end, p.l3)?;
-    if h[0] >> 4 != 6 {
+    let h = bytes_at::<IPV6_HLEN>(data, data_end, p.l3)?;
+    // SAFETY: bytes_at checked the 40 bytes of the header; each word below
+    // is inside them.
+    let (w0, w1, src, dst) = unsafe {
+        (
+            u32_at(h).to_ne_bytes(),
+            u32_at(h + 4).to_ne_bytes(),
+            [u64_at(h + 8), u64_at(h + 16)],
+            [u64_at(h + 24), u64_at(h + 32)],
+        )
+    };
+    if w0[0] >> 4 != 6 {
         return Err(Malformed);
     }
     p.is_v6 = true;
-    let tclass = (h[0] << 4) | (h[1] >> 4);
+    let tclass = (w0[0] << 4) | (w0[1] >> 4);
     p.dscp = tclass >> 2;
     p.ecn = tclass & 0x03;
-    p.src = read::<16>(data, data_end, p.l3 + 8)?;
-    p.dst = read::<16>(data, data_end, p.l3 + 24)?;
-    let mut next = h[6];
+    p.set_v6(src, dst);
+    let mut next = w1[2];
     let mut off = p.l3 + IPV6_HLEN;
     let mut first_fragment = true;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
-                let e = read::<2>(data, data_end, off)?;
+                let e = two(data, data_end, off)?;
                 next = e[0];
                 off += (usize::from(e[1]) + 1) * 8;
             }
             IPPROTO_AH => {
-                let e = read::<2>(data, data_end, off)?;
+                let e = two(data, data_end, off)?;
                 next = e[0];
                 off += (usize::from(e[1]) + 2) * 4;
             }
             IPPROTO_FRAGMENT => {
-                let e = read::<4>(data, data_end, off)?;
+                let e = four(data, data_end, off)?;
                 next = e[0];
                 if u16::from_be_bytes([e[2], e[3]]) & 0xfff8 != 0 {
                     first_fragment = false;
@@ -275,14 +374,14 @@ fn ipv6(data: usize, data_end: usize, p: &mut Packet) -> Result<(usize, bool), M
 fn transport(data: usize, data_end: usize, l4: usize, p: &mut Packet) -> Result<(), Malformed> {
     match p.proto {
         IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP => {
-            let ports = read::<4>(data, data_end, l4)?;
+            let ports = four(data, data_end, l4)?;
             p.sport = u16::from_be_bytes([ports[0], ports[1]]);
             p.dport = u16::from_be_bytes([ports[2], ports[3]]);
             p.has_ports = true;
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             // Type and code: an ICMP header shorter than that is malformed.
-            p.icmp_type = read::<2>(data, data_end, l4)?[0];
+            p.icmp_type = two(data, data_end, l4)?[0];
             p.has_icmp_type = true;
         }
         _ => {}
