@@ -148,7 +148,42 @@ pub(crate) fn cost_table(s: &Settings) -> Vec<CostRow> {
         rows.push(row);
     }
     println!();
+    program_sizes(&dp, filter.as_ref());
     rows
+}
+
+/// Instructions the verifier walked for each program (kernel 5.16+ reports
+/// it): its limit is 1 000 000 per program, and the features still to come
+/// go into the same programs.
+fn program_sizes(dp: &policyd::dataplane::Dataplane, filter: Option<&xdp_filter::XdpFilter>) {
+    println!(
+        "### Program size
+"
+    );
+    println!(
+        "_Verified instructions (`bpf_prog_info.verified_insns`: the instructions the verifier walked over every path; the limit is 1 000 000) and instructions loaded (`xlated_prog_len / 8`)._\n"
+    );
+    println!("| program | verified instructions | instructions |");
+    println!("|---|---:|---:|");
+    let row = |name: &str, info: Option<aya::programs::ProgramInfo>| {
+        let verified = info
+            .as_ref()
+            .and_then(aya::programs::ProgramInfo::verified_instruction_count)
+            .map_or_else(|| "n/a".to_owned(), |n| n.to_string());
+        let size = info.as_ref().map_or_else(
+            || "n/a".to_owned(),
+            |i| (i.size_translated().unwrap_or(0) / 8).to_string(),
+        );
+        println!("| {name} | {verified} | {size} |");
+    };
+    row("policyd XDP", dp.xdp().ok().and_then(|p| p.info().ok()));
+    for name in [TC_EGRESS_PROGRAM, policyd::dataplane::TC_INGRESS_PROGRAM] {
+        row(name, dp.tc(name).ok().and_then(|p| p.info().ok()));
+    }
+    if let Some(f) = filter {
+        row("xdp-filter (`xdpfilt_alw_all`)", f.program().info().ok());
+    }
+    println!();
 }
 
 /// One size's medians (ns) and the maps' memory (bytes).
