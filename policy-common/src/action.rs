@@ -21,8 +21,11 @@ pub mod kind {
 pub mod flag {
     /// The limit is in packets, not bytes.
     pub const PACKETS: u32 = 1 << 0;
-    /// `LIMIT` only: CE-mark ECN-capable packets while more than half of the
-    /// burst is in use, so TCP slows down before anything is dropped.
+    /// `LIMIT` only: signal congestion early while more than half of the
+    /// burst is in use: CE-mark ECN-capable packets, so TCP slows down
+    /// before anything is dropped, and drop TCP packets that are not
+    /// ECN-capable now and then (policy-ebpf's bucket.rs, `drop_early`), so
+    /// such a flow sees single losses rather than a burst of them.
     pub const ECN: u32 = 1 << 1;
     /// `LIMIT` only: do not drop, count as `monitor` (dry run of a limit).
     pub const MONITOR_ONLY: u32 = 1 << 2;
@@ -80,6 +83,35 @@ pub struct BucketKey {
     pub _pad: u8,
 }
 
+/// The highest early-drop probability, as a fraction of 2^16: 1/8.
+pub const EARLY_DROP_MAX_P16: u64 = 1 << 13;
+
+/// Early drops: an active queue management on a policer (after RED, Floyd
+/// and Jacobson 1993, with the bucket's backlog as the queue). A TCP flow
+/// that overruns a plain policer finds the bucket empty and loses a burst
+/// of segments in a row, and backs off hard (retransmission timeouts); one
+/// that is not ECN-capable (most hosts') cannot be told by a CE mark
+/// either. So while more than half of the burst is in use, a packet is
+/// dropped with a probability rising linearly from 0 to
+/// [`EARLY_DROP_MAX_P16`] at a full bucket: the flow sees single losses
+/// early, halves its window, and the bucket does not run dry. A packet
+/// dropped early costs no tokens. The probability, as a fraction of 2^16,
+/// for a packet that would leave `backlog` ns of `tolerance` in use.
+#[inline(always)]
+pub const fn early_drop_p16(backlog: u64, tolerance: u64) -> u64 {
+    let half = tolerance / 2;
+    if backlog <= half || half == 0 {
+        return 0;
+    }
+    // No overflow: backlog <= tolerance, which userspace keeps below 2^47.
+    let excess = if backlog > tolerance {
+        half
+    } else {
+        backlog - half
+    };
+    ((excess << 16) / half * EARLY_DROP_MAX_P16) >> 16
+}
+
 /// [`Config::mode`] codes.
 pub mod mode {
     pub const ENFORCE: u32 = 0;
@@ -134,4 +166,28 @@ pub mod present {
     pub const CLASS_LIMITS: u32 = 1 << 7;
     /// Socket owners (UIDs or cgroups) identify users.
     pub const SOCKET_OWNERS: u32 = 1 << 8;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EARLY_DROP_MAX_P16, early_drop_p16};
+
+    #[test]
+    fn early_drops_start_at_half_the_burst_and_rise_to_the_most() {
+        let tol = 250_000_000;
+        assert_eq!(early_drop_p16(0, tol), 0);
+        assert_eq!(early_drop_p16(tol / 2, tol), 0, "not at half");
+        assert_eq!(
+            early_drop_p16(tol, tol),
+            EARLY_DROP_MAX_P16,
+            "the most when full"
+        );
+        assert_eq!(
+            early_drop_p16(tol * 3 / 4, tol),
+            EARLY_DROP_MAX_P16 / 2,
+            "linear"
+        );
+        assert_eq!(early_drop_p16(tol * 2, tol), EARLY_DROP_MAX_P16, "capped");
+        assert_eq!(early_drop_p16(10, 1), 0, "no burst to speak of");
+    }
 }

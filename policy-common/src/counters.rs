@@ -72,6 +72,10 @@ pub mod global_counter {
     /// Packets of a limited user whose token bucket could not be created
     /// (bucket map full): treated as over the limit.
     pub const BUCKET_MAP_FULL: u32 = 8;
+    /// TCP packets of flows that are not ECN-capable dropped early by a
+    /// limit that signals congestion (`ecn`, the default): counted as
+    /// `limit` drops of their user too.
+    pub const EARLY_DROPS: u32 = 9;
     /// Number of slots; the map is sized with this.
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 10;
 }

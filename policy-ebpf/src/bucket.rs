@@ -16,6 +16,8 @@
 //! less). A CAS that keeps failing ([`MAX_TRIES`]) treats the packet as
 //! non-conforming, which can only make the limit stricter.
 
+use policy_common::early_drop_p16;
+
 use crate::atomic::compare_exchange;
 
 /// Attempts before giving up on a contended bucket. Contention needs another
@@ -29,6 +31,9 @@ pub(crate) enum Outcome {
         backlog_ns: u64,
     },
     Exceed,
+    /// Would conform, but is dropped early (see [`drop_early`]); the bucket
+    /// is left as it was, so the packet costs no tokens.
+    EarlyDrop,
     /// Gave up after [`MAX_TRIES`] lost races; treated as `Exceed`.
     Contended,
 }
@@ -51,7 +56,17 @@ const MAX_UNITS: u64 = 1 << 16;
 /// # Safety
 /// `tat` must point to the bucket word in a map value.
 #[inline(always)]
-pub(crate) unsafe fn take(tat: *mut u64, now: u64, cost: u64, tolerance: u64) -> Outcome {
+///
+/// `early`, when given, makes the bucket drop packets early (see
+/// [`drop_early`]); it gives a uniform random value and is called only for
+/// packets in the early-drop zone.
+pub(crate) unsafe fn take(
+    tat: *mut u64,
+    now: u64,
+    cost: u64,
+    tolerance: u64,
+    early: Option<impl Fn() -> u32>,
+) -> Outcome {
     for _ in 0..MAX_TRIES {
         // SAFETY: the caller guarantees `tat`; a torn read is impossible for
         // an aligned u64 and a stale one only makes the CAS fail.
@@ -61,6 +76,11 @@ pub(crate) unsafe fn take(tat: *mut u64, now: u64, cost: u64, tolerance: u64) ->
         if new - now > tolerance {
             return Outcome::Exceed;
         }
+        if let Some(random) = &early
+            && drop_early(new - now, tolerance, random)
+        {
+            return Outcome::EarlyDrop;
+        }
         // SAFETY: as above.
         if unsafe { compare_exchange(tat, old, new) } == old {
             return Outcome::Conform {
@@ -69,4 +89,13 @@ pub(crate) unsafe fn take(tat: *mut u64, now: u64, cost: u64, tolerance: u64) ->
         }
     }
     Outcome::Contended
+}
+
+/// Whether a packet that would leave `backlog` of `tolerance` in use is
+/// dropped early (policy-common's `early_drop_p16` says why and how often);
+/// `random` is called only where the probability is not 0.
+#[inline(always)]
+fn drop_early(backlog: u64, tolerance: u64, random: &impl Fn() -> u32) -> bool {
+    let p = early_drop_p16(backlog, tolerance);
+    p != 0 && u64::from(random() & 0xffff) < p
 }

@@ -1,7 +1,7 @@
 //! From (user, class) to a verdict: the action table, token buckets, class
 //! aggregates and monitor mode.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
 use policy_common::{
     ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, flag, global_counter, kind,
     mode, present,
@@ -86,15 +86,39 @@ impl Clock {
     }
 }
 
-/// Runs the bucket behind `tat` for action `a`; `None` when over the limit.
+/// How a packet can be told of congestion: by a CE mark if ECN-capable,
+/// else (TCP) by an early drop.
+#[derive(Clone, Copy)]
+pub(crate) struct Signal {
+    pub ecn_capable: bool,
+    pub tcp: bool,
+}
+
+/// Runs the bucket behind `tat` for action `a`; `None` when over the limit
+/// (or dropped early).
 #[inline(always)]
-fn police(tat: *mut u64, a: &ActionParams, len: u64, clock: &mut Clock) -> Option<u64> {
+fn police(
+    tat: *mut u64,
+    a: &ActionParams,
+    len: u64,
+    signal: Signal,
+    clock: &mut Clock,
+) -> Option<u64> {
     let cost = bucket::cost(a.cost_fp, units(a, len));
     let now = clock.now();
+    // A limit that signals congestion (`ecn`, the default) tells a TCP flow
+    // that cannot take a CE mark by dropping early.
+    let early = (a.flags & flag::ECN != 0 && signal.tcp && !signal.ecn_capable)
+        // SAFETY: a helper without arguments.
+        .then_some(|| unsafe { bpf_get_prandom_u32() });
     // SAFETY: `tat` comes from a map lookup in this run.
-    match unsafe { bucket::take(tat, now, cost, a.tolerance_ns) } {
+    match unsafe { bucket::take(tat, now, cost, a.tolerance_ns, early) } {
         Outcome::Conform { backlog_ns } => Some(backlog_ns),
         Outcome::Exceed => None,
+        Outcome::EarlyDrop => {
+            counters::global(global_counter::EARLY_DROPS);
+            None
+        }
         Outcome::Contended => {
             counters::global(global_counter::BUCKET_CONTENDED);
             None
@@ -137,7 +161,7 @@ pub(crate) struct Traffic {
 }
 
 #[inline(always)]
-pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off: bool) -> Enforced {
+pub(crate) fn decide(t: &Traffic, cfg: &Config, signal: Signal, can_hand_off: bool) -> Enforced {
     let Traffic {
         user,
         class,
@@ -158,10 +182,11 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         kind::MONITOR => out.decision = Decision::Monitor,
         kind::LIMIT if can_hand_off && a.tc_classid != 0 => out.tc_classid = a.tc_classid,
         kind::LIMIT => match user_bucket(user, class, direction) {
-            Some(tat) => match police(tat, &a, len, &mut clock) {
+            Some(tat) => match police(tat, &a, len, signal, &mut clock) {
                 Some(backlog) => {
-                    out.mark_ce =
-                        a.flags & flag::ECN != 0 && ecn_capable && backlog > a.tolerance_ns / 2;
+                    out.mark_ce = a.flags & flag::ECN != 0
+                        && signal.ecn_capable
+                        && backlog > a.tolerance_ns / 2;
                 }
                 None if a.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
                 None => out.decision = Decision::Limited,
@@ -175,7 +200,7 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
         && class < MAX_CLASSES
         && cfg.present & present::CLASS_LIMITS != 0
     {
-        aggregate(t, profile, ecn_capable, &mut clock, &mut out);
+        aggregate(t, profile, signal, &mut clock, &mut out);
     }
     if cfg.mode == mode::MONITOR && matches!(out.decision, Decision::Deny | Decision::Limited) {
         out.decision = Decision::Monitor;
@@ -185,13 +210,7 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, ecn_capable: bool, can_hand_off:
 
 /// The class's limit for all users together, after the user's own.
 #[inline(always)]
-fn aggregate(
-    t: &Traffic,
-    profile: usize,
-    ecn_capable: bool,
-    clock: &mut Clock,
-    out: &mut Enforced,
-) {
+fn aggregate(t: &Traffic, profile: usize, signal: Signal, clock: &mut Clock, out: &mut Enforced) {
     let Traffic {
         class,
         dir: direction,
@@ -212,9 +231,10 @@ fn aggregate(
     let Some(tat) = CLASS_BUCKETS.get_ptr_mut(class * 2 + u32::from(direction)) else {
         return;
     };
-    match police(tat, a, len, clock) {
+    match police(tat, a, len, signal, clock) {
         Some(backlog) => {
-            out.mark_ce |= a.flags & flag::ECN != 0 && ecn_capable && backlog > a.tolerance_ns / 2;
+            out.mark_ce |=
+                a.flags & flag::ECN != 0 && signal.ecn_capable && backlog > a.tolerance_ns / 2;
         }
         None if a.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
         None => out.decision = Decision::Limited,

@@ -213,7 +213,11 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             tc_classid: 0,
         }
     } else {
-        enforce::decide(&t, cfg, p.ecn == 1 || p.ecn == 2, H::EGRESS)
+        let signal = enforce::Signal {
+            ecn_capable: p.ecn == 1 || p.ecn == 2,
+            tcp: p.proto == 6 && p.has_ports,
+        };
+        enforce::decide(&t, cfg, signal, H::EGRESS)
     };
     if enforced.tc_classid != 0 {
         ctx.set_classid(enforced.tc_classid);

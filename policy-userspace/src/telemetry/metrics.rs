@@ -60,7 +60,7 @@ impl fmt::Debug for KernelCounters {
     }
 }
 
-const GLOBALS: [(u32, &str, &str); 9] = [
+const GLOBALS: [(u32, &str, &str); 10] = [
     (
         global_counter::MALFORMED,
         "policyd_malformed_packets",
@@ -105,6 +105,11 @@ const GLOBALS: [(u32, &str, &str); 9] = [
         global_counter::BUCKET_MAP_FULL,
         "policyd_bucket_map_full",
         "Packets of a limited user whose token bucket could not be created (map full; treated as over the limit)",
+    ),
+    (
+        global_counter::EARLY_DROPS,
+        "policyd_early_drops",
+        "TCP packets without ECN dropped early by a limit, so the flow slows down before the bucket runs dry (also counted as limit drops)",
     ),
 ];
 

@@ -119,7 +119,18 @@ fn main() {
         r.flood = flood::flood_table(quick);
     }
     if part("rate") {
-        r.rate = rate::rate_table(quick, &limiters::RATE_LIMITERS);
+        // `--rates 10,100` (Mbit/s): only these rates (a developer's
+        // shortcut; the full run has 10, 100 and 1000).
+        let rates: Option<Vec<u64>> = args
+            .iter()
+            .position(|a| a == "--rates")
+            .and_then(|i| args.get(i + 1))
+            .map(|r| {
+                r.split(',')
+                    .map(|m| m.trim().parse::<u64>().expect("--rates in Mbit/s") * 1_000_000)
+                    .collect()
+            });
+        r.rate = rate::rate_table(quick, &limiters::RATE_LIMITERS, rates.as_deref());
     }
     if part("fairness") {
         r.fair = rate::fairness_table(quick, &limiters::FAIR_LIMITERS);

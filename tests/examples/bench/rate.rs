@@ -56,16 +56,25 @@ struct Flow {
 /// Runs one iperf3 client per user at once (each from its own address to
 /// its own server port) and returns their results in user order.
 ///
-/// `udp`: `Some(offered bit/s)` for UDP with 1400-byte datagrams; `None`
-/// for TCP (CUBIC, ECN requested). The first `omit` seconds are left out of
-/// the figures (iperf3 `--omit`), so a limit's initial burst does not count.
+/// What one iperf3 run sends.
+#[derive(Clone, Copy)]
+enum Traffic {
+    /// TCP CUBIC; `ecn`: the client requests ECN (`net.ipv4.tcp_ecn=1`;
+    /// otherwise 0: neither asks nor answers, as most clients).
+    Tcp { ecn: bool },
+    /// UDP with 1400-byte datagrams offered at this many bit/s.
+    Udp(u64),
+}
+
+/// The first `omit` seconds are left out of the figures (iperf3
+/// `--omit`), so a limit's initial burst does not count.
 fn iperf(
     gw: &NetNs,
     cl: &NetNs,
     users: usize,
     secs: u32,
     omit: u32,
-    udp: Option<u64>,
+    traffic: Traffic,
 ) -> Vec<Flow> {
     let dir = ScratchDir::new("iperf").expect("scratch dir");
     let _servers: Vec<ChildGuard> = (0..users)
@@ -82,12 +91,13 @@ fn iperf(
         })
         .collect();
     wait_listening(gw, users);
-    let ecn = cl
+    let ecn = matches!(traffic, Traffic::Tcp { ecn: true });
+    let set = cl
         .command("sysctl")
-        .args(["-qw", "net.ipv4.tcp_ecn=1"])
+        .args(["-qw", &format!("net.ipv4.tcp_ecn={}", u8::from(ecn))])
         .status()
         .expect("sysctl");
-    assert!(ecn.success());
+    assert!(set.success());
     // `timeout` bounds each client whatever happens to its server.
     let limit = (secs + omit + 15).to_string();
     let clients: Vec<(Child, std::path::PathBuf)> = (0..users)
@@ -107,10 +117,10 @@ fn iperf(
                 "-J",
             ])
             .args(["-t", &secs.to_string(), "-O", &omit.to_string()]);
-            match udp {
+            match traffic {
                 // 4 MB socket buffers: with the default, the receiving
                 // iperf3 itself drops 8-26% at 1 Gbit/s.
-                Some(bps) => cmd.args([
+                Traffic::Udp(bps) => cmd.args([
                     "-u",
                     "-b",
                     &bps.to_string(),
@@ -119,7 +129,7 @@ fn iperf(
                     "-w",
                     "4M",
                 ]),
-                None => cmd.args(["-C", "cubic"]),
+                Traffic::Tcp { .. } => cmd.args(["-C", "cubic"]),
             };
             let child = cmd
                 .stdin(Stdio::null())
@@ -176,8 +186,12 @@ fn wait_listening(gw: &NetNs, users: usize) {
 pub(crate) struct RateRow {
     pub limiter: &'static str,
     pub rate: u64,
+    /// TCP with ECN requested.
     pub tcp_bps: f64,
     pub retransmits: f64,
+    /// TCP without ECN.
+    pub tcp_plain_bps: f64,
+    pub plain_retransmits: f64,
     pub udp_frame_bps: f64,
 }
 
@@ -189,18 +203,25 @@ fn mbit(bps: u64) -> String {
     }
 }
 
-pub(crate) fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> Vec<RateRow> {
+/// `only`: the rates (bit/s) to run instead of all (a developer's shortcut:
+/// `--rates 10,100` in Mbit/s).
+pub(crate) fn rate_table(
+    quick: bool,
+    limiters: &[(&'static str, Limiter)],
+    only: Option<&[u64]>,
+) -> Vec<RateRow> {
     let (rounds, secs, rates): (usize, u32, &[u64]) = if quick {
         (1, 1, &[100_000_000])
     } else {
         (3, 6, &[10_000_000, 100_000_000, 1_000_000_000])
     };
+    let rates = only.unwrap_or(rates);
     // Quick runs are too short to leave a second out.
     let omit = u32::from(!quick);
     println!("### Rate accuracy: one user limited to 10, 100 and 1000 Mbit/s, over veth\n");
     println!(
         "_Each limiter set to the same rate with a burst of 250 ms at that rate (hashlimit: 1.02 s, the least \
-         iptables accepts in byte mode). iperf3 {secs} s after {omit} s left out (`-O {omit}`): TCP CUBIC with ECN requested; UDP \
+         iptables accepts in byte mode). iperf3 {secs} s after {omit} s left out (`-O {omit}`): TCP CUBIC, once with ECN requested (`net.ipv4.tcp_ecn=1`) and once without (`=0`: most clients never request it); UDP \
          1400-byte datagrams offered at twice the limit, received payload converted to frame bytes \
          (×1442/1400, what policyd, HTB and TBF count; nftables and hashlimit count IP bytes, 1% less). A full \
          TCP segment carries 1448 payload bytes in a 1514-byte frame, so TCP goodput tops out at 95.6% of a \
@@ -209,41 +230,48 @@ pub(crate) fn rate_table(quick: bool, limiters: &[(&'static str, Limiter)]) -> V
         limiters::WHERE
     );
     println!(
-        "| limit | limiter | TCP goodput (Mbit/s) | of the limit | TCP retransmits | UDP received (Mbit/s) | UDP error |"
+        "| limit | limiter | TCP with ECN (Mbit/s) | of the limit | retransmits | TCP without ECN (Mbit/s) | of the limit | retransmits | UDP received (Mbit/s) | UDP error |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for &rate in rates {
-        // [limiter] -> (TCP bit/s, retransmits, UDP frame bit/s) per round.
-        let mut got: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
-            vec![(vec![], vec![], vec![]); limiters.len()];
+        // [limiter] -> [TCP with ECN bit/s, its retransmits, TCP without
+        // ECN bit/s, its retransmits, UDP frame bit/s], per round.
+        let mut got: Vec<[Vec<f64>; 5]> = (0..limiters.len()).map(|_| Default::default()).collect();
         for _ in 0..rounds {
             for (i, (_, l)) in limiters.iter().enumerate() {
                 let gateway = setup(*l, rate, 1);
                 let (gw, cl) = (gateway.gw(), gateway.cl());
-                let tcp = iperf(gw, cl, 1, secs, omit, None)[0];
-                let udp = iperf(gw, cl, 1, secs, omit, Some(2 * rate))[0];
-                got[i].0.push(tcp.bps);
-                got[i].1.push(tcp.retransmits as f64);
-                got[i]
-                    .2
-                    .push(udp.bps * (PAYLOAD + 42) as f64 / PAYLOAD as f64);
+                let ecn = iperf(gw, cl, 1, secs, omit, Traffic::Tcp { ecn: true })[0];
+                let plain = iperf(gw, cl, 1, secs, omit, Traffic::Tcp { ecn: false })[0];
+                let udp = iperf(gw, cl, 1, secs, omit, Traffic::Udp(2 * rate))[0];
+                got[i][0].push(ecn.bps);
+                got[i][1].push(ecn.retransmits as f64);
+                got[i][2].push(plain.bps);
+                got[i][3].push(plain.retransmits as f64);
+                got[i][4].push(udp.bps * (PAYLOAD + 42) as f64 / PAYLOAD as f64);
             }
         }
-        for ((name, _), (tcp, retrans, udp)) in limiters.iter().zip(got) {
+        for ((name, _), [tcp, retrans, plain, plain_retrans, udp]) in limiters.iter().zip(got) {
             let row = RateRow {
                 limiter: name,
                 rate,
                 tcp_bps: median(tcp),
                 retransmits: median(retrans),
+                tcp_plain_bps: median(plain),
+                plain_retransmits: median(plain_retrans),
                 udp_frame_bps: median(udp),
             };
+            let of = |bps: f64| 100.0 * bps / rate as f64;
             println!(
-                "| {} | {name} | {:.2} | {:.0}% | {:.0} | {:.2} | {:+.2}% |",
+                "| {} | {name} | {:.2} | {:.0}% | {:.0} | {:.2} | {:.0}% | {:.0} | {:.2} | {:+.2}% |",
                 mbit(rate),
                 row.tcp_bps / 1e6,
-                100.0 * row.tcp_bps / rate as f64,
+                of(row.tcp_bps),
                 row.retransmits,
+                row.tcp_plain_bps / 1e6,
+                of(row.tcp_plain_bps),
+                row.plain_retransmits,
                 row.udp_frame_bps / 1e6,
                 100.0 * (row.udp_frame_bps / rate as f64 - 1.0)
             );
@@ -278,7 +306,7 @@ pub(crate) fn fairness_table(quick: bool, limiters: &[(&'static str, Limiter)]) 
     println!("### Fairness: {users} users at once, each limited to 10 Mbit/s\n");
     println!(
         "_{users} iperf3 TCP clients at once, one per user address, each to its own server port; {secs} s after \
-         {omit} s left out. Per-user goodput: min / median / max over users, Jain's index (1 = all equal), \
+         {omit} s left out, ECN requested. Per-user goodput: min / median / max over users, Jain's index (1 = all equal), \
          aggregate against {users}×10 Mbit/s. The round with the median Jain index is shown; {rounds} rounds. \
          TBF is left out: it shapes an interface, not users._\n"
     );
@@ -291,10 +319,11 @@ pub(crate) fn fairness_table(quick: bool, limiters: &[(&'static str, Limiter)]) 
         for (i, (_, l)) in limiters.iter().enumerate() {
             let gateway = setup(*l, RATE, users);
             let (gw, cl) = (gateway.gw(), gateway.cl());
-            let mut per_user: Vec<f64> = iperf(gw, cl, users, secs, omit, None)
-                .iter()
-                .map(|f| f.bps)
-                .collect();
+            let mut per_user: Vec<f64> =
+                iperf(gw, cl, users, secs, omit, Traffic::Tcp { ecn: true })
+                    .iter()
+                    .map(|f| f.bps)
+                    .collect();
             per_user.sort_by(f64::total_cmp);
             runs[i].push(per_user);
         }
