@@ -34,6 +34,8 @@ enum Dropper {
     /// closed), after the whole receive path.
     None,
     PolicydDeny,
+    /// policyd with `--hook tc`: TC ingress instead of XDP.
+    PolicydDenyTc,
     PolicydLimit,
     /// xdp-filter at XDP (native): the same addresses denied.
     XdpFilter,
@@ -44,9 +46,10 @@ enum Dropper {
     NftMeter,
 }
 
-const DROPPERS: [(&str, Dropper); 6] = [
+const DROPPERS: [(&str, Dropper); 7] = [
     ("none (port closed)", Dropper::None),
-    ("policyd deny", Dropper::PolicydDeny),
+    ("policyd deny (XDP)", Dropper::PolicydDeny),
+    ("policyd deny (TC ingress)", Dropper::PolicydDenyTc),
     ("policyd limit 1000 pps", Dropper::PolicydLimit),
     ("xdp-filter deny", Dropper::XdpFilter),
     ("nftables set drop", Dropper::NftSet),
@@ -78,6 +81,9 @@ impl Setup {
         let mut filter = None;
         let gateway = match d {
             Dropper::PolicydDeny => Gateway::policyd(net, &flood_policy("deny")),
+            Dropper::PolicydDenyTc => {
+                Gateway::policyd_with(net, &flood_policy("deny"), &["--hook", "tc"])
+            }
             Dropper::PolicydLimit => {
                 Gateway::policyd(net, &flood_policy(&format!("limit {LIMIT_PPS}pps")))
             }
@@ -121,7 +127,7 @@ impl Setup {
         match (self.gateway.policyd_topology(), d) {
             (Some(t), _) => {
                 let body = t.metrics().expect("scrape");
-                let verdict = if d == Dropper::PolicydDeny {
+                let verdict = if d != Dropper::PolicydLimit {
                     "deny"
                 } else {
                     "limit"
@@ -136,6 +142,27 @@ impl Setup {
             (None, _) => nft::counter_packets(self.gateway.gw()),
         }
     }
+}
+
+/// The BPF program that drops, by the name the kernel knows it by (15
+/// characters at most), for its run-time statistics.
+fn program_name(d: Dropper) -> Option<&'static str> {
+    match d {
+        Dropper::PolicydDeny | Dropper::PolicydLimit => Some("policyd_xdp"),
+        Dropper::PolicydDenyTc => Some("policyd_tc_ingr"),
+        Dropper::XdpFilter => Some("xdpfilt_alw_all"),
+        _ => None,
+    }
+}
+
+/// (run time in ns, runs) of the newest loaded program named `name`: the
+/// kernel's statistics, counted while `kernel.bpf_stats_enabled` is on.
+fn program_stats(name: &str) -> Option<(u64, u64)> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.name_as_str() == Some(name))
+        .max_by_key(aya::programs::ProgramInfo::id)
+        .map(|p| (p.run_time().as_nanos() as u64, p.run_count()))
 }
 
 /// Every address the droppers deny: the flooder and the others.
@@ -234,6 +261,9 @@ struct Sample {
     cpus_busy: f64,
     softirq: f64,
     ns_per_packet: f64,
+    /// The dropping program's own run time per run (kernel statistics),
+    /// NaN where no BPF program drops.
+    program_ns: f64,
 }
 
 fn measure(d: Dropper, warmup: f64, secs: f64) -> Sample {
@@ -248,10 +278,21 @@ fn measure(d: Dropper, warmup: f64, secs: f64) -> Sample {
     )
     .expect("flood");
     std::thread::sleep(Duration::from_secs_f64(warmup));
+    // BPF_ENABLE_STATS: run-time statistics for as long as the descriptor
+    // is open (so the host's setting is left as it was).
+    let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
+    let name = program_name(d);
+    let p0 = name.and_then(program_stats);
     let (s0, d0, c0, t0) = (flood.sent(), setup.dropped(d), cpu_ticks(), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(secs));
     let (s1, d1, c1, t1) = (flood.sent(), setup.dropped(d), cpu_ticks(), Instant::now());
+    let p1 = name.and_then(program_stats);
+    drop(stats);
     flood.stop().expect("flood");
+    let program_ns = match (p0, p1) {
+        (Some((t0, n0)), Some((t1, n1))) if n1 > n0 => (t1 - t0) as f64 / (n1 - n0) as f64,
+        _ => f64::NAN,
+    };
     let wall = (t1 - t0).as_secs_f64();
     let hz = ticks_per_second();
     let busy = (c1.0 - c0.0) as f64 / hz;
@@ -262,6 +303,7 @@ fn measure(d: Dropper, warmup: f64, secs: f64) -> Sample {
         cpus_busy: busy / wall,
         softirq: (c1.1 - c0.1) as f64 / hz / wall,
         ns_per_packet: busy * 1e9 / sent.max(1.0),
+        program_ns,
     }
 }
 
@@ -278,13 +320,15 @@ pub(crate) fn flood_table(quick: bool) -> FloodResult {
          `update @sources {{ ip saddr limit rate over {LIMIT_PPS}/second }} drop`); none: no filter, the \
          gateway's UDP layer drops the datagrams (port closed). Sent: datagrams the sender's kernel accepted; \
          dropped: the dropper's own counter; CPU: all {} CPUs from /proc/stat, sender included (it is the same in \
-         every row). {secs} s windows after {warmup} s of warm-up, median of {rounds} interleaved rounds._\n",
+         every row); program: the dropping BPF program's own time per run, from the kernel's statistics \
+         (`BPF_ENABLE_STATS`, run time / run count) over the same window: the live per-packet cost of the program \
+         alone. {secs} s windows after {warmup} s of warm-up, median of {rounds} interleaved rounds._\n",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "| dropper | sent (kpps) | dropped (kpps) | CPUs busy | of which softirq | CPU per packet (ns) |"
+        "| dropper | sent (kpps) | dropped (kpps) | CPUs busy | of which softirq | CPU per packet (ns) | program per packet (ns) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); DROPPERS.len()];
     for _ in 0..rounds {
         for (i, (_, d)) in DROPPERS.iter().enumerate() {
@@ -294,15 +338,21 @@ pub(crate) fn flood_table(quick: bool) -> FloodResult {
     let mut result = Vec::new();
     for ((name, _), s) in DROPPERS.iter().zip(samples) {
         let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
-        let (sent, dropped, busy, soft, per) = (
+        let (sent, dropped, busy, soft, per, program) = (
             m(|s| s.sent_pps),
             m(|s| s.dropped_pps),
             m(|s| s.cpus_busy),
             m(|s| s.softirq),
             m(|s| s.ns_per_packet),
+            m(|s| s.program_ns),
         );
+        let program = if program.is_nan() {
+            "n/a".to_owned()
+        } else {
+            format!("{program:.0}")
+        };
         println!(
-            "| {name} | {:.0} | {:.0} | {busy:.2} | {soft:.2} | {per:.0} |",
+            "| {name} | {:.0} | {:.0} | {busy:.2} | {soft:.2} | {per:.0} | {program} |",
             sent / 1e3,
             dropped / 1e3
         );

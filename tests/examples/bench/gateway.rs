@@ -17,7 +17,12 @@ pub(crate) enum Gateway {
 impl Gateway {
     /// policyd enforcing `policy` on `gw0`, ready.
     pub(crate) fn policyd(net: Net, policy: &str) -> Self {
-        Gateway::Policyd(Topology::start(net, &policyd_bin(), policy, &[]).expect("policyd"))
+        Self::policyd_with(net, policy, &[])
+    }
+
+    /// As [`Self::policyd`], with more arguments to `policyd run`.
+    pub(crate) fn policyd_with(net: Net, policy: &str, extra: &[&str]) -> Self {
+        Gateway::Policyd(Topology::start(net, &policyd_bin(), policy, extra).expect("policyd"))
     }
 
     pub(crate) fn gw(&self) -> &NetNs {

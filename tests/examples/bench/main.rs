@@ -16,6 +16,7 @@ mod memory;
 mod nft;
 mod plot;
 mod rate;
+mod stages;
 mod workload;
 mod xdp_filter;
 
@@ -83,6 +84,7 @@ fn main() {
     let mut r = figures::Results::default();
     if part("cost") {
         r.cost = cost::cost_table(&s);
+        stages::stage_table(&s);
     }
     if part("scale") {
         let sizes: &[u32] = if quick {
