@@ -58,3 +58,47 @@ pub struct ClassRule {
     pub dscp: u8,
     pub _pad: u32,
 }
+
+/// Words of [`crate::MAP_SET_FILTER`] per IP version and generation: one
+/// bit for each value of an address's first 16 bits.
+pub const SET_FILTER_WORDS: u32 = (1 << 16) / 64;
+
+/// The index of the filter word and the bit in it for an address whose
+/// first 16 bits are `top16`, in generation `generation`, for IPv6 (`v6`)
+/// or IPv4.
+#[inline(always)]
+pub const fn set_filter_bit(generation: u32, v6: bool, top16: u32) -> (u32, u32) {
+    let base = (generation * 2 + v6 as u32) * SET_FILTER_WORDS;
+    (base + (top16 >> 6), top16 & 63)
+}
+
+/// The first-16-bit values a prefix of `len` bits whose first 16 bits are
+/// `top16` covers: `first..=last`.
+pub const fn set_filter_range(len: u32, top16: u32) -> (u32, u32) {
+    if len >= 16 {
+        return (top16, top16);
+    }
+    let free = 16 - len;
+    let first = (top16 >> free) << free;
+    (first, first + (1 << free) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SET_FILTER_WORDS, set_filter_bit, set_filter_range};
+
+    #[test]
+    fn filter_bits_are_per_generation_and_version() {
+        assert_eq!(set_filter_bit(0, false, 0), (0, 0));
+        assert_eq!(set_filter_bit(0, false, 0xffff), (SET_FILTER_WORDS - 1, 63));
+        assert_eq!(set_filter_bit(0, true, 65), (SET_FILTER_WORDS + 1, 1));
+        assert_eq!(set_filter_bit(1, false, 0), (2 * SET_FILTER_WORDS, 0));
+    }
+
+    #[test]
+    fn a_short_prefix_covers_a_range_of_first_words() {
+        assert_eq!(set_filter_range(24, 0x0a0b), (0x0a0b, 0x0a0b));
+        assert_eq!(set_filter_range(8, 0x0a0b), (0x0a00, 0x0aff));
+        assert_eq!(set_filter_range(0, 0x1234), (0, 0xffff));
+    }
+}

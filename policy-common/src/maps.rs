@@ -37,6 +37,10 @@ pub const MAP_CLASS_RULES: &str = "CLASS_RULES";
 pub const MAP_SET_CIDRS: &str = "SET_CIDRS";
 /// LPM trie, [`crate::GenPrefix4`] -> `u64`: IPv4 prefixes.
 pub const MAP_SET_CIDRS4: &str = "SET_CIDRS4";
+/// Array of `u64` bitmaps: per generation and IP version, whether any set
+/// prefix covers addresses with these first 16 bits
+/// ([`crate::set_filter_bit`]); a clear bit spares the trie lookup.
+pub const MAP_SET_FILTER: &str = "SET_FILTER";
 /// Array of [`crate::SKETCH_ROWS`] x width `u64` byte counts: the
 /// count-min sketch of elephant detection (see sketch.rs).
 pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
@@ -95,6 +99,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_CLASS_RULES,
     MAP_SET_CIDRS,
     MAP_SET_CIDRS4,
+    MAP_SET_FILTER,
     MAP_FLOW_SKETCH,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,

@@ -1,11 +1,13 @@
 //! Which class a packet is in: the first matching rule (elephant flows are
 //! reclassified after, in elephant.rs).
 
-use policy_common::{CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, present};
+use policy_common::{
+    CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, present, set_filter_bit,
+};
 
 use crate::{
     keys,
-    maps::{CLASS_RULES, SET_CIDRS, SET_CIDRS4},
+    maps::{CLASS_RULES, SET_CIDRS, SET_CIDRS4, SET_FILTER},
     parse::Packet,
 };
 
@@ -58,12 +60,27 @@ pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32)
     let sets = if cfg.present & present::SETS == 0 {
         0
     } else {
-        match p.mapped_v4(remote_is_src) {
-            Some(a) => SET_CIDRS4.get(keys::Prefix4::new(generation, a).key()),
-            None => SET_CIDRS.get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key()),
+        let v4 = p.mapped_v4(remote_is_src);
+        // The first 16 bits of the remote address (of the IPv4 address for
+        // a mapped one), in network order.
+        let first = match v4 {
+            Some(a) => a.to_ne_bytes(),
+            None => p.words32(remote_is_src)[0].to_ne_bytes(),
+        };
+        let top16 = u32::from(u16::from_be_bytes([first[0], first[1]]));
+        let (word, bit) = set_filter_bit(generation, v4.is_none(), top16);
+        if SET_FILTER.get(word).is_none_or(|w| (w >> bit) & 1 == 0) {
+            0
+        } else {
+            match v4 {
+                Some(a) => SET_CIDRS4.get(keys::Prefix4::new(generation, a).key()),
+                None => {
+                    SET_CIDRS.get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key())
+                }
+            }
+            .copied()
+            .unwrap_or(0)
         }
-        .copied()
-        .unwrap_or(0)
     };
     for i in 0..MAX_CLASS_RULES {
         if i >= cfg.rule_count {

@@ -16,10 +16,11 @@ use aya::{
 use policy_common::{
     ActionEntry, Addr16, Config, GENERATION_BITS, GenAddr, GenMac, GenPrefix, GenPrefix4, GenU32,
     GenU64, IfaceConfig, MAP_ACTIONS, MAP_CLASS_LIMITS, MAP_CLASS_RULES, MAP_CONFIG, MAP_IFACES,
-    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_USER_CGROUPS, MAP_USER_CIDRS,
-    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS, MAP_USERS4,
-    MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, UserId, UserInfo, gen_prefix, gen_prefix4,
-    iface_flag, mapped_v4, side, split_prefix,
+    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_SET_FILTER, MAP_USER_CGROUPS,
+    MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_UIDS, MAP_USERS,
+    MAP_USERS4, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, SET_FILTER_WORDS, UserId, UserInfo,
+    gen_prefix, gen_prefix4, iface_flag, mapped_v4, set_filter_bit, set_filter_range, side,
+    split_prefix,
 };
 
 use super::{Capacity, DataplaneError, Side, rows::ActionRows};
@@ -360,6 +361,28 @@ pub(super) fn write_policy(
             .map(|(i, r)| (g * MAX_CLASS_RULES + i as u32, r)),
     )?;
     let (sets4, sets6) = split_prefixes(&policy.set_cidrs);
+    let mut filter = vec![0u64; 2 * SET_FILTER_WORDS as usize];
+    let mut cover = |v6: bool, len: u32, top16: u32| {
+        let (first, last) = set_filter_range(len, top16);
+        for t in first..=last {
+            let (word, bit) = set_filter_bit(0, v6, t);
+            filter[word as usize] |= 1 << bit;
+        }
+    };
+    for (len, a, _) in &sets4 {
+        cover(false, *len, u32::from(u16::from_be_bytes([a[0], a[1]])));
+    }
+    for (len, a, _) in &sets6 {
+        cover(true, *len, u32::from(u16::from_be_bytes([a[0], a[1]])));
+    }
+    set_array(
+        ebpf,
+        MAP_SET_FILTER,
+        filter
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| (g * 2 * SET_FILTER_WORDS + i as u32, w)),
+    )?;
     insert_prefixes(ebpf, MAP_SET_CIDRS, g, sets6)?;
     insert_prefixes4(ebpf, MAP_SET_CIDRS4, g, sets4)?;
     let config = Config {

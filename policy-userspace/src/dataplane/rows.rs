@@ -11,7 +11,7 @@
 //! distinct treatments (groups, and users with rules of their own), not
 //! with the number of users.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use policy_common::{ActionEntry, ActionKey, GROUP_BIT, SUBJECT_ANY, UserId};
 
@@ -38,26 +38,44 @@ impl ActionRows {
                 .ok()
                 .map(|i| policy.actions[i].1)
         };
-        let mut index: HashMap<Vec<ActionEntry>, u32> = HashMap::new();
-        let mut cells = Vec::new();
-        let mut rows_of_users = Vec::with_capacity(policy.users.len());
-        for user in &policy.users {
-            let row: Vec<ActionEntry> = (0..stride)
+        // Users with rules of their own; everyone else is treated as their
+        // group is, so a row is built once per group, not once per user.
+        let own: HashSet<UserId> = policy
+            .actions
+            .iter()
+            .map(|(k, _)| k.subject)
+            .filter(|s| s & GROUP_BIT == 0)
+            .collect();
+        let row_for = |user: Option<UserId>, group: u32| -> Vec<ActionEntry> {
+            (0..stride)
                 .map(|class| {
-                    find(user.id, class)
-                        .or_else(|| {
-                            (user.group != 0).then(|| find(GROUP_BIT | user.group, class))?
-                        })
+                    user.and_then(|u| find(u, class))
+                        .or_else(|| (group != 0).then(|| find(GROUP_BIT | group, class))?)
                         .or_else(|| find(SUBJECT_ANY, class))
                         .unwrap_or_default()
                 })
-                .collect();
+                .collect()
+        };
+        let mut index: HashMap<Vec<ActionEntry>, u32> = HashMap::new();
+        let mut cells = Vec::new();
+        let mut intern = |row: Vec<ActionEntry>| -> u32 {
             let next = u32::try_from(index.len()).unwrap_or(u32::MAX);
-            let id = *index.entry(row).or_insert_with_key(|row| {
+            *index.entry(row).or_insert_with_key(|row| {
                 cells.extend_from_slice(row);
                 next
-            });
-            rows_of_users.push((user.id, id));
+            })
+        };
+        let mut by_group: HashMap<u32, u32> = HashMap::new();
+        let mut rows_of_users = Vec::with_capacity(policy.users.len());
+        for user in &policy.users {
+            let row = if own.contains(&user.id) {
+                intern(row_for(Some(user.id), user.group))
+            } else {
+                *by_group
+                    .entry(user.group)
+                    .or_insert_with(|| intern(row_for(None, user.group)))
+            };
+            rows_of_users.push((user.id, row));
         }
         Self {
             stride,
