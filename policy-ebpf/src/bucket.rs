@@ -67,6 +67,17 @@ pub(crate) unsafe fn take(
     tolerance: u64,
     early: Option<impl Fn() -> u32>,
 ) -> Outcome {
+    // Decided once, on a first read, outside the compare-and-swap loop: a
+    // test in each of its unrolled tries multiplied the paths the verifier
+    // walks. A race meanwhile moves the backlog by one packet at most.
+    if let Some(random) = &early {
+        // SAFETY: as below.
+        let old = unsafe { core::ptr::read_volatile(tat) };
+        let backlog = old.max(now).saturating_add(cost) - now;
+        if backlog <= tolerance && drop_early(backlog, tolerance, random) {
+            return Outcome::EarlyDrop;
+        }
+    }
     for _ in 0..MAX_TRIES {
         // SAFETY: the caller guarantees `tat`; a torn read is impossible for
         // an aligned u64 and a stale one only makes the CAS fail.
@@ -75,11 +86,6 @@ pub(crate) unsafe fn take(
         let new = base.saturating_add(cost);
         if new - now > tolerance {
             return Outcome::Exceed;
-        }
-        if let Some(random) = &early
-            && drop_early(new - now, tolerance, random)
-        {
-            return Outcome::EarlyDrop;
         }
         // SAFETY: as above.
         if unsafe { compare_exchange(tat, old, new) } == old {

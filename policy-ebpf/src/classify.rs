@@ -53,6 +53,15 @@ fn matches(r: &ClassRule, p: &Packet, direction: u8, sets: u64) -> bool {
     true
 }
 
+/// Whether SET_FILTER has the bit of an address whose first word (memory
+/// order) is `first`: if not, no set prefix can hold it.
+#[inline(always)]
+fn may_be_in_a_set(generation: u32, v6: bool, first: u32) -> bool {
+    let b = first.to_ne_bytes();
+    let (word, bit) = set_filter_bit(generation, v6, u32::from(u16::from_be_bytes([b[0], b[1]])));
+    SET_FILTER.get(word).is_some_and(|w| (w >> bit) & 1 != 0)
+}
+
 /// The class of the first matching rule, or [`CLASS_DEFAULT`].
 #[inline(always)]
 pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32) -> u32 {
@@ -60,27 +69,27 @@ pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32)
     let sets = if cfg.present & present::SETS == 0 {
         0
     } else {
-        let v4 = p.mapped_v4(remote_is_src);
-        // The first 16 bits of the remote address (of the IPv4 address for
-        // a mapped one), in network order.
-        let first = match v4 {
-            Some(a) => a.to_ne_bytes(),
-            None => p.words32(remote_is_src)[0].to_ne_bytes(),
-        };
-        let top16 = u32::from(u16::from_be_bytes([first[0], first[1]]));
-        let (word, bit) = set_filter_bit(generation, v4.is_none(), top16);
-        if SET_FILTER.get(word).is_none_or(|w| (w >> bit) & 1 == 0) {
-            0
-        } else {
-            match v4 {
-                Some(a) => SET_CIDRS4.get(keys::Prefix4::new(generation, a).key()),
-                None => {
-                    SET_CIDRS.get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key())
+        // One branch per IP version, each with its own filter check and
+        // lookup: a second branch on the version after the first doubles
+        // the paths the verifier walks.
+        match p.mapped_v4(remote_is_src) {
+            Some(a) => {
+                if may_be_in_a_set(generation, false, a) {
+                    SET_CIDRS4.get(keys::Prefix4::new(generation, a).key())
+                } else {
+                    None
                 }
             }
-            .copied()
-            .unwrap_or(0)
+            None => {
+                if may_be_in_a_set(generation, true, p.words32(remote_is_src)[0]) {
+                    SET_CIDRS.get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key())
+                } else {
+                    None
+                }
+            }
         }
+        .copied()
+        .unwrap_or(0)
     };
     for i in 0..MAX_CLASS_RULES {
         if i >= cfg.rule_count {
