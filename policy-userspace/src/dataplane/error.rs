@@ -89,6 +89,15 @@ pub enum DataplaneError {
         pinned: &'static str,
         wanted: &'static str,
     },
+    #[error(
+        "the pinned maps in {} are from an older policyd (its {map} has another layout); run \
+         `policyd unload` and start again",
+        dir.display()
+    )]
+    OldLayout {
+        dir: std::path::PathBuf,
+        map: String,
+    },
     #[error("profile index {0} is out of range")]
     BadProfile(usize),
     #[error(

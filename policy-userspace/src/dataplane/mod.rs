@@ -14,6 +14,7 @@ mod pins;
 mod profile;
 mod rows;
 mod sketch;
+mod upgrade;
 
 use std::sync::{Arc, Mutex};
 
@@ -96,6 +97,9 @@ impl Dataplane {
         let lock = pins.prepare()?;
         // Looked at under the lock: nobody else changes the directory now.
         let adopted = pins.has_state();
+        if adopted {
+            upgrade::check(pins.dir())?;
+        }
         let mut ebpf = capacity
             .loader(pins.dir())
             .load(EBPF_OBJECT)

@@ -332,3 +332,54 @@ fn a_clean_stop_writes_every_queued_event_to_a_private_file_and_keeps_enforcing(
     );
     drop(next);
 }
+
+#[test]
+fn pins_of_an_older_layout_are_refused_by_name_and_left_alone() {
+    let _timing = crate::rates::shared();
+    let net = net("oldpin", 104);
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy_file = policy_dir.path().join("policy.toml");
+    std::fs::write(&policy_file, policy(104)).unwrap();
+    let old = Squat(PathBuf::from(format!(
+        "/sys/fs/bpf/policyd-test-oldpin-{}",
+        std::process::id()
+    )));
+    std::fs::create_dir(&old.0).unwrap();
+    std::fs::set_permissions(&old.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // What a policyd from before the elephant sketch pinned: its LRU table
+    // of flows (40-byte flow keys, byte counts).
+    let flows = old.0.join("FLOWS");
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&flows)
+        .args([
+            "type", "lru_hash", "key", "40", "value", "8", "entries", "16", "name", "FLOWS",
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "bpftool: {made:?}");
+    let (ok, stderr) = failing_run(
+        &net.gw,
+        &[
+            "--iface",
+            "gw0",
+            "--policy",
+            &policy_file.display().to_string(),
+            "--pin-dir",
+            &old.0.display().to_string(),
+            "--metrics-addr",
+            "127.0.0.1:9619",
+        ],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("from an older policyd (its FLOWS has another layout)")
+            && stderr.contains("policyd unload"),
+        "{stderr}"
+    );
+    // The old pin is kept; the start made only the (empty) links directory
+    // every pin directory has.
+    assert_eq!(listing(&old.0), ["FLOWS", "links"]);
+    assert_eq!(std::fs::read_dir(old.0.join("links")).unwrap().count(), 0);
+    assert!(!net.gw.xdp_attached("gw0"), "nothing attached");
+}

@@ -1,0 +1,47 @@
+//! Pins an older policyd left with another layout: refused by name before
+//! the object is loaded, where aya would hand the program a map of the
+//! wrong type (and the verifier would refuse it with a message about
+//! registers, or, worse, accept it).
+
+use std::path::Path;
+
+use aya::maps::{MapInfo, MapType};
+use policy_common::{MAP_ACTIONS, MAP_EVENT_LIMITER, MAP_IFACES};
+
+use super::DataplaneError;
+
+/// Maps this version no longer has: their pin means the older layout.
+const RETIRED: &[&str] = &["FLOWS"];
+
+/// Maps whose type changed, with the type they have now.
+const RETYPED: &[(&str, MapType)] = &[
+    (MAP_IFACES, MapType::Array),
+    (MAP_EVENT_LIMITER, MapType::Array),
+    (MAP_ACTIONS, MapType::Array),
+];
+
+/// Refuses a pin directory holding maps of an older layout.
+pub(super) fn check(dir: &Path) -> Result<(), DataplaneError> {
+    let old = |map: &str| DataplaneError::OldLayout {
+        dir: dir.to_owned(),
+        map: map.to_owned(),
+    };
+    if let Some(name) = RETIRED.iter().find(|n| dir.join(n).exists()) {
+        return Err(old(name));
+    }
+    for (name, now) in RETYPED {
+        let pin = dir.join(name);
+        if !pin.exists() {
+            continue;
+        }
+        let info = MapInfo::from_pin(&pin).map_err(|e| DataplaneError::Map {
+            map: name,
+            what: "read the pinned map's type".to_owned(),
+            source: e,
+        })?;
+        if info.map_type().ok() != Some(*now) {
+            return Err(old(name));
+        }
+    }
+    Ok(())
+}
