@@ -15,7 +15,7 @@ use pcap_file::{DataLink, pcap::PcapReader};
 use policy_common::{CounterKey, Counters, side};
 
 use crate::{
-    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
+    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, XDP_PROGRAM},
     model::{Hook, Model, Verdict},
     policy::{self, CompiledPolicy},
     schedule::Clock,
@@ -79,8 +79,19 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         .context("the policy is invalid")?
         .policy;
     let compiled = CompiledPolicy::compile(&policy);
-    let mut dataplane = Dataplane::load(Capacity::default().fit(&compiled), Pins::ephemeral())
-        .context("loading the kernel programs failed")?;
+    let program = match args.hook {
+        HookArg::Xdp => XDP_PROGRAM,
+        HookArg::TcIngress => TC_INGRESS_PROGRAM,
+        HookArg::TcEgress => TC_EGRESS_PROGRAM,
+    };
+    // Only the program the packets go through: the verifier takes a few
+    // hundred milliseconds per program.
+    let mut dataplane = Dataplane::load_programs(
+        Capacity::default().fit(&compiled),
+        Pins::ephemeral(),
+        &[program],
+    )
+    .context("loading the kernel programs failed")?;
     dataplane
         .apply(&compiled)
         .context("writing the policy into the maps")?;

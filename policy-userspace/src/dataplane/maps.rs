@@ -298,6 +298,7 @@ pub(super) fn write_policy(
     policy: &CompiledPolicy,
     generation: u32,
     capacity: &Capacity,
+    set_filter: &mut Option<Vec<u64>>,
 ) -> Result<(), DataplaneError> {
     let g = generation;
     let users_per_generation = capacity.users;
@@ -375,14 +376,19 @@ pub(super) fn write_policy(
     for (len, a, _) in &sets6 {
         cover(true, *len, u32::from(u16::from_be_bytes([a[0], a[1]])));
     }
+    // 2 048 words: only those that differ from what this generation holds
+    // (all when that is not known, e.g. in adopted maps).
+    let before = set_filter.take();
     set_array(
         ebpf,
         MAP_SET_FILTER,
         filter
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(i, w)| (g * 2 * SET_FILTER_WORDS + i as u32, w)),
+            .filter(|(i, w)| before.as_ref().is_none_or(|b| b.get(*i) != Some(*w)))
+            .map(|(i, w)| (g * 2 * SET_FILTER_WORDS + i as u32, *w)),
     )?;
+    *set_filter = Some(filter);
     insert_prefixes(ebpf, MAP_SET_CIDRS, g, sets6)?;
     insert_prefixes4(ebpf, MAP_SET_CIDRS4, g, sets4)?;
     let config = Config {

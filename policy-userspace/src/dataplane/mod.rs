@@ -62,6 +62,9 @@ pub struct Dataplane {
     counters: Arc<Counters>,
     profile: Arc<Mutex<ProfileSwitch>>,
     sketch: Arc<FlowSketch>,
+    /// What each generation's half of SET_FILTER holds, where known (a map
+    /// this run created starts zeroed; an adopted one is unknown).
+    set_filters: [Option<Vec<u64>>; 2],
     /// (interface, program, link): the program names the link's pin.
     links: Vec<(String, &'static str, attach::Link)>,
     /// Held for as long as the maps are in use: one policyd per directory.
@@ -91,6 +94,21 @@ impl Dataplane {
     /// Maps are pinned in `pins` (and adopted from there when a previous
     /// policyd left them).
     pub fn load(capacity: Capacity, pins: Pins) -> Result<Self, DataplaneError> {
+        Self::load_programs(
+            capacity,
+            pins,
+            &[XDP_PROGRAM, TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM],
+        )
+    }
+
+    /// [`Self::load`], verifying only `programs` (of the three entry
+    /// points): each costs the verifier a few hundred milliseconds, and a
+    /// test run (`replay`) needs one.
+    pub fn load_programs(
+        capacity: Capacity,
+        pins: Pins,
+        programs: &[&'static str],
+    ) -> Result<Self, DataplaneError> {
         if EBPF_OBJECT.is_empty() {
             return Err(DataplaneError::NoObject);
         }
@@ -113,13 +131,18 @@ impl Dataplane {
             ..capacity
         }
         .as_loaded(&ebpf)?;
-        program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
-            .load()
-            .map_err(|source| DataplaneError::Verify {
-                program: XDP_PROGRAM,
-                source,
-            })?;
-        for name in [TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM] {
+        if programs.contains(&XDP_PROGRAM) {
+            program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
+                .load()
+                .map_err(|source| DataplaneError::Verify {
+                    program: XDP_PROGRAM,
+                    source,
+                })?;
+        }
+        for name in [TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM]
+            .into_iter()
+            .filter(|n| programs.contains(n))
+        {
             program_mut::<SchedClassifier>(&mut ebpf, name)?
                 .load()
                 .map_err(|source| DataplaneError::Verify {
@@ -142,6 +165,12 @@ impl Dataplane {
             counters: Arc::new(counters),
             profile: Arc::new(Mutex::new(profile)),
             sketch: Arc::new(sketch),
+            set_filters: if adopted {
+                [None, None]
+            } else {
+                let zeros = vec![0; 2 * policy_common::SET_FILTER_WORDS as usize];
+                [Some(zeros.clone()), Some(zeros)]
+            },
             links: Vec::new(),
             lock,
             adopted,
@@ -179,7 +208,13 @@ impl Dataplane {
         let old = sw.generation();
         let new = 1 - old;
         let retiring = ids::record(&mut self.ebpf, &mut self.ids, policy)?;
-        if let Err(e) = maps::write_policy(&mut self.ebpf, policy, new, &self.capacity) {
+        if let Err(e) = maps::write_policy(
+            &mut self.ebpf,
+            policy,
+            new,
+            &self.capacity,
+            &mut self.set_filters[new as usize],
+        ) {
             // Nothing reads the idle generation: clear it for the next try.
             let _ = maps::remove_generation(&mut self.ebpf, new);
             return Err(e);

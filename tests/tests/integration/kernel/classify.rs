@@ -1,5 +1,9 @@
 //! Classification: ordered classes, downloads by the remote end, elephants.
 
+use std::path::Path;
+
+use policyd::policy::{self, CompiledPolicy};
+
 use super::*;
 
 #[test]
@@ -176,4 +180,41 @@ action = "deny"
     k.expect(&flow, "alice", "bulk", UP, V::Deny);
     // Another flow of the same user is still small.
     k.expect(&other, "alice", "default", UP, V::Pass);
+}
+
+/// The set prefilter follows reloads: each generation's bits are rewritten
+/// (only the words that change), so an address a set no longer holds
+/// falls back to `default`, and one it now holds is found, also when a
+/// generation comes back into use.
+#[test]
+fn set_membership_follows_reloads() {
+    let _timing = crate::rates::shared();
+    let policy = |net: &str| {
+        format!(
+            "[sets]\nwebmail = [\"{net}\"]\n[[class]]\nname = \"webmail\"\nmatch = {{ sets = [\"webmail\"] }}\n\
+             [[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\n[[rule]]\nclass = \"webmail\"\naction = \"deny\"\n"
+        )
+    };
+    let to = |dst: [u8; 4]| {
+        eth(
+            ETH_P_IP,
+            &ipv4([10, 0, 0, 2], dst, 17, &udp(40000, 443, &[])),
+        )
+    };
+    let compile =
+        |src: &str| CompiledPolicy::compile(&policy::parse(Path::new("t.toml"), src).unwrap());
+    let mut k = Kernel::new(&policy("203.0.113.0/24"));
+    k.expect(&to([203, 0, 113, 5]), "alice", "webmail", UP, V::Deny);
+    k.expect(&to([198, 51, 100, 5]), "alice", "default", UP, V::Pass);
+    for (net, inside, outside) in [
+        ("198.51.100.0/24", [198, 51, 100, 5], [203, 0, 113, 5]),
+        ("203.0.113.0/24", [203, 0, 113, 5], [198, 51, 100, 5]),
+        ("0.0.0.0/1", [10, 9, 9, 9], [203, 0, 113, 5]),
+    ] {
+        let next = k.dp.assign_ids(&compile(&policy(net))).unwrap();
+        k.dp.apply(&next).unwrap();
+        k.policy = next;
+        k.expect(&to(inside), "alice", "webmail", UP, V::Deny);
+        k.expect(&to(outside), "alice", "default", UP, V::Pass);
+    }
 }
