@@ -69,6 +69,24 @@ fn failing_run(ns: &NetNs, args: &[&str]) -> (bool, String) {
     (ok, std::fs::read_to_string(log.path()).unwrap())
 }
 
+/// `policyd run` on `gw0` with `policy` and pin directory `pins`, as
+/// [`failing_run`].
+fn run_on_pins(ns: &NetNs, policy: &Path, pins: &Path) -> (bool, String) {
+    failing_run(
+        ns,
+        &[
+            "--iface",
+            "gw0",
+            "--policy",
+            &policy.display().to_string(),
+            "--pin-dir",
+            &pins.display().to_string(),
+            "--metrics-addr",
+            "127.0.0.1:9619",
+        ],
+    )
+}
+
 /// Names of everything under `dir`, sorted: what a refused start must
 /// leave exactly as it was.
 fn listing(dir: &Path) -> Vec<String> {
@@ -194,21 +212,7 @@ fn a_pin_dir_someone_else_could_have_made_is_refused_and_left_alone() {
         "/sys/fs/bpf/policyd-test-squat-{}",
         std::process::id()
     )));
-    let run = |pins: &Path| {
-        failing_run(
-            &net.gw,
-            &[
-                "--iface",
-                "gw0",
-                "--policy",
-                &policy_file.display().to_string(),
-                "--pin-dir",
-                &pins.display().to_string(),
-                "--metrics-addr",
-                "127.0.0.1:9619",
-            ],
-        )
-    };
+    let run = |pins: &Path| run_on_pins(&net.gw, &policy_file, pins);
 
     // Made first by another user (as anyone can under /sys/fs/bpf), with
     // something of theirs inside.
@@ -358,19 +362,7 @@ fn pins_of_an_older_layout_are_refused_by_name_and_left_alone() {
         .output()
         .unwrap();
     assert!(made.status.success(), "bpftool: {made:?}");
-    let (ok, stderr) = failing_run(
-        &net.gw,
-        &[
-            "--iface",
-            "gw0",
-            "--policy",
-            &policy_file.display().to_string(),
-            "--pin-dir",
-            &old.0.display().to_string(),
-            "--metrics-addr",
-            "127.0.0.1:9619",
-        ],
-    );
+    let (ok, stderr) = run_on_pins(&net.gw, &policy_file, &old.0);
     assert!(!ok, "{stderr}");
     assert!(
         stderr.contains("from an older policyd (its FLOWS has another layout)")
