@@ -13,9 +13,7 @@ use aya::{
     Ebpf,
     maps::{Map, MapData, MapType},
 };
-use policy_common::{
-    ActionEntry, ActionKey, BucketKey, GROUP_BIT, MAP_BUCKETS, SUBJECT_ANY, UserId, dir, kind,
-};
+use policy_common::{ActionEntry, BucketKey, MAP_BUCKETS, UserId, dir, kind};
 
 use super::DataplaneError;
 use crate::policy::CompiledPolicy;
@@ -34,8 +32,6 @@ pub(super) const MIN_FITTED: u64 = 1024;
 /// the class. Only users something identifies can send: the `unidentified`
 /// user (id 0) and users with an address, prefix, MAC or socket owner.
 pub(super) fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
-    let actions: std::collections::HashMap<ActionKey, &ActionEntry> =
-        policy.actions.iter().map(|(k, e)| (*k, e)).collect();
     let limits = |e: &ActionEntry| e.profiles.iter().any(|p| p.kind == kind::LIMIT);
     // Only classes some rule limits can need a bucket (most policies: a
     // few of them, or none): the walk over every user stays short.
@@ -59,15 +55,8 @@ pub(super) fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
     senders.extend(policy.cgroups.iter().map(|(_, u)| *u));
     for user in policy.users.iter().filter(|u| senders.contains(&u.id)) {
         for &class in &classes {
-            let get = |subject| actions.get(&ActionKey { subject, class }).copied();
-            let entry = get(user.id)
-                .or_else(|| {
-                    (user.group != 0)
-                        .then(|| get(GROUP_BIT | user.group))
-                        .flatten()
-                })
-                .or_else(|| get(SUBJECT_ANY));
-            if entry.is_some_and(limits) {
+            let entry = super::rows::effective(policy, Some(user.id), user.group, class);
+            if entry.as_ref().is_some_and(limits) {
                 out.insert((user.id, class));
             }
         }

@@ -28,16 +28,32 @@ pub struct ActionRows {
     pub rows_of_users: Vec<(UserId, u32)>,
 }
 
+/// The action that applies to `user` (of `group`, 0 for none) in `class`:
+/// the user's own rule, else the group's, else everyone's; `None` for no
+/// rule (allow). `user: None` looks up the group's and everyone's only.
+/// The one place userspace follows the fallback (the model keeps its own
+/// copy on purpose: it is the independent check).
+pub(super) fn effective(
+    policy: &CompiledPolicy,
+    user: Option<UserId>,
+    group: u32,
+    class: u32,
+) -> Option<ActionEntry> {
+    let find = |subject: u32| {
+        policy
+            .actions
+            .binary_search_by_key(&ActionKey { subject, class }, |(k, _)| *k)
+            .ok()
+            .map(|i| policy.actions[i].1)
+    };
+    user.and_then(find)
+        .or_else(|| (group != 0).then(|| find(GROUP_BIT | group))?)
+        .or_else(|| find(SUBJECT_ANY))
+}
+
 impl ActionRows {
     pub fn of(policy: &CompiledPolicy) -> Self {
         let stride = u32::try_from(policy.classes.len().max(1)).unwrap_or(u32::MAX);
-        let find = |subject: u32, class: u32| {
-            policy
-                .actions
-                .binary_search_by_key(&ActionKey { subject, class }, |(k, _)| *k)
-                .ok()
-                .map(|i| policy.actions[i].1)
-        };
         // Users with rules of their own; everyone else is treated as their
         // group is, so a row is built once per group, not once per user.
         let own: HashSet<UserId> = policy
@@ -48,12 +64,7 @@ impl ActionRows {
             .collect();
         let row_for = |user: Option<UserId>, group: u32| -> Vec<ActionEntry> {
             (0..stride)
-                .map(|class| {
-                    user.and_then(|u| find(u, class))
-                        .or_else(|| (group != 0).then(|| find(GROUP_BIT | group, class))?)
-                        .or_else(|| find(SUBJECT_ANY, class))
-                        .unwrap_or_default()
-                })
+                .map(|class| effective(policy, user, group, class).unwrap_or_default())
                 .collect()
         };
         let mut index: HashMap<Vec<ActionEntry>, u32> = HashMap::new();
