@@ -37,7 +37,7 @@ fn cpu_model() -> String {
 
 /// What every run of the harness produces: its Markdown tables (each
 /// opens with `### `) and its plots.
-pub(crate) const TABLES: usize = 11;
+pub(crate) const TABLES: usize = 12;
 pub(crate) const PLOTS: [&str; 7] = [
     "cost.svg",
     "scale.svg",

@@ -1,11 +1,16 @@
-//! The control plane: how long a reload takes, and what a daemon with many
-//! active users costs in memory and per scrape.
+//! The control plane: how long a reload takes, how long `policyd replay`
+//! takes to start, and what a daemon with many active users costs in
+//! memory and per scrape.
 
-use std::time::{Duration, Instant};
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
 
+use pcap_file::pcap::{PcapPacket, PcapWriter};
 use policyd_tests::{
     packet::*,
-    topology::{Net, Topology},
+    topology::{Net, ScratchDir, Topology},
 };
 
 use crate::{
@@ -40,6 +45,69 @@ pub(crate) fn reload_table(quick: bool) {
         println!("| {n} | {:.0} |", median(times));
     }
     println!();
+}
+
+/// The policy `policyd replay` tries: one user allowed, one denied.
+const REPLAY_POLICY: &str = "[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\n\
+                             [[user]]\nname = \"mallory\"\nips = [\"10.0.0.66\"]\naction = \"deny\"\n";
+
+/// `policyd replay` from exec to exit on a capture of a few packets: with
+/// so few packets that is its start-up (parse and compile the policy, load
+/// and verify the program, create and fill the maps), what trying a policy
+/// costs before the first packet. Returns the median in seconds.
+pub(crate) fn replay_table() -> f64 {
+    const RUNS: usize = 3;
+    let dir = ScratchDir::new("replay").expect("scratch dir");
+    let (cap, pol) = (dir.path().join("c.pcap"), dir.path().join("p.toml"));
+    let frames: Vec<Vec<u8>> = [[10, 0, 0, 2], [10, 0, 0, 66], [10, 9, 9, 9], [10, 0, 0, 2]]
+        .into_iter()
+        .map(|src| {
+            eth(
+                ETH_P_IP,
+                &ipv4(src, [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 18])),
+            )
+        })
+        .collect();
+    let mut w = PcapWriter::new(Vec::new()).expect("pcap header");
+    for (i, f) in frames.iter().enumerate() {
+        let len = u32::try_from(f.len()).expect("frame length");
+        w.write_packet(&PcapPacket::new(Duration::from_millis(i as u64), len, f))
+            .expect("pcap record");
+    }
+    std::fs::write(&cap, w.into_writer()).expect("capture");
+    std::fs::write(&pol, REPLAY_POLICY).expect("policy");
+    println!("### Control plane: `policyd replay` start-up\n");
+    println!(
+        "_`policyd replay --quiet` on a capture of {} packets with a two-user policy, from exec to exit: \
+         with so few packets, the time to parse and compile the policy, load and verify the XDP program and \
+         create and fill its maps. Wall time, median of {RUNS}._\n",
+        frames.len()
+    );
+    let mut times = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let out = Command::new(policyd_bin())
+            .arg("replay")
+            .arg("--pcap")
+            .arg(&cap)
+            .arg("--policy")
+            .arg(&pol)
+            .arg("--quiet")
+            .output()
+            .expect("policyd replay");
+        times.push(start.elapsed().as_secs_f64());
+        assert!(
+            out.status.success(),
+            "policyd replay failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let secs = median(times);
+    println!("| measure | value |");
+    println!("|---|---:|");
+    println!("| `policyd replay` start-up | {secs:.2} s |");
+    println!();
+    secs
 }
 
 /// A running daemon with 10 000 users (1 000 in quick runs) that all sent a packet: its memory

@@ -115,6 +115,7 @@ fn main() {
     }
     if part("control") {
         control::reload_table(quick);
+        control::replay_table();
         control::daemon_table(quick);
     }
     if part("flood") {
