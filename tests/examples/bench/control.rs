@@ -20,8 +20,9 @@ use crate::{
 
 /// Time to apply a policy of `users` users (exact addresses) as a reload:
 /// the second apply into an already loaded object, which writes the idle
-/// generation, switches, and removes the old one.
-pub(crate) fn reload_table(quick: bool) {
+/// generation, switches, and removes the old one. Returns (users, median
+/// ms) per size.
+pub(crate) fn reload_table(quick: bool) -> Vec<(u32, f64)> {
     println!("### Control plane: applying a policy (a reload)\n");
     println!(
         "_Each policy applied twice into one loaded object; the second apply is the reload (write the idle generation, switch, remove the old one). Wall time, median of 3._\n"
@@ -33,6 +34,7 @@ pub(crate) fn reload_table(quick: bool) {
     } else {
         &[1_000, 100_000, 1_000_000]
     };
+    let mut rows = Vec::new();
     for &n in sizes {
         let p = policy(n, 1);
         let mut dp = load(&p);
@@ -42,9 +44,12 @@ pub(crate) fn reload_table(quick: bool) {
             dp.apply(&p).expect("apply");
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
-        println!("| {n} | {:.0} |", median(times));
+        let ms = median(times);
+        println!("| {n} | {ms:.0} |");
+        rows.push((n, ms));
     }
     println!();
+    rows
 }
 
 /// The policy `policyd replay` tries: one user allowed, one denied.

@@ -11,7 +11,7 @@ use policyd_tests::packet::*;
 use crate::{
     Settings, median,
     memory::{self, maps_memlock},
-    workload::{load, packets, policy, user_addr},
+    workload::{Treatment, load, packets, policy, user_addr},
     xdp_filter,
 };
 
@@ -54,6 +54,7 @@ fn run_tc(prog: &SchedClassifier, frame: &[u8], repeat: u32) -> f64 {
 /// One packet's medians, in ns.
 pub(crate) struct CostRow {
     pub packet: &'static str,
+    pub treatment: Treatment,
     pub floor: f64,
     pub policyd: f64,
     pub xdp_filter: Option<f64>,
@@ -101,7 +102,7 @@ pub(crate) fn cost_table(s: &Settings) -> Vec<CostRow> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
     let mut rows = Vec::new();
-    for (name, frame) in packets() {
+    for (name, treatment, frame) in packets() {
         let (mut floor, mut xdp, mut xf, mut tcf, mut tc) =
             (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..s.rounds {
@@ -124,6 +125,7 @@ pub(crate) fn cost_table(s: &Settings) -> Vec<CostRow> {
         );
         let row = CostRow {
             packet: name,
+            treatment,
             floor: median(floor),
             policyd: median(xdp),
             xdp_filter: filter.as_ref().map(|_| median(xf)),

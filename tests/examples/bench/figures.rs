@@ -10,13 +10,18 @@ fn plot_or_warn(what: &str, r: std::io::Result<()>) {
     }
 }
 
-/// Everything measured, for the plots.
+/// Everything measured, for the plots and the goals; what a part that did
+/// not run would fill stays empty.
 #[derive(Default)]
 pub(crate) struct Results {
     pub cost: Vec<cost::CostRow>,
     pub users: Vec<cost::ScaleRow>,
     pub cidrs: Vec<cost::ScaleRow>,
-    pub flood: flood::FloodResult,
+    /// (users, median ms) per reload size.
+    pub reload: Vec<(u32, f64)>,
+    /// `policyd replay` start-up, median s.
+    pub replay_secs: Option<f64>,
+    pub flood: Vec<flood::FloodRow>,
     pub rate: Vec<rate::RateRow>,
     pub fair: Vec<rate::FairRow>,
 }
@@ -168,7 +173,7 @@ pub(crate) fn write(dir: &Path, r: &Results) {
         );
     }
     if !r.flood.is_empty() {
-        let categories: Vec<String> = r.flood.iter().map(|f| f.0.to_owned()).collect();
+        let categories: Vec<String> = r.flood.iter().map(|f| f.name.to_owned()).collect();
         plot_or_warn(
             "drop",
             plot::bars(
@@ -178,7 +183,7 @@ pub(crate) fn write(dir: &Path, r: &Results) {
                 &categories,
                 &[(
                     "CPU per packet".to_owned(),
-                    r.flood.iter().map(|f| f.1).collect(),
+                    r.flood.iter().map(|f| f.cpu_ns).collect(),
                 )],
             ),
         );

@@ -29,7 +29,7 @@ const LIMIT_PPS: u32 = 1_000;
 const PAYLOAD: usize = 18;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Dropper {
+pub(crate) enum Dropper {
     /// Nothing filters: the gateway's UDP layer drops the datagrams (port
     /// closed), after the whole receive path.
     None,
@@ -307,10 +307,18 @@ fn measure(d: Dropper, warmup: f64, secs: f64) -> Sample {
     }
 }
 
-/// Per dropper: (name, median ns per packet, median dropped pps).
-pub(crate) type FloodResult = Vec<(&'static str, f64, f64)>;
+/// One dropper's medians.
+pub(crate) struct FloodRow {
+    pub name: &'static str,
+    pub dropper: Dropper,
+    /// CPU ns per sent packet, whole machine.
+    pub cpu_ns: f64,
+    /// The dropping program's own ns per run; NaN where no BPF program
+    /// drops.
+    pub program_ns: f64,
+}
 
-pub(crate) fn flood_table(quick: bool) -> FloodResult {
+pub(crate) fn flood_table(quick: bool) -> Vec<FloodRow> {
     let (rounds, warmup, secs) = if quick { (1, 0.2, 0.3) } else { (3, 0.5, 4.0) };
     println!("### Drop throughput: one user floods the gateway over veth\n");
     println!(
@@ -336,7 +344,7 @@ pub(crate) fn flood_table(quick: bool) -> FloodResult {
         }
     }
     let mut result = Vec::new();
-    for ((name, _), s) in DROPPERS.iter().zip(samples) {
+    for ((name, dropper), s) in DROPPERS.iter().zip(samples) {
         let m = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
         let (sent, dropped, busy, soft, per, program) = (
             m(|s| s.sent_pps),
@@ -346,17 +354,22 @@ pub(crate) fn flood_table(quick: bool) -> FloodResult {
             m(|s| s.ns_per_packet),
             m(|s| s.program_ns),
         );
-        let program = if program.is_nan() {
+        let program_text = if program.is_nan() {
             "n/a".to_owned()
         } else {
             format!("{program:.0}")
         };
         println!(
-            "| {name} | {:.0} | {:.0} | {busy:.2} | {soft:.2} | {per:.0} | {program} |",
+            "| {name} | {:.0} | {:.0} | {busy:.2} | {soft:.2} | {per:.0} | {program_text} |",
             sent / 1e3,
             dropped / 1e3
         );
-        result.push((*name, per, dropped));
+        result.push(FloodRow {
+            name,
+            dropper: *dropper,
+            cpu_ns: per,
+            program_ns: program,
+        });
     }
     println!();
     result

@@ -11,6 +11,7 @@ mod cost;
 mod figures;
 mod flood;
 mod gateway;
+mod goals;
 mod limiters;
 mod memory;
 mod nft;
@@ -114,8 +115,8 @@ fn main() {
         );
     }
     if part("control") {
-        control::reload_table(quick);
-        control::replay_table();
+        r.reload = control::reload_table(quick);
+        r.replay_secs = Some(control::replay_table());
         control::daemon_table(quick);
     }
     if part("flood") {
@@ -138,6 +139,8 @@ fn main() {
     if part("fairness") {
         r.fair = rate::fairness_table(quick, &limiters::FAIR_LIMITERS);
     }
+    // Last, over whatever ran: the goals against this run's figures.
+    goals::goals_table(&r, quick);
     if let Some(dir) = plot_dir {
         figures::write(&dir, &r);
     }

@@ -185,6 +185,7 @@ fn wait_listening(gw: &NetNs, users: usize) {
 /// One limiter at one rate: medians over rounds.
 pub(crate) struct RateRow {
     pub limiter: &'static str,
+    pub kind: Limiter,
     pub rate: u64,
     /// TCP with ECN requested.
     pub tcp_bps: f64,
@@ -195,7 +196,7 @@ pub(crate) struct RateRow {
     pub udp_frame_bps: f64,
 }
 
-fn mbit(bps: u64) -> String {
+pub(crate) fn mbit(bps: u64) -> String {
     if bps >= 1_000_000_000 && bps.is_multiple_of(1_000_000_000) {
         format!("{} Gbit/s", bps / 1_000_000_000)
     } else {
@@ -252,9 +253,10 @@ pub(crate) fn rate_table(
                 got[i][4].push(udp.bps * (PAYLOAD + 42) as f64 / PAYLOAD as f64);
             }
         }
-        for ((name, _), [tcp, retrans, plain, plain_retrans, udp]) in limiters.iter().zip(got) {
+        for ((name, kind), [tcp, retrans, plain, plain_retrans, udp]) in limiters.iter().zip(got) {
             let row = RateRow {
                 limiter: name,
+                kind: *kind,
                 rate,
                 tcp_bps: median(tcp),
                 retransmits: median(retrans),

@@ -70,8 +70,8 @@ pub(crate) fn stage_table(s: &Settings) {
     let frame = |name: &str| {
         frames
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, f)| f.clone())
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, _, f)| f.clone())
             .expect("a packet of the cost table")
     };
     let allowed = frame("IPv4 UDP");

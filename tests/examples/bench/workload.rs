@@ -112,11 +112,22 @@ pub(crate) fn load(p: &CompiledPolicy) -> Dataplane {
     dp
 }
 
-pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
+/// What policyd does with a packet of the cost table: the goals
+/// are set per treatment.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Treatment {
+    Allowed,
+    Denied,
+    LimitedConforming,
+    LimitedOver,
+}
+
+pub(crate) fn packets() -> Vec<(&'static str, Treatment, Vec<u8>)> {
     let user = user_addr(1);
     vec![
         (
             "IPv4 UDP",
+            Treatment::Allowed,
             eth(
                 ETH_P_IP,
                 &ipv4(user, [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
@@ -124,6 +135,7 @@ pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "IPv6 TCP",
+            Treatment::Allowed,
             eth(
                 ETH_P_IPV6,
                 &ipv6(
@@ -136,6 +148,7 @@ pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "IPv4 UDP, denied user",
+            Treatment::Denied,
             eth(
                 ETH_P_IP,
                 &ipv4(user_addr(2), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
@@ -143,6 +156,7 @@ pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "IPv4 UDP, limited user, conforming",
+            Treatment::LimitedConforming,
             eth(
                 ETH_P_IP,
                 &ipv4(user_addr(3), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
@@ -150,6 +164,7 @@ pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "IPv4 UDP, limited user, over the limit",
+            Treatment::LimitedOver,
             eth(
                 ETH_P_IP,
                 &ipv4(user_addr(4), [192, 0, 2, 1], 17, &udp(40000, 443, &[0; 64])),
@@ -157,6 +172,7 @@ pub(crate) fn packets() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "802.1Q IPv4 TCP",
+            Treatment::Allowed,
             vlan_tagged(
                 &eth(
                     ETH_P_IP,
