@@ -3,8 +3,8 @@
 //! Every table filled from the policy holds two generations side by side:
 //! hash and LPM keys carry the generation, arrays have one half per
 //! generation. A packet reads [`crate::MAP_GENERATION`] once and looks up
-//! only that generation, so a reload writes the idle generation in full,
-//! then switches with one store: no packet ever sees half a policy.
+//! only that generation, so a reload makes the idle generation hold the new
+//! policy, then switches with one store: no packet ever sees half a policy.
 
 use crate::Addr16;
 

@@ -7,15 +7,13 @@
 //! sized to the policy at start, and a reload that would need more than it
 //! holds is refused.
 
-use std::collections::HashSet;
-
 use aya::{
     Ebpf,
     maps::{Map, MapData, MapType},
 };
 use policy_common::{ActionEntry, BucketKey, MAP_BUCKETS, UserId, dir, kind};
 
-use super::DataplaneError;
+use super::{DataplaneError, rows::ActionRows};
 use crate::policy::CompiledPolicy;
 
 /// A fitted bucket map holds this many times what the policy needs, so a
@@ -27,47 +25,114 @@ pub(super) const MIN_FITTED: u64 = 1024;
 
 /// The (user, class) pairs with a per-user limit in at least one profile:
 /// each may use one bucket per direction. A user's action for a class is
-/// their own rule, else their group's, else everyone's (as in the kernel),
-/// so a group or everyone limit means one bucket per member who can send in
-/// the class. Only users something identifies can send: the `unidentified`
-/// user (id 0) and users with an address, prefix, MAC or socket owner.
-pub(super) fn limited_pairs(policy: &CompiledPolicy) -> HashSet<(UserId, u32)> {
-    let limits = |e: &ActionEntry| e.profiles.iter().any(|p| p.kind == kind::LIMIT);
-    // Only classes some rule limits can need a bucket (most policies: a
-    // few of them, or none): the walk over every user stays short.
-    let mut classes: Vec<u32> = policy
-        .actions
-        .iter()
-        .filter(|(_, e)| limits(e))
-        .map(|(k, _)| k.class)
-        .collect();
-    classes.sort_unstable();
-    classes.dedup();
-    let mut out = HashSet::new();
-    if classes.is_empty() {
-        return out;
+/// the cell of their action row (their own rule, else their group's, else
+/// everyone's, as the kernel reads it), so a group or everyone limit means
+/// one bucket per member who can send in the class. Only users something
+/// identifies can send: the `unidentified` user (id 0) and users with an
+/// address, prefix, MAC or socket owner.
+pub(super) struct Limited {
+    rows: ActionRows,
+    /// Classes some rule limits (most policies: a few, or none).
+    classes: Vec<u32>,
+    /// By user id: the action row of a user who can send, else `None`.
+    row_of: Vec<Option<u32>>,
+}
+
+fn limits(e: &ActionEntry) -> bool {
+    e.profiles.iter().any(|p| p.kind == kind::LIMIT)
+}
+
+impl Limited {
+    pub(super) fn of(policy: &CompiledPolicy) -> Self {
+        Self::with_rows(policy, ActionRows::of(policy))
     }
-    let mut senders: HashSet<UserId> = HashSet::from([policy_common::USER_UNIDENTIFIED]);
-    senders.extend(policy.exact.iter().map(|(_, u)| *u));
-    senders.extend(policy.cidrs.iter().map(|(_, _, u)| *u));
-    senders.extend(policy.macs.iter().map(|(_, u)| *u));
-    senders.extend(policy.uids.iter().map(|(_, u)| *u));
-    senders.extend(policy.cgroups.iter().map(|(_, u)| *u));
-    for user in policy.users.iter().filter(|u| senders.contains(&u.id)) {
-        for &class in &classes {
-            let entry = super::rows::effective(policy, Some(user.id), user.group, class);
-            if entry.as_ref().is_some_and(limits) {
-                out.insert((user.id, class));
+
+    /// The action rows it was read from (the table write_policy writes).
+    pub(super) fn rows(&self) -> &ActionRows {
+        &self.rows
+    }
+
+    fn with_rows(policy: &CompiledPolicy, rows: ActionRows) -> Self {
+        let mut classes: Vec<u32> = policy
+            .actions
+            .iter()
+            .filter(|(_, e)| limits(e))
+            .map(|(k, _)| k.class)
+            .collect();
+        classes.sort_unstable();
+        classes.dedup();
+        let mut row_of = Vec::new();
+        if !classes.is_empty() {
+            // Ids are dense (the allocator's), so a vector indexed by id.
+            let mut sends = vec![false; policy.users.len()];
+            let mut mark = |u: UserId| {
+                let i = u as usize;
+                if i >= sends.len() {
+                    sends.resize(i + 1, false);
+                }
+                sends[i] = true;
+            };
+            mark(policy_common::USER_UNIDENTIFIED);
+            policy.exact.iter().for_each(|(_, u)| mark(*u));
+            policy.cidrs.iter().for_each(|(_, _, u)| mark(*u));
+            policy.macs.iter().for_each(|(_, u)| mark(*u));
+            policy.uids.iter().for_each(|(_, u)| mark(*u));
+            policy.cgroups.iter().for_each(|(_, u)| mark(*u));
+            row_of = vec![None; sends.len()];
+            for &(user, row) in &rows.rows_of_users {
+                if sends.get(user as usize).copied().unwrap_or(false) {
+                    row_of[user as usize] = Some(row);
+                }
             }
         }
+        Self {
+            rows,
+            classes,
+            row_of,
+        }
     }
-    out
+
+    /// Whether `user` has a limit of their own in `class`.
+    pub(super) fn contains(&self, user: UserId, class: u32) -> bool {
+        self.classes.binary_search(&class).is_ok()
+            && self
+                .row_of
+                .get(user as usize)
+                .copied()
+                .flatten()
+                .is_some_and(|row| self.limits_in(row, class))
+    }
+
+    fn limits_in(&self, row: u32, class: u32) -> bool {
+        self.rows
+            .cells
+            .get((row * self.rows.stride + class) as usize)
+            .is_some_and(limits)
+    }
+
+    /// How many (user, class) pairs there are.
+    pub(super) fn len(&self) -> u64 {
+        // Per row, once: users share rows.
+        let mut per_row: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        self.row_of
+            .iter()
+            .flatten()
+            .map(|&row| {
+                *per_row.entry(row).or_insert_with(|| {
+                    self.classes
+                        .iter()
+                        .filter(|&&c| self.limits_in(row, c))
+                        .count() as u64
+                })
+            })
+            .sum()
+    }
 }
 
 /// Buckets `policy` may use at once: one per limited (user, class,
 /// direction).
 pub(super) fn need(policy: &CompiledPolicy) -> u64 {
-    limited_pairs(policy).len() as u64 * dir::COUNT as u64
+    Limited::of(policy).len() * dir::COUNT as u64
 }
 
 /// The bucket map's size when the operator gives none: [`HEADROOM`] times
@@ -77,8 +142,8 @@ pub(super) fn fitted(need: u64) -> u32 {
 }
 
 /// Refuses a policy that needs more buckets than the map holds.
-pub(super) fn check(policy: &CompiledPolicy, capacity: u32) -> Result<(), DataplaneError> {
-    let need = need(policy);
+pub(super) fn check(limited: &Limited, capacity: u32) -> Result<(), DataplaneError> {
+    let need = limited.len() * dir::COUNT as u64;
     if need > u64::from(capacity) {
         return Err(DataplaneError::TooFewBuckets { need, capacity });
     }
@@ -118,10 +183,9 @@ pub(super) fn inspect(ebpf: &Ebpf) -> Result<(u32, Map), DataplaneError> {
 
 /// Removes the buckets of (user, class) pairs `policy` does not limit (a
 /// limit removed by a reload, a retired user), so they do not take slots.
-pub(super) fn prune(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
-    let keep = limited_pairs(policy);
+pub(super) fn prune(ebpf: &mut Ebpf, keep: &Limited) -> Result<(), DataplaneError> {
     super::maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
-        !keep.contains(&(k.user, u32::from(k.class)))
+        !keep.contains(k.user, u32::from(k.class))
     })
 }
 
@@ -181,8 +245,8 @@ group = "staff"
         ));
         // b, c and unidentified; a's own allow wins over everyone's limit.
         assert_eq!(need(&p), 3 * 2);
-        assert!(!limited_pairs(&p).contains(&(p.user("a").unwrap().id, 1)));
-        assert!(limited_pairs(&p).contains(&(0, 1)));
+        assert!(!Limited::of(&p).contains(p.user("a").unwrap().id, 1));
+        assert!(Limited::of(&p).contains(0, 1));
     }
 
     #[test]
@@ -223,8 +287,8 @@ group = "staff"
         let p = compile(&format!(
             "{USERS}\n[[rule]]\nclass = \"bulk\"\naction = \"limit 1Mbit\"\n"
         ));
-        assert!(check(&p, 8).is_ok());
-        let err = check(&p, 7).unwrap_err().to_string();
+        assert!(check(&Limited::of(&p), 8).is_ok());
+        let err = check(&Limited::of(&p), 7).unwrap_err().to_string();
         assert!(
             err.contains("need 8 token buckets") && err.contains("holds 7"),
             "{err}"

@@ -162,6 +162,16 @@ impl Capacity {
     /// Refuses `policy` if a table sized at load cannot hold it (a reload
     /// that outgrew the sizes the first start chose).
     pub fn check(&self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+        self.check_with(policy, &buckets::Limited::of(policy))
+    }
+
+    /// [`Self::check`], with the policy's action rows and limits already
+    /// worked out (a reload uses them again to write the maps).
+    pub(super) fn check_with(
+        &self,
+        policy: &CompiledPolicy,
+        limited: &buckets::Limited,
+    ) -> Result<(), DataplaneError> {
         let families = Families::of(policy);
         let needs = [
             Need {
@@ -215,7 +225,7 @@ impl Capacity {
             Need {
                 map: MAP_ACTIONS,
                 what: "action entries (a row of one per class for each distinct treatment)",
-                need: ActionRows::need(policy),
+                need: limited.rows().cells.len(),
                 capacity: self.actions,
             },
         ];
@@ -227,13 +237,13 @@ impl Capacity {
                 capacity: n.capacity,
             });
         }
-        self.check_buckets(policy)
+        buckets::check(limited, self.buckets)
     }
 
     /// Refuses `policy` if it may need more token buckets than
     /// `self.buckets` (an operator's `--max-buckets` below the need).
     pub fn check_buckets(&self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
-        buckets::check(policy, self.buckets)
+        buckets::check(&buckets::Limited::of(policy), self.buckets)
     }
 
     /// A loader that makes the maps this size, pinned in `pin_dir`.

@@ -28,6 +28,13 @@ pub enum DataplaneError {
         #[source]
         source: MapError,
     },
+    #[error("map `{map}`: {what}")]
+    Batch {
+        map: &'static str,
+        what: &'static str,
+        #[source]
+        source: super::batch::BatchError,
+    },
     #[error("cannot attach to interface `{iface}` (does it exist in this network namespace?)")]
     Attach {
         iface: String,

@@ -23,7 +23,12 @@ use policy_common::{
     split_prefix,
 };
 
-use super::{Capacity, DataplaneError, Side, rows::ActionRows};
+use super::{
+    Capacity, DataplaneError, Side,
+    batch::{self, BatchError},
+    held::{self, Generation},
+    rows::ActionRows,
+};
 use crate::policy::CompiledPolicy;
 
 pub(super) fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, DataplaneError> {
@@ -148,43 +153,23 @@ pub(super) fn remove_each<K>(
     Ok(())
 }
 
-/// A key of a policy table, which carries its generation.
-trait Generational {
-    fn generation(&self) -> u32;
-}
-
-impl Generational for GenAddr {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-impl Generational for GenMac {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-impl Generational for GenU32 {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-impl Generational for GenU64 {
-    fn generation(&self) -> u32 {
-        self.generation
+/// The map behind `name`, for the batch commands.
+pub(super) fn data<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a MapData, DataplaneError> {
+    match ebpf.map(name).ok_or(DataplaneError::MissingMap(name))? {
+        Map::Array(data) | Map::HashMap(data) | Map::PerCpuHashMap(data) => Ok(data),
+        _ => Err(DataplaneError::MissingMap(name)),
     }
 }
 
-fn insert_all<K: Pod, V: Pod>(
-    ebpf: &mut Ebpf,
+fn batch_error(
     name: &'static str,
-    entries: impl IntoIterator<Item = (K, V)>,
-) -> Result<(), DataplaneError> {
-    let mut map: HashMap<&mut MapData, K, V> = map_mut(ebpf, name)?;
-    for (k, v) in entries {
-        map.insert(k, v, 0)
-            .map_err(DataplaneError::map(name, "insert (is the map full?)"))?;
+    what: &'static str,
+) -> impl FnOnce(BatchError) -> DataplaneError {
+    move |source| DataplaneError::Batch {
+        map: name,
+        what,
+        source,
     }
-    Ok(())
 }
 
 fn insert_prefixes<V: Pod>(
@@ -246,14 +231,6 @@ pub(super) fn split_prefixes<V: Copy>(entries: &[(u32, Addr16, V)]) -> Split<V> 
     (v4, v6)
 }
 
-fn remove_keys<K: Pod + Generational, V: Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    generation: u32,
-) -> Result<(), DataplaneError> {
-    remove_where::<K, V>(ebpf, name, |k| k.generation() == generation)
-}
-
 fn remove_prefixes<K: Pod + AsRef<[u8]>, V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -273,17 +250,14 @@ fn remove_prefixes<K: Pod + AsRef<[u8]>, V: Pod>(
     Ok(())
 }
 
+/// Writes `values` (index, value) into array `name`, in batches.
 fn set_array<V: Pod>(
     ebpf: &mut Ebpf,
     name: &'static str,
     values: impl IntoIterator<Item = (u32, V)>,
 ) -> Result<(), DataplaneError> {
-    let mut a: Array<&mut MapData, V> = map_mut(ebpf, name)?;
-    for (i, v) in values {
-        a.set(i, v, 0)
-            .map_err(DataplaneError::map(name, format!("index {i}")))?;
-    }
-    Ok(())
+    let values: Vec<(u32, V)> = values.into_iter().collect();
+    batch::update(data(ebpf, name)?, &values).map_err(batch_error(name, "write"))
 }
 
 /// The cgroup id the kernel reports for a cgroup v2 directory: its inode.
@@ -298,13 +272,11 @@ pub(super) fn write_policy(
     policy: &CompiledPolicy,
     generation: u32,
     capacity: &Capacity,
-    set_filter: &mut Option<Vec<u64>>,
+    rows: &ActionRows,
+    held: &mut Generation,
 ) -> Result<(), DataplaneError> {
     let g = generation;
     let users_per_generation = capacity.users;
-    let rows = ActionRows::of(policy);
-    let row_of: std::collections::HashMap<UserId, u32> =
-        rows.rows_of_users.iter().copied().collect();
     let mut cgroups = Vec::with_capacity(policy.cgroups.len());
     for (path, user) in &policy.cgroups {
         let id = cgroup_id(path).map_err(|source| DataplaneError::Cgroup {
@@ -314,19 +286,30 @@ pub(super) fn write_policy(
         })?;
         cgroups.push((id, *user));
     }
-    set_array(
+    // By user id (ids need not follow the policy's order); ids no user
+    // has are zero.
+    let mut info = Vec::new();
+    for (u, &(id, row)) in policy.users.iter().zip(&rows.rows_of_users) {
+        debug_assert_eq!(u.id, id);
+        let i = id as usize;
+        if i >= info.len() {
+            info.resize(i + 1, UserInfo::default());
+        }
+        info[i] = UserInfo {
+            group: u.group,
+            row,
+        };
+    }
+    let base = g * users_per_generation;
+    let cells = held::changed_cells(&mut held.user_info, info);
+    if let Err(e) = set_array(
         ebpf,
         MAP_USER_INFO,
-        policy.users.iter().map(|u| {
-            (
-                g * users_per_generation + u.id,
-                UserInfo {
-                    group: u.group,
-                    row: row_of.get(&u.id).copied().unwrap_or(0),
-                },
-            )
-        }),
-    )?;
+        cells.into_iter().map(|(i, v)| (base + i, v)),
+    ) {
+        held.user_info = None;
+        return Err(e);
+    }
     let action_cells = capacity.actions;
     set_array(
         ebpf,
@@ -378,7 +361,7 @@ pub(super) fn write_policy(
     }
     // 2 048 words: only those that differ from what this generation holds
     // (all when that is not known, e.g. in adopted maps).
-    let before = set_filter.take();
+    let before = held.set_filter.take();
     set_array(
         ebpf,
         MAP_SET_FILTER,
@@ -388,7 +371,7 @@ pub(super) fn write_policy(
             .filter(|(i, w)| before.as_ref().is_none_or(|b| b.get(*i) != Some(*w)))
             .map(|(i, w)| (g * 2 * SET_FILTER_WORDS + i as u32, *w)),
     )?;
-    *set_filter = Some(filter);
+    held.set_filter = Some(filter);
     insert_prefixes(ebpf, MAP_SET_CIDRS, g, sets6)?;
     insert_prefixes4(ebpf, MAP_SET_CIDRS4, g, sets4)?;
     let config = Config {
@@ -404,18 +387,25 @@ pub(super) fn write_policy(
         generation: g,
         addr: a,
     };
-    insert_all(
-        ebpf,
+    let (cidrs4, cidrs6) = split_prefixes(&policy.cidrs);
+    insert_prefixes(ebpf, MAP_USER_CIDRS, g, cidrs6)?;
+    insert_prefixes4(ebpf, MAP_USER_CIDRS4, g, cidrs4)?;
+    held::sync(
+        data(ebpf, MAP_USERS)?,
         MAP_USERS,
+        g,
+        &mut held.users,
         policy
             .exact
             .iter()
             .filter(|(a, _)| mapped_v4(a).is_none())
             .map(|(a, u)| (addr(*a), *u)),
     )?;
-    insert_all(
-        ebpf,
+    held::sync(
+        data(ebpf, MAP_USERS4)?,
         MAP_USERS4,
+        g,
+        &mut held.users4,
         policy.exact.iter().filter_map(|(a, u)| {
             mapped_v4(a).map(|v4| {
                 (
@@ -428,12 +418,11 @@ pub(super) fn write_policy(
             })
         }),
     )?;
-    let (cidrs4, cidrs6) = split_prefixes(&policy.cidrs);
-    insert_prefixes(ebpf, MAP_USER_CIDRS, g, cidrs6)?;
-    insert_prefixes4(ebpf, MAP_USER_CIDRS4, g, cidrs4)?;
-    insert_all(
-        ebpf,
+    held::sync(
+        data(ebpf, MAP_USER_MACS)?,
         MAP_USER_MACS,
+        g,
+        &mut held.macs,
         policy.macs.iter().map(|(m, u)| {
             (
                 GenMac {
@@ -444,9 +433,11 @@ pub(super) fn write_policy(
             )
         }),
     )?;
-    insert_all(
-        ebpf,
+    held::sync(
+        data(ebpf, MAP_USER_UIDS)?,
         MAP_USER_UIDS,
+        g,
+        &mut held.uids,
         policy.uids.iter().map(|(id, u)| {
             (
                 GenU32 {
@@ -457,9 +448,11 @@ pub(super) fn write_policy(
             )
         }),
     )?;
-    insert_all(
-        ebpf,
+    held::sync(
+        data(ebpf, MAP_USER_CGROUPS)?,
         MAP_USER_CGROUPS,
+        g,
+        &mut held.cgroups,
         cgroups.into_iter().map(|(id, u)| {
             (
                 GenU64 {
@@ -471,23 +464,19 @@ pub(super) fn write_policy(
             )
         }),
     )?;
-    insert_all(
-        ebpf,
+    held::sync(
+        data(ebpf, MAP_IP_BINDINGS)?,
         MAP_IP_BINDINGS,
+        g,
+        &mut held.bindings,
         policy.bindings.iter().map(|(a, b)| (addr(*a), *b)),
-    )?;
-    Ok(())
+    )
 }
 
-/// Removes every entry of generation `generation` from the hash and LPM
-/// tables (arrays are simply overwritten next time).
+/// Removes every entry of generation `generation` from the LPM tries. The
+/// hash tables keep it for the next write of that generation to change
+/// (held.rs); arrays are simply overwritten.
 pub(super) fn remove_generation(ebpf: &mut Ebpf, generation: u32) -> Result<(), DataplaneError> {
-    remove_keys::<GenAddr, UserId>(ebpf, MAP_USERS, generation)?;
-    remove_keys::<GenMac, UserId>(ebpf, MAP_USER_MACS, generation)?;
-    remove_keys::<GenU32, UserId>(ebpf, MAP_USER_UIDS, generation)?;
-    remove_keys::<GenU64, UserId>(ebpf, MAP_USER_CGROUPS, generation)?;
-    remove_keys::<GenAddr, policy_common::MacBinding>(ebpf, MAP_IP_BINDINGS, generation)?;
-    remove_keys::<GenU32, UserId>(ebpf, MAP_USERS4, generation)?;
     remove_prefixes::<GenPrefix, UserId>(ebpf, MAP_USER_CIDRS, generation)?;
     remove_prefixes::<GenPrefix4, UserId>(ebpf, MAP_USER_CIDRS4, generation)?;
     remove_prefixes::<GenPrefix, u64>(ebpf, MAP_SET_CIDRS, generation)?;

@@ -2,12 +2,14 @@
 //! its programs, write compiled policy into maps, read counters and events.
 
 mod attach;
+mod batch;
 #[cfg(feature = "bench")]
 mod bench;
 mod buckets;
 mod capacity;
 mod counters;
 mod error;
+mod held;
 mod ids;
 mod maps;
 mod pins;
@@ -62,9 +64,9 @@ pub struct Dataplane {
     counters: Arc<Counters>,
     profile: Arc<Mutex<ProfileSwitch>>,
     sketch: Arc<FlowSketch>,
-    /// What each generation's half of SET_FILTER holds, where known (a map
-    /// this run created starts zeroed; an adopted one is unknown).
-    set_filters: [Option<Vec<u64>>; 2],
+    /// What each generation of the policy tables holds, where known (maps
+    /// this run created start empty; adopted ones are unknown).
+    held: [held::Generation; 2],
     /// (interface, program, link): the program names the link's pin.
     links: Vec<(String, &'static str, attach::Link)>,
     /// Held for as long as the maps are in use: one policyd per directory.
@@ -165,11 +167,10 @@ impl Dataplane {
             counters: Arc::new(counters),
             profile: Arc::new(Mutex::new(profile)),
             sketch: Arc::new(sketch),
-            set_filters: if adopted {
-                [None, None]
+            held: if adopted {
+                Default::default()
             } else {
-                let zeros = vec![0; 2 * policy_common::SET_FILTER_WORDS as usize];
-                [Some(zeros.clone()), Some(zeros)]
+                [held::Generation::empty(), held::Generation::empty()]
             },
             links: Vec::new(),
             lock,
@@ -180,10 +181,12 @@ impl Dataplane {
 
     /// Writes `policy` into the maps and removes entries it no longer has.
     ///
-    /// The policy goes into the idle generation whole, then one store
-    /// switches generations: a packet sees the old policy or the new one,
-    /// never a mix. After a grace period (packets in flight finish in
-    /// microseconds) the old generation's entries are removed. The profile
+    /// The idle generation is made to hold the policy (writing only what
+    /// differs from what it held, see held.rs), then one store switches
+    /// generations: a packet sees the old policy or the new one, never a
+    /// mix. After a grace period (packets in flight finish in
+    /// microseconds) the old generation's prefixes are removed from the
+    /// tries; its hash entries stay for the next reload to change. The profile
     /// in force stays the same slot. Ids are `policy`'s own (give it the
     /// pinned allocation's with [`Self::assign_ids`]); those it no longer
     /// names are retired then: their state is deleted and they are freed.
@@ -202,7 +205,8 @@ impl Dataplane {
         policy: &CompiledPolicy,
         profile: usize,
     ) -> Result<(), DataplaneError> {
-        self.capacity.check(policy)?;
+        let limited = buckets::Limited::of(policy);
+        self.capacity.check_with(policy, &limited)?;
         let switch = Arc::clone(&self.profile);
         let mut sw = switch.lock().unwrap_or_else(|p| p.into_inner());
         let old = sw.generation();
@@ -213,9 +217,11 @@ impl Dataplane {
             policy,
             new,
             &self.capacity,
-            &mut self.set_filters[new as usize],
+            limited.rows(),
+            &mut self.held[new as usize],
         ) {
-            // Nothing reads the idle generation: clear it for the next try.
+            // Nothing reads the idle generation: clear its prefixes for the
+            // next try (what the hash tables hold is unknown now, held.rs).
             let _ = maps::remove_generation(&mut self.ebpf, new);
             return Err(e);
         }
@@ -224,7 +230,7 @@ impl Dataplane {
         maps::remove_generation(&mut self.ebpf, old)?;
         ids::retire(&mut self.ebpf, &self.counters, &mut self.ids, retiring)?;
         // Buckets of (user, class) pairs the new policy no longer limits.
-        buckets::prune(&mut self.ebpf, policy)
+        buckets::prune(&mut self.ebpf, &limited)
     }
 
     /// Makes profile `index` (into the policy's profile list) the active one:

@@ -24,7 +24,7 @@ pub struct ActionRows {
     pub stride: u32,
     /// Row `r`'s entry for class `c` is at `r * stride + c`.
     pub cells: Vec<ActionEntry>,
-    /// (user id, row).
+    /// (user id, row), in the order of the policy's users.
     pub rows_of_users: Vec<(UserId, u32)>,
 }
 

@@ -252,18 +252,23 @@ pub struct Changes {
     pub retire: Vec<u32>,
 }
 
-pub fn changes(table: &Table, names: &[String]) -> Changes {
+pub fn changes<S: AsRef<str>>(table: &Table, names: &[S]) -> Changes {
     let record = names
         .iter()
+        .map(AsRef::as_ref)
         .enumerate()
         .filter(|(id, name)| {
-            !name.is_empty() && table.get(*id as u32) != Some(&Slot::Live((*name).clone()))
+            !name.is_empty() && !matches!(table.get(*id as u32), Some(Slot::Live(n)) if n == name)
         })
-        .map(|(id, name)| (id as u32, name.clone()))
+        .map(|(id, name)| (id as u32, name.to_owned()))
         .collect();
     let retire = table
         .iter()
-        .filter(|(id, _)| names.get(*id as usize).is_none_or(String::is_empty))
+        .filter(|(id, _)| {
+            names
+                .get(*id as usize)
+                .is_none_or(|n| n.as_ref().is_empty())
+        })
         .map(|(id, _)| id)
         .collect();
     Changes { record, retire }

@@ -1,6 +1,11 @@
 //! Identity: exact addresses and longest prefixes (IPv4 and IPv6), MACs,
 //! unidentified senders, spoofed sources.
 
+use std::path::Path;
+
+use policy_common::v4_mapped;
+use policyd::policy::{self, CompiledPolicy};
+
 use super::*;
 
 #[test]
@@ -140,4 +145,93 @@ fn a_mac_identifies_its_user_whatever_the_address() {
         &ipv4([10, 9, 9, 9], REMOTE4, 17, &udp(1, 2, &[])),
     );
     k.expect(&frame, "printer", "default", UP, V::Deny);
+}
+
+/// Reloads write only what differs from what the generation they overwrite
+/// held (the policy two reloads back): addresses that moved, left or came
+/// back must identify exactly whom the policy in force says, in both
+/// address families, and an address only an older policy had must not.
+#[test]
+fn addresses_follow_reloads() {
+    let _timing = crate::rates::shared();
+    // (alice's, bob's) addresses; bob is denied, so a verdict shows who.
+    let policy = |alice: &str, bob: Option<&str>| {
+        let mut src = format!("[[user]]\nname = \"alice\"\nips = [{alice}]\n");
+        if let Some(bob) = bob {
+            src.push_str(&format!(
+                "[[user]]\nname = \"bob\"\nips = [{bob}]\naction = \"deny\"\n"
+            ));
+        }
+        src
+    };
+    let compile =
+        |src: &str| CompiledPolicy::compile(&policy::parse(Path::new("t.toml"), src).unwrap());
+    let (a, b, c) = ([10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 4]);
+    let (a6, b6) = (v6(0x0a, 2), v6(0x0a, 3));
+    let mut k = Kernel::new(&policy(
+        "\"10.0.0.2\", \"2001:db8:a::2\"",
+        Some("\"10.0.0.3\", \"2001:db8:a::3\""),
+    ));
+    k.expect(&udp4_frame(a, 10), "alice", "default", UP, V::Pass);
+    k.expect(&udp4_frame(b, 10), "bob", "default", UP, V::Deny);
+    k.expect(&udp6_frame(b6, 10), "bob", "default", UP, V::Deny);
+    // (policy, [(address, user)]; every other address of a, b, c, a6, b6
+    // is unidentified).
+    type Owners<'a> = &'a [([u8; 16], &'a str)];
+    let steps: [(String, Owners<'_>); 4] = [
+        // alice takes bob's addresses; bob leaves.
+        (
+            policy("\"10.0.0.3\", \"2001:db8:a::3\"", None),
+            &[(v4_mapped(b), "alice"), (b6, "alice")],
+        ),
+        // Into the generation that held the first policy: bob comes back
+        // on alice's first addresses, alice moves on; 10.0.0.3, bob's in
+        // that generation, is nobody's now.
+        (
+            policy("\"10.0.0.4\"", Some("\"10.0.0.2\", \"2001:db8:a::2\"")),
+            &[(v4_mapped(c), "alice"), (v4_mapped(a), "bob"), (a6, "bob")],
+        ),
+        // The first policy again.
+        (
+            policy(
+                "\"10.0.0.2\", \"2001:db8:a::2\"",
+                Some("\"10.0.0.3\", \"2001:db8:a::3\""),
+            ),
+            &[
+                (v4_mapped(a), "alice"),
+                (a6, "alice"),
+                (v4_mapped(b), "bob"),
+                (b6, "bob"),
+            ],
+        ),
+        // And the same once more: nothing to write, the same answers.
+        (
+            policy(
+                "\"10.0.0.2\", \"2001:db8:a::2\"",
+                Some("\"10.0.0.3\", \"2001:db8:a::3\""),
+            ),
+            &[
+                (v4_mapped(a), "alice"),
+                (a6, "alice"),
+                (v4_mapped(b), "bob"),
+                (b6, "bob"),
+            ],
+        ),
+    ];
+    for (src, owners) in steps {
+        let next = k.dp.assign_ids(&compile(&src)).unwrap();
+        k.dp.apply(&next).unwrap();
+        k.policy = next;
+        for addr in [v4_mapped(a), v4_mapped(b), v4_mapped(c), a6, b6] {
+            let frame = match policy_common::mapped_v4(&addr) {
+                Some(v4) => udp4_frame(v4, 10),
+                None => udp6_frame(addr, 10),
+            };
+            match owners.iter().find(|(o, _)| *o == addr) {
+                Some((_, "bob")) => k.expect(&frame, "bob", "default", UP, V::Deny),
+                Some((_, user)) => k.expect(&frame, user, "default", UP, V::Pass),
+                None => k.expect(&frame, "unidentified", "default", UP, V::Pass),
+            }
+        }
+    }
 }
