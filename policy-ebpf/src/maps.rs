@@ -172,12 +172,13 @@ pub(crate) static EVENT_LIMITER: Array<EventTimes> = Array::pinned(DEFAULT_MAX_U
 // the object, so that it is pinned and adopted with the state keyed by ids:
 // a restarted policyd gives every name the id its counters are under. No
 // program reads it (the maps section keeps it in the object all the same).
-// Hashes without preallocation: memory only for the ids in use, and a
-// start reads only those.
+// Arrays indexed by id (ids are dense), a zeroed slot for a free id: 72
+// bytes an id, where a hash without preallocation took about 170 per id in
+// use (element header, bucket, allocator rounding; 162 MiB at a million
+// users against 86 for the array, kernel 6.18). A start reads them whole,
+// in batches.
 #[map(name = "USER_NAMES")]
-pub(crate) static USER_NAMES: HashMap<u32, NameSlot> =
-    HashMap::pinned(DEFAULT_MAX_USERS, BPF_F_NO_PREALLOC);
+pub(crate) static USER_NAMES: Array<NameSlot> = Array::pinned(DEFAULT_MAX_USERS, 0);
 
 #[map(name = "CLASS_NAMES")]
-pub(crate) static CLASS_NAMES: HashMap<u32, NameSlot> =
-    HashMap::pinned(MAX_CLASSES, BPF_F_NO_PREALLOC);
+pub(crate) static CLASS_NAMES: Array<NameSlot> = Array::pinned(MAX_CLASSES, 0);

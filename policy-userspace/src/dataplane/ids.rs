@@ -16,14 +16,14 @@ use std::{collections::HashSet, path::Path};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, Map, MapData},
+    maps::{Array, MapData},
 };
 use policy_common::{
     BucketKey, EventTimes, MAP_BUCKETS, MAP_CLASS_BUCKETS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER,
     MAP_USER_NAMES, MAX_CLASSES, NameSlot, name_state,
 };
 
-use super::{Counters, Dataplane, DataplaneError};
+use super::{Counters, Dataplane, DataplaneError, batch, maps};
 use crate::policy::{self, Allocation, CompiledPolicy, Slot, Table};
 
 /// Ids a policy being applied stops naming: deleted once it is in force.
@@ -47,16 +47,6 @@ impl Dataplane {
     }
 }
 
-fn table_mut<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<HashMap<&'a mut MapData, u32, NameSlot>, DataplaneError> {
-    ebpf.map_mut(name)
-        .ok_or(DataplaneError::MissingMap(name))?
-        .try_into()
-        .map_err(DataplaneError::map(name, "unexpected map type"))
-}
-
 fn decode(slot: &NameSlot) -> Option<Slot> {
     let name = String::from_utf8_lossy(slot.name()).into_owned();
     match slot.state {
@@ -66,22 +56,32 @@ fn decode(slot: &NameSlot) -> Option<Slot> {
     }
 }
 
-fn read_table(map: &HashMap<&mut MapData, u32, NameSlot>, limit: u32) -> Table {
+/// The ids in use in name array `name` (a zeroed slot is a free id).
+fn read_table(map: &MapData, name: &'static str, limit: u32) -> Result<Table, DataplaneError> {
     let mut table = Table::new(limit);
-    for (id, slot) in map.iter().filter_map(Result::ok) {
+    batch::scan::<u32, NameSlot>(map, |id, slot| {
         if let Some(s) = decode(&slot) {
             table.set(id, s);
         }
-    }
-    table
+    })
+    .map_err(|source| DataplaneError::Batch {
+        map: name,
+        what: "read the names",
+        source,
+    })?;
+    Ok(table)
 }
 
 /// The allocation in the object's (possibly adopted) maps; user ids are
 /// `0..users`.
 pub(super) fn read(ebpf: &mut Ebpf, users: u32) -> Result<Allocation, DataplaneError> {
     Ok(Allocation {
-        users: read_table(&table_mut(ebpf, MAP_USER_NAMES)?, users),
-        classes: read_table(&table_mut(ebpf, MAP_CLASS_NAMES)?, MAX_CLASSES),
+        users: read_table(maps::data(ebpf, MAP_USER_NAMES)?, MAP_USER_NAMES, users)?,
+        classes: read_table(
+            maps::data(ebpf, MAP_CLASS_NAMES)?,
+            MAP_CLASS_NAMES,
+            MAX_CLASSES,
+        )?,
     })
 }
 
@@ -97,16 +97,7 @@ pub fn from_pins(dir: &Path) -> Result<Allocation, DataplaneError> {
             .info()
             .map_err(DataplaneError::map(name, "read its info"))?
             .max_entries();
-        let map: HashMap<MapData, u32, NameSlot> = Map::from_map_data(data)
-            .and_then(HashMap::try_from)
-            .map_err(DataplaneError::map(name, "unexpected map type"))?;
-        let mut table = Table::new(limit);
-        for (id, slot) in map.iter().filter_map(Result::ok) {
-            if let Some(s) = decode(&slot) {
-                table.set(id, s);
-            }
-        }
-        Ok(table)
+        read_table(&data, name, limit)
     };
     Ok(Allocation {
         users: open(MAP_USER_NAMES)?,
@@ -114,26 +105,37 @@ pub fn from_pins(dir: &Path) -> Result<Allocation, DataplaneError> {
     })
 }
 
+/// Writes `slots` into name array `name`, in one batch, and into `table`.
 fn write(
     ebpf: &mut Ebpf,
     name: &'static str,
     table: &mut Table,
     slots: impl IntoIterator<Item = (u32, Slot)>,
 ) -> Result<(), DataplaneError> {
-    let mut map = table_mut(ebpf, name)?;
+    let slots: Vec<(u32, Slot)> = slots.into_iter().collect();
+    let raw: Vec<(u32, NameSlot)> = slots
+        .iter()
+        .map(|(id, slot)| {
+            let (state, text) = match slot {
+                Slot::Live(n) => (name_state::LIVE, n),
+                Slot::Retired(n) => (name_state::RETIRED, n),
+            };
+            (*id, NameSlot::new(state, text.as_bytes()))
+        })
+        .collect();
+    put(ebpf, name, &raw)?;
     for (id, slot) in slots {
-        let (state, text) = match &slot {
-            Slot::Live(n) => (name_state::LIVE, n),
-            Slot::Retired(n) => (name_state::RETIRED, n),
-        };
-        map.insert(id, NameSlot::new(state, text.as_bytes()), 0)
-            .map_err(DataplaneError::map(
-                name,
-                format!("id {id} (is the map full?)"),
-            ))?;
         table.set(id, slot);
     }
     Ok(())
+}
+
+fn put(ebpf: &Ebpf, name: &'static str, slots: &[(u32, NameSlot)]) -> Result<(), DataplaneError> {
+    batch::update(maps::data(ebpf, name)?, slots).map_err(|source| DataplaneError::Batch {
+        map: name,
+        what: "write the names (an id past the array?)",
+        source,
+    })
 }
 
 /// Before `policy` is switched in: writes the slots of its new names, and
@@ -143,7 +145,7 @@ pub(super) fn record(
     alloc: &mut Allocation,
     policy: &CompiledPolicy,
 ) -> Result<Retiring, DataplaneError> {
-    let users: Vec<String> = policy.users.iter().map(|u| u.name.clone()).collect();
+    let users: Vec<&str> = policy.users.iter().map(|u| u.name.as_str()).collect();
     let u = policy::changes(&alloc.users, &users);
     let c = policy::changes(&alloc.classes, &policy.classes);
     let live = |(id, name)| (id, Slot::Live(name));
@@ -193,7 +195,7 @@ pub(super) fn retire(
     let users: HashSet<u32> = retiring.users.iter().copied().collect();
     let classes: HashSet<u32> = retiring.classes.iter().copied().collect();
     counters.remove_where(|k| users.contains(&k.user) || classes.contains(&u32::from(k.class)))?;
-    super::maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
+    maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
         users.contains(&k.user) || classes.contains(&u32::from(k.class))
     })?;
     // Indexed by user id: a retired user's slot starts again with no event
@@ -238,14 +240,10 @@ pub(super) fn retire(
         (MAP_USER_NAMES, &mut alloc.users, &retiring.users),
         (MAP_CLASS_NAMES, &mut alloc.classes, &retiring.classes),
     ] {
-        let mut map = table_mut(ebpf, name)?;
+        // A zeroed slot is a free id.
+        let free: Vec<(u32, NameSlot)> = ids.iter().map(|id| (*id, NameSlot::default())).collect();
+        put(ebpf, name, &free)?;
         for id in ids {
-            match map.remove(id) {
-                Err(e) if !super::maps::gone(&e) => {
-                    return Err(DataplaneError::map(name, format!("free id {id}"))(e));
-                }
-                _ => {}
-            }
             table.free(*id);
         }
     }

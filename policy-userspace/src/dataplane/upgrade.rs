@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use aya::maps::{MapInfo, MapType};
-use policy_common::{MAP_ACTIONS, MAP_EVENT_LIMITER, MAP_IFACES};
+use policy_common::{MAP_ACTIONS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER, MAP_IFACES, MAP_USER_NAMES};
 
 use super::DataplaneError;
 
@@ -18,6 +18,8 @@ const RETYPED: &[(&str, MapType)] = &[
     (MAP_IFACES, MapType::Array),
     (MAP_EVENT_LIMITER, MapType::Array),
     (MAP_ACTIONS, MapType::Array),
+    (MAP_USER_NAMES, MapType::Array),
+    (MAP_CLASS_NAMES, MapType::Array),
 ];
 
 /// Refuses a pin directory holding maps of an older layout.

@@ -344,34 +344,49 @@ fn pins_of_an_older_layout_are_refused_by_name_and_left_alone() {
     let policy_dir = tempfile::tempdir().unwrap();
     let policy_file = policy_dir.path().join("policy.toml");
     std::fs::write(&policy_file, policy(104)).unwrap();
-    let old = Squat(PathBuf::from(format!(
-        "/sys/fs/bpf/policyd-test-oldpin-{}",
-        std::process::id()
-    )));
-    std::fs::create_dir(&old.0).unwrap();
-    std::fs::set_permissions(&old.0, std::fs::Permissions::from_mode(0o700)).unwrap();
-    // What a policyd from before the elephant sketch pinned: its LRU table
-    // of flows (40-byte flow keys, byte counts).
-    let flows = old.0.join("FLOWS");
-    let made = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&flows)
-        .args([
-            "type", "lru_hash", "key", "40", "value", "8", "entries", "16", "name", "FLOWS",
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "bpftool: {made:?}");
-    let (ok, stderr) = run_on_pins(&net.gw, &policy_file, &old.0);
-    assert!(!ok, "{stderr}");
-    assert!(
-        stderr.contains("from an older policyd (its FLOWS has another layout)")
-            && stderr.contains("policyd unload"),
-        "{stderr}"
-    );
-    // The old pin is kept; the start made only the (empty) links directory
-    // every pin directory has.
-    assert_eq!(listing(&old.0), ["FLOWS", "links"]);
-    assert_eq!(std::fs::read_dir(old.0.join("links")).unwrap().count(), 0);
-    assert!(!net.gw.xdp_attached("gw0"), "nothing attached");
+    // What older policyds pinned: the LRU table of flows from before the
+    // elephant sketch (40-byte flow keys, byte counts), and the name
+    // allocation as a hash without preallocation (flags 1) from before it
+    // became an array.
+    for (map, spec) in [
+        (
+            "FLOWS",
+            &["lru_hash", "key", "40", "value", "8", "entries", "16"][..],
+        ),
+        (
+            "USER_NAMES",
+            &[
+                "hash", "key", "4", "value", "72", "entries", "16", "flags", "1",
+            ][..],
+        ),
+    ] {
+        let old = Squat(PathBuf::from(format!(
+            "/sys/fs/bpf/policyd-test-oldpin-{}-{map}",
+            std::process::id()
+        )));
+        std::fs::create_dir(&old.0).unwrap();
+        std::fs::set_permissions(&old.0, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let made = Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(old.0.join(map))
+            .arg("type")
+            .args(spec)
+            .args(["name", map])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "bpftool: {made:?}");
+        let (ok, stderr) = run_on_pins(&net.gw, &policy_file, &old.0);
+        assert!(!ok, "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "from an older policyd (its {map} has another layout)"
+            )) && stderr.contains("policyd unload"),
+            "{stderr}"
+        );
+        // The old pin is kept; the start made only the (empty) links
+        // directory every pin directory has.
+        assert_eq!(listing(&old.0), [map, "links"]);
+        assert_eq!(std::fs::read_dir(old.0.join("links")).unwrap().count(), 0);
+        assert!(!net.gw.xdp_attached("gw0"), "nothing attached");
+    }
 }
