@@ -17,8 +17,9 @@ pub(crate) struct Results {
     pub cost: Vec<cost::CostRow>,
     pub users: Vec<cost::ScaleRow>,
     pub cidrs: Vec<cost::ScaleRow>,
-    /// (users, median ms) per reload size.
-    pub reload: Vec<(u32, f64)>,
+    /// (users, median ms with one user changed, with every address
+    /// changed) per reload size.
+    pub reload: Vec<(u32, f64, f64)>,
     /// `policyd replay` start-up, median s.
     pub replay_secs: Option<f64>,
     pub flood: Vec<flood::FloodRow>,

@@ -156,15 +156,24 @@ fn memory_goal(r: &Results, quick: bool, users: u32, mib: f64) -> Goal {
     }
 }
 
+/// Judged on a reload that edits one user (what an operator's reload is;
+/// the figures of 3.5-4.8 s were a reload of an unchanged policy,
+/// which rewrote everything then), with the most a reload can write,
+/// every address changed, shown beside it.
 fn reload_goal(r: &Results, quick: bool, users: u32, ms: f64) -> Goal {
-    let goal = format!("reload of {} users", count(users));
+    let goal = format!("reload of {} users (one user changed)", count(users));
     let target = if ms >= 1_000.0 {
         format!("≤ {} s", ms / 1_000.0)
     } else {
         format!("≤ {ms:.0} ms")
     };
-    match r.reload.iter().find(|(n, _)| *n == users) {
-        Some(&(_, got)) => judged(&goal, &target, format!("{got:.0} ms"), got <= ms),
+    match r.reload.iter().find(|(n, _, _)| *n == users) {
+        Some(&(_, got, every)) => judged(
+            &goal,
+            &target,
+            format!("{got:.0} ms (every address changed: {every:.0} ms)"),
+            got <= ms,
+        ),
         None => unmeasured(&goal, &target, not_measured(!r.reload.is_empty(), quick)),
     }
 }
