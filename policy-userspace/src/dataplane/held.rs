@@ -67,26 +67,18 @@ pub(super) trait Generational {
     fn generation(&self) -> u32;
 }
 
-impl Generational for GenAddr {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
+/// Every generational key has a `generation` field.
+macro_rules! generational {
+    ($($key:ty),*) => {
+        $(impl Generational for $key {
+            fn generation(&self) -> u32 {
+                self.generation
+            }
+        })*
+    };
 }
-impl Generational for GenMac {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-impl Generational for GenU32 {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
-impl Generational for GenU64 {
-    fn generation(&self) -> u32 {
-        self.generation
-    }
-}
+
+generational!(GenAddr, GenMac, GenU32, GenU64);
 
 /// Makes generation `generation` of hash map `map` hold exactly `entries`
 /// (keys of that generation, each once), and records that in `held`.

@@ -168,10 +168,17 @@ fn addresses_follow_reloads() {
         |src: &str| CompiledPolicy::compile(&policy::parse(Path::new("t.toml"), src).unwrap());
     let (a, b, c) = ([10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 4]);
     let (a6, b6) = (v6(0x0a, 2), v6(0x0a, 3));
-    let mut k = Kernel::new(&policy(
+    let first = policy(
         "\"10.0.0.2\", \"2001:db8:a::2\"",
         Some("\"10.0.0.3\", \"2001:db8:a::3\""),
-    ));
+    );
+    let first_owners = [
+        (v4_mapped(a), "alice"),
+        (a6, "alice"),
+        (v4_mapped(b), "bob"),
+        (b6, "bob"),
+    ];
+    let mut k = Kernel::new(&first);
     k.expect(&udp4_frame(a, 10), "alice", "default", UP, V::Pass);
     k.expect(&udp4_frame(b, 10), "bob", "default", UP, V::Deny);
     k.expect(&udp6_frame(b6, 10), "bob", "default", UP, V::Deny);
@@ -191,32 +198,10 @@ fn addresses_follow_reloads() {
             policy("\"10.0.0.4\"", Some("\"10.0.0.2\", \"2001:db8:a::2\"")),
             &[(v4_mapped(c), "alice"), (v4_mapped(a), "bob"), (a6, "bob")],
         ),
-        // The first policy again.
-        (
-            policy(
-                "\"10.0.0.2\", \"2001:db8:a::2\"",
-                Some("\"10.0.0.3\", \"2001:db8:a::3\""),
-            ),
-            &[
-                (v4_mapped(a), "alice"),
-                (a6, "alice"),
-                (v4_mapped(b), "bob"),
-                (b6, "bob"),
-            ],
-        ),
-        // And the same once more: nothing to write, the same answers.
-        (
-            policy(
-                "\"10.0.0.2\", \"2001:db8:a::2\"",
-                Some("\"10.0.0.3\", \"2001:db8:a::3\""),
-            ),
-            &[
-                (v4_mapped(a), "alice"),
-                (a6, "alice"),
-                (v4_mapped(b), "bob"),
-                (b6, "bob"),
-            ],
-        ),
+        // The first policy again, and once more: nothing to write then,
+        // the same answers.
+        (first.clone(), &first_owners),
+        (first, &first_owners),
     ];
     for (src, owners) in steps {
         let next = k.dp.assign_ids(&compile(&src)).unwrap();
