@@ -182,6 +182,37 @@ action = "deny"
     k.expect(&other, "alice", "default", UP, V::Pass);
 }
 
+/// Ageing halves every cell of the sketch (the daemon does it every
+/// minute): a flow's estimate falls by half, so it takes longer to become
+/// an elephant; a reset empties it.
+#[test]
+fn the_sketch_ages_by_halves() {
+    let _timing = crate::rates::shared();
+    let mut k = Kernel::new(
+        "[[class]]\nname = \"bulk\"\nelephant = \"3000B\"\n\
+         [[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\n\
+         [[rule]]\nclass = \"bulk\"\naction = \"deny\"\n",
+    );
+    let flow = udp4(ALICE4, REMOTE4, 40000, 443, 958);
+    for _ in 0..3 {
+        k.expect(&flow, "alice", "default", UP, V::Pass);
+    }
+    let sketch = k.dp.flow_sketch();
+    let (used, all) = sketch.occupancy().unwrap();
+    assert_eq!(used, 2, "one cell per row");
+    assert_eq!(all, 2 * 65_536);
+    // 3000 bytes become 1500: the next two frames see 1500 and 2500 (not
+    // past 3000), the third 3500. Without ageing the second would be bulk
+    // (elephant_flows_become_bulk).
+    sketch.decay().unwrap();
+    k.expect(&flow, "alice", "default", UP, V::Pass);
+    k.expect(&flow, "alice", "default", UP, V::Pass);
+    k.expect(&flow, "alice", "bulk", UP, V::Deny);
+    k.dp.reset_state().unwrap();
+    assert_eq!(sketch.occupancy().unwrap().0, 0);
+    k.expect(&flow, "alice", "default", UP, V::Pass);
+}
+
 /// The set prefilter follows reloads: each generation's bits are rewritten
 /// (only the words that change), so an address a set no longer holds
 /// falls back to `default`, and one it now holds is found, also when a
