@@ -187,7 +187,8 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    summary(&mut out, &compiled, &counters.all(), n, refused)?;
+    let totals = counters.all().context("reading the counters")?;
+    summary(&mut out, &compiled, &totals, n, refused)?;
     if disagreements > 0 {
         bail!("{disagreements} of {n} packets: the kernel and the reference model disagreed");
     }

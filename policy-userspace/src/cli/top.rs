@@ -211,7 +211,7 @@ pub(super) fn top(args: &TopArgs) -> anyhow::Result<()> {
     // after another, separated by a blank line.
     let live = std::io::stdout().is_terminal();
     let interval = Duration::from_secs_f64(args.interval);
-    let mut before = by_user(&counters.all());
+    let mut before = by_user(&counters.all().context("reading the counters")?);
     let mut at = std::time::Instant::now();
     // What a script waits for before making the traffic the first frame is
     // to show (at debug level, so a person does not see it).
@@ -219,7 +219,7 @@ pub(super) fn top(args: &TopArgs) -> anyhow::Result<()> {
     let mut frame = 0u32;
     while args.count.is_none_or(|n| frame < n) {
         std::thread::sleep(interval);
-        let now = by_user(&counters.all());
+        let now = by_user(&counters.all().context("reading the counters")?);
         let secs = at.elapsed().as_secs_f64();
         at = std::time::Instant::now();
         let rows = rank(&before, &now, secs, args.sort);

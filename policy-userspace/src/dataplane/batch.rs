@@ -48,6 +48,8 @@ pub enum BatchError {
     },
     #[error("cannot read the map's info")]
     Info(#[source] aya::maps::MapError),
+    #[error("cannot count the possible CPUs")]
+    Cpus(#[source] io::Error),
     #[error("bpf({command}) failed after {done} of {of} entries")]
     Syscall {
         command: &'static str,
@@ -171,11 +173,39 @@ pub(super) fn scan<K: Pod, V: Pod>(
     mut f: impl FnMut(K, V),
 ) -> Result<(), BatchError> {
     check::<K, V>(map)?;
+    scan_raw::<K, V>(map, 1, |k, v| f(k, v[0]))
+}
+
+/// [`scan`] for a per-CPU map: `f` gets each key with its value on every
+/// possible CPU. `V`'s size must be a multiple of 8 (the kernel lays the
+/// CPUs' values out at 8-byte strides).
+pub(super) fn scan_per_cpu<K: Pod, V: Pod>(
+    map: &MapData,
+    f: impl FnMut(K, &[V]),
+) -> Result<(), BatchError> {
+    check::<K, V>(map)?;
+    if !size_of::<V>().is_multiple_of(8) {
+        return Err(BatchError::Size {
+            what: "per-CPU value (not a multiple of 8)",
+            map: size_of::<V>() as u32,
+            ours: size_of::<V>(),
+        });
+    }
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| BatchError::Cpus(e))?;
+    scan_raw::<K, V>(map, cpus, f)
+}
+
+/// The listing loop: `per_key` values of `V` per entry.
+fn scan_raw<K: Pod, V: Pod>(
+    map: &MapData,
+    per_key: usize,
+    mut f: impl FnMut(K, &[V]),
+) -> Result<(), BatchError> {
     // SAFETY: K and V are Pod: every bit pattern (zeros included) is a value.
     let (mut keys, mut values): (Vec<K>, Vec<V>) = unsafe {
         (
             vec![std::mem::zeroed(); CHUNK],
-            vec![std::mem::zeroed(); CHUNK],
+            vec![std::mem::zeroed(); CHUNK * per_key],
         )
     };
     // The cursor: a bucket index (u32) for a hash map, the last key (an
@@ -201,8 +231,8 @@ pub(super) fn scan<K: Pod, V: Pod>(
         let r = bpf(BPF_MAP_LOOKUP_BATCH, &mut attr);
         let n = (attr.count as usize).min(CHUNK);
         seen += n;
-        for (k, v) in keys[..n].iter().zip(&values[..n]) {
-            f(*k, *v);
+        for (k, v) in keys[..n].iter().zip(values.chunks(per_key)) {
+            f(*k, v);
         }
         match r {
             Ok(()) => {}

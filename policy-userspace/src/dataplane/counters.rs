@@ -6,7 +6,7 @@ use policy_common::{
     BucketKey, CounterKey, Counters as Totals, MAP_BUCKETS, MAP_COUNTERS, MAP_GLOBAL_COUNTERS,
 };
 
-use super::DataplaneError;
+use super::{DataplaneError, batch};
 
 pub struct Counters {
     per_key: PerCpuHashMap<MapData, CounterKey, Totals>,
@@ -47,11 +47,12 @@ impl Counters {
         Ok(self)
     }
 
-    /// Token buckets in the map now (`None` without a handle on it).
+    /// Token buckets in the map now (`None` without a handle on it, or
+    /// when the map cannot be read).
     pub fn bucket_entries(&self) -> Option<u64> {
-        self.buckets
-            .as_ref()
-            .map(|b| b.keys().filter(Result::is_ok).count() as u64)
+        let mut n = 0;
+        batch::scan::<BucketKey, u64>(self.buckets.as_ref()?.map(), |_, _| n += 1).ok()?;
+        Some(n)
     }
 
     /// The counters a running (or crashed) daemon pinned under `dir`, for
@@ -81,13 +82,20 @@ impl Counters {
         }
     }
 
-    /// Every (user, class, direction) that has seen traffic, summed over CPUs.
-    pub fn all(&self) -> Vec<(CounterKey, Totals)> {
-        self.per_key
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, per_cpu)| (k, sum(per_cpu.iter())))
-            .collect()
+    /// Every (user, class, direction) that has seen traffic, summed over
+    /// CPUs: listed in batches, a call per 16 384 entries where a listing
+    /// key by key took two calls per entry (what a scrape reads).
+    pub fn all(&self) -> Result<Vec<(CounterKey, Totals)>, DataplaneError> {
+        let mut out = Vec::new();
+        batch::scan_per_cpu::<CounterKey, Totals>(self.per_key.map(), |k, per_cpu| {
+            out.push((k, sum(per_cpu.iter())));
+        })
+        .map_err(|source| DataplaneError::Batch {
+            map: MAP_COUNTERS,
+            what: "list the counters",
+            source,
+        })?;
+        Ok(out)
     }
 
     /// Deletes the counters of every key for which `dead` holds (the ids of
@@ -114,12 +122,22 @@ impl Counters {
                     .into(),
                 )
             })?;
-        let mut map: PerCpuHashMap<MapData, CounterKey, Totals> = MapData::from_fd(fd)
-            .and_then(aya::maps::Map::from_map_data)
-            .and_then(PerCpuHashMap::try_from)
-            .map_err(DataplaneError::map(MAP_COUNTERS, "unexpected map type"))?;
-        let keys = super::maps::dead_keys(map.keys(), dead);
-        super::maps::remove_each(MAP_COUNTERS, keys, |k| map.remove(k))
+        let map = MapData::from_fd(fd).map_err(DataplaneError::map(MAP_COUNTERS, "reopen"))?;
+        let err = |what| {
+            move |source| DataplaneError::Batch {
+                map: MAP_COUNTERS,
+                what,
+                source,
+            }
+        };
+        let mut keys = Vec::new();
+        batch::scan_per_cpu::<CounterKey, Totals>(&map, |k, _| {
+            if dead(&k) {
+                keys.push(k);
+            }
+        })
+        .map_err(err("list the counters"))?;
+        batch::delete::<CounterKey, Totals>(&map, &keys).map_err(err("remove"))
     }
 
     /// A [`policy_common::global_counter`], summed over CPUs.

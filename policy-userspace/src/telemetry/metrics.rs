@@ -168,7 +168,16 @@ impl Collector for KernelCounters {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        let raw = self.counters.all();
+        // A scrape that cannot read the counters fails (an error answer, so
+        // the target shows as down) rather than leaving series out.
+        let raw = self.counters.all().map_err(|e| {
+            let e = anyhow::Error::from(e);
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot read the counters for a scrape"
+            );
+            fmt::Error
+        })?;
         let counter_entries = raw.len();
         let label = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
         let rows = by_user_label(raw, &names);

@@ -145,7 +145,7 @@ fn counters_stay_with_their_users_across_a_kill_9_and_a_reordered_policy() {
     assert_eq!(ids.users.get(4), None, "dave's id is free again");
     let counters = policyd::dataplane::Counters::from_pins(&pins).unwrap();
     assert!(
-        !counters.all().iter().any(|(k, _)| k.user == 4),
+        !counters.all().unwrap().iter().any(|(k, _)| k.user == 4),
         "dave's counters are deleted"
     );
 
@@ -236,7 +236,13 @@ fn retired_ids_lose_their_state_before_a_new_name_gets_them() {
             .collect()
     };
     let users_counted = |k: &Kernel| -> Vec<u32> {
-        let mut u: Vec<u32> = k.dp.counters().all().iter().map(|(c, _)| c.user).collect();
+        let mut u: Vec<u32> =
+            k.dp.counters()
+                .all()
+                .unwrap()
+                .iter()
+                .map(|(c, _)| c.user)
+                .collect();
         u.sort_unstable();
         u.dedup();
         u
