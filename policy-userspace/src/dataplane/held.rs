@@ -123,27 +123,17 @@ fn diff<K: Copy + Hash + Eq, V: Copy + PartialEq>(
     now: &mut HashMap<K, V>,
     entries: impl IntoIterator<Item = (K, V)>,
 ) -> (Vec<(K, V)>, Vec<K>) {
-    let before = now.len();
-    // One hash per entry, where building a second table took two (and most
-    // reloads change little).
     let mut changed = Vec::new();
-    let mut kept = 0;
     let entries: Vec<(K, V)> = entries.into_iter().collect();
     for &(k, v) in &entries {
-        match now.insert(k, v) {
-            Some(old) if old == v => kept += 1,
-            Some(_) => {
-                kept += 1;
-                changed.push((k, v));
-            }
-            None => changed.push((k, v)),
+        if now.insert(k, v) != Some(v) {
+            changed.push((k, v));
         }
     }
-    // Keys of the old contents the policy lacks: none when every one of
-    // them was seen again (the common case), else found by a second pass.
-    if kept == before {
-        return (changed, Vec::new());
-    }
+    // Keys of the old contents the policy lacks. Always a second pass: a
+    // count of the keys seen again would be fooled by a key listed twice
+    // (two cgroup paths of one directory), and a stale key left in a
+    // generation identifies someone the policy no longer names.
     let mut wanted = HashSet::with_capacity(entries.len());
     wanted.extend(entries.iter().map(|(k, _)| *k));
     let dead: Vec<K> = now
@@ -200,6 +190,13 @@ mod tests {
         dead.sort_unstable();
         assert_eq!((changed, dead), (vec![], vec![1, 2]));
         assert!(now.is_empty());
+    }
+
+    #[test]
+    fn a_key_listed_twice_does_not_hide_one_that_left() {
+        let mut now: HashMap<u32, u32> = [(1, 10), (2, 20)].into_iter().collect();
+        assert_eq!(diff(&mut now, [(1, 10), (1, 10)]), (vec![], vec![2]));
+        assert_eq!(now.len(), 1);
     }
 
     #[test]
