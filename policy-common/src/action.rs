@@ -50,6 +50,12 @@ pub struct ActionParams {
     /// on TC egress for `LIMIT` with HTB hand-off; 0 for none.
     pub tc_classid: u32,
     pub _pad: u32,
+    /// `LIMIT` only: nanoseconds per connection opened (see conn.rs), 0 for
+    /// no connection limit. A second GCRA bucket, beside the byte or
+    /// packet one: a packet that opens a connection must conform to both.
+    pub conn_cost_ns: u64,
+    /// The connection burst, as time: connections times `conn_cost_ns`.
+    pub conn_tolerance_ns: u64,
 }
 
 /// An action per profile.
@@ -73,14 +79,24 @@ pub struct ActionKey {
 pub const GROUP_BIT: u32 = 1 << 31;
 pub const SUBJECT_ANY: u32 = u32::MAX;
 
-/// A per-user token bucket: one per (user, class, direction).
+/// A per-user token bucket: one per (user, class, direction) and
+/// [`bucket`] kind.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct BucketKey {
     pub user: UserId,
     pub class: u16,
     pub dir: u8,
-    pub _pad: u8,
+    /// A [`bucket`] code.
+    pub bucket: u8,
+}
+
+/// [`BucketKey::bucket`] codes.
+pub mod bucket {
+    /// The byte or packet rate.
+    pub const RATE: u8 = 0;
+    /// The connection rate.
+    pub const CONN: u8 = 1;
 }
 
 /// The highest early-drop probability, as a fraction of 2^16: 1/8.
@@ -148,7 +164,9 @@ pub struct Config {
     pub action_cells: u32,
     /// Entries per row of [`crate::MAP_ACTIONS`]: class ids are below it.
     pub action_stride: u32,
-    pub _pad: u32,
+    /// Slots per row of [`crate::MAP_CONN_FLOWS`] minus one (the width is
+    /// a power of two); set by the loader.
+    pub conn_flow_mask: u32,
 }
 
 /// Bits of [`Config::present`].

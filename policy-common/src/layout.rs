@@ -14,9 +14,9 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<ClassRule>(), align_of::<ClassRule>()), (32, 8));
     assert_eq!(
         (size_of::<ActionParams>(), align_of::<ActionParams>()),
-        (32, 8)
+        (48, 8)
     );
-    assert_eq!(size_of::<ActionEntry>(), 32 * MAX_PROFILES);
+    assert_eq!(size_of::<ActionEntry>(), 48 * MAX_PROFILES);
     assert_eq!((size_of::<ActionKey>(), align_of::<ActionKey>()), (8, 4));
     assert_eq!((size_of::<GenAddr>(), align_of::<GenAddr>()), (20, 4));
     assert_eq!((size_of::<GenMac>(), align_of::<GenMac>()), (12, 4));

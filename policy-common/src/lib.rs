@@ -9,6 +9,7 @@
 
 pub mod action;
 pub mod classify;
+pub mod conn;
 pub mod counters;
 pub mod event;
 pub mod generation;
@@ -22,6 +23,7 @@ mod layout;
 
 pub use action::*;
 pub use classify::*;
+pub use conn::*;
 pub use counters::*;
 pub use event::*;
 pub use generation::*;

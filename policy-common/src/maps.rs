@@ -44,6 +44,9 @@ pub const MAP_SET_FILTER: &str = "SET_FILTER";
 /// Array of [`crate::SKETCH_ROWS`] x width `u64` byte counts: the
 /// count-min sketch of elephant detection (see sketch.rs).
 pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
+/// Array of two rows of `u64` slots: the UDP flows seen recently, for
+/// connection-rate limits (see conn.rs).
+pub const MAP_CONN_FLOWS: &str = "CONN_FLOWS";
 
 // Actions.
 /// Array of [`crate::ActionEntry`]: per generation, rows of
@@ -101,6 +104,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_SET_CIDRS4,
     MAP_SET_FILTER,
     MAP_FLOW_SKETCH,
+    MAP_CONN_FLOWS,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,
     MAP_CLASS_BUCKETS,

@@ -3,14 +3,16 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
 use policy_common::{
-    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, flag, global_counter, kind,
-    mode, present,
+    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, bucket as bucket_kind,
+    flag, global_counter, kind, mode, present,
 };
 
 use crate::{
     bucket::{self, Outcome},
+    conn::{self, Opening},
     counters,
     maps::{ACTIONS, ACTIVE_PROFILE, BUCKETS, CLASS_BUCKETS, CLASS_LIMITS, USER_INFO},
+    parse::Packet,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,12 +129,12 @@ fn police(
 }
 
 #[inline(always)]
-fn user_bucket(user: UserId, class: u32, direction: u8) -> Option<*mut u64> {
+fn user_bucket(user: UserId, class: u32, direction: u8, which: u8) -> Option<*mut u64> {
     let key = BucketKey {
         user,
         class: class as u16,
         dir: direction,
-        _pad: 0,
+        bucket: which,
     };
     if let Some(p) = BUCKETS.get_ptr_mut(key) {
         return Some(p);
@@ -161,7 +163,13 @@ pub(crate) struct Traffic {
 }
 
 #[inline(always)]
-pub(crate) fn decide(t: &Traffic, cfg: &Config, signal: Signal, can_hand_off: bool) -> Enforced {
+pub(crate) fn decide(
+    t: &Traffic,
+    p: &Packet,
+    cfg: &Config,
+    signal: Signal,
+    can_hand_off: bool,
+) -> Enforced {
     let Traffic {
         user,
         class,
@@ -180,20 +188,33 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, signal: Signal, can_hand_off: bo
     match a.kind {
         kind::DENY => out.decision = Decision::Deny,
         kind::MONITOR => out.decision = Decision::Monitor,
-        kind::LIMIT if can_hand_off && a.tc_classid != 0 => out.tc_classid = a.tc_classid,
-        kind::LIMIT => match user_bucket(user, class, direction) {
-            Some(tat) => match police(tat, &a, len, signal, &mut clock) {
-                Some(backlog) => {
-                    out.mark_ce = a.flags & flag::ECN != 0
-                        && signal.ecn_capable
-                        && backlog > a.tolerance_ns / 2;
+        kind::LIMIT => {
+            if a.conn_cost_ns != 0
+                && let Some(refused) = connections(t, p, &a, cfg, &mut clock)
+            {
+                out.decision = refused;
+            } else if can_hand_off && a.tc_classid != 0 {
+                out.tc_classid = a.tc_classid;
+            } else if a.cost_fp != 0 {
+                // A limit on connections alone has no byte or packet rate.
+                match user_bucket(user, class, direction, bucket_kind::RATE) {
+                    Some(tat) => match police(tat, &a, len, signal, &mut clock) {
+                        Some(backlog) => {
+                            out.mark_ce = a.flags & flag::ECN != 0
+                                && signal.ecn_capable
+                                && backlog > a.tolerance_ns / 2;
+                        }
+                        None if a.flags & flag::MONITOR_ONLY != 0 => {
+                            out.decision = Decision::Monitor;
+                        }
+                        None => out.decision = Decision::Limited,
+                    },
+                    // No bucket could be created: fail closed, like an
+                    // empty bucket.
+                    None => out.decision = Decision::Limited,
                 }
-                None if a.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
-                None => out.decision = Decision::Limited,
-            },
-            // No bucket could be created: fail closed, like an empty bucket.
-            None => out.decision = Decision::Limited,
-        },
+            }
+        }
         _ => {}
     }
     if out.decision == Decision::Pass
@@ -206,6 +227,57 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, signal: Signal, can_hand_off: bo
         out.decision = Decision::Monitor;
     }
     out
+}
+
+/// The connection half of a limit: a packet that opens a connection takes
+/// one from the user's connection bucket (kind [`bucket_kind::CONN`]) before
+/// the byte or packet half sees it. `Some` with the decision when refused.
+/// A new UDP flow is remembered when its first packet passes (admitted, or
+/// only counted by a dry run), so the flow's later packets are not counted
+/// again; a refused one is not, so its next packet asks again.
+#[inline(always)]
+fn connections(
+    t: &Traffic,
+    p: &Packet,
+    a: &ActionParams,
+    cfg: &Config,
+    clock: &mut Clock,
+) -> Option<Decision> {
+    let opening = conn::opening(p, t.dir, cfg);
+    if matches!(opening, Opening::No) {
+        return None;
+    }
+    let admitted = match user_bucket(t.user, t.class, t.dir, bucket_kind::CONN) {
+        // SAFETY: `tat` comes from a map lookup in this run.
+        Some(tat) => match unsafe {
+            bucket::take(
+                tat,
+                clock.now(),
+                a.conn_cost_ns,
+                a.conn_tolerance_ns,
+                None::<fn() -> u32>,
+            )
+        } {
+            Outcome::Conform { .. } => true,
+            Outcome::Contended => {
+                counters::global(global_counter::BUCKET_CONTENDED);
+                false
+            }
+            Outcome::Exceed | Outcome::EarlyDrop => false,
+        },
+        None => false,
+    };
+    let dry_run = a.flags & flag::MONITOR_ONLY != 0 || cfg.mode == mode::MONITOR;
+    if let Opening::Udp(slots) = &opening
+        && (admitted || dry_run)
+    {
+        conn::remember(slots);
+    }
+    match (admitted, a.flags & flag::MONITOR_ONLY != 0) {
+        (true, _) => None,
+        (false, true) => Some(Decision::Monitor),
+        (false, false) => Some(Decision::Limited),
+    }
 }
 
 /// The class's limit for all users together, after the user's own.

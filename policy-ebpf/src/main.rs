@@ -9,6 +9,7 @@
 mod atomic;
 mod bucket;
 mod classify;
+mod conn;
 mod counters;
 mod ecn;
 mod elephant;
@@ -217,7 +218,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             ecn_capable: p.ecn == 1 || p.ecn == 2,
             tcp: p.proto == 6 && p.has_ports,
         };
-        enforce::decide(&t, cfg, signal, H::EGRESS)
+        enforce::decide(&t, p, cfg, signal, H::EGRESS)
     };
     if enforced.tc_classid != 0 {
         ctx.set_classid(enforced.tc_classid);

@@ -13,12 +13,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use policy_common::{
-    ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_MAX_ACTIONS,
-    DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
-    DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
-    EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix, GenPrefix4, GenU32, GenU64,
-    IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding, NameSlot, SET_FILTER_WORDS,
-    SKETCH_ROWS, UserId, UserInfo, global_counter,
+    ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_CONN_FLOW_WIDTH,
+    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
+    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
+    DEFAULT_SKETCH_WIDTH, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix,
+    GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding,
+    NameSlot, SET_FILTER_WORDS, SKETCH_ROWS, UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -96,6 +96,15 @@ pub(crate) static SET_CIDRS4: LpmTrie<GenPrefix4, u64> =
 // memory whatever the number of flows; the loader sets the width.
 #[map(name = "FLOW_SKETCH")]
 pub(crate) static FLOW_SKETCH: Array<u64> = Array::pinned(SKETCH_ROWS * DEFAULT_SKETCH_WIDTH, 0);
+
+// The UDP flows seen in the last half minute, for connection-rate limits
+// (policy-common's conn.rs): two array slots per flow at indexes hashed
+// once, fixed memory whatever the number of flows, no insert or eviction
+// on the packet path (an LRU hash would allocate per new flow, 90-127 ns
+// on this kernel). 2 x 32 768 slots of 8 bytes by default (512 KiB); the
+// loader sets the width.
+#[map(name = "CONN_FLOWS")]
+pub(crate) static CONN_FLOWS: Array<u64> = Array::pinned(2 * DEFAULT_CONN_FLOW_WIDTH, 0);
 
 // Actions.
 // Rows of actions by class, indexed through the user's row (dataplane's

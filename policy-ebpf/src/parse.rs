@@ -43,6 +43,9 @@ pub(crate) struct Packet {
     pub l2_cast: u8,
     /// Extension-header chain longer than we follow: no transport info.
     pub too_deep: bool,
+    /// TCP header flags (policy-common's conn.rs), 0 for other protocols or
+    /// a TCP header cut short before them.
+    pub tcp_flags: u8,
     /// The flow's cells in the elephant sketch, from its lookup to the
     /// packet's accounting.
     pub flow_cells: [u32; SKETCH_ROWS as usize],
@@ -268,6 +271,7 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
     set(&mut p.ecn, 0);
     set(&mut p.l2_cast, l2_cast);
     set(&mut p.too_deep, false);
+    set(&mut p.tcp_flags, 0);
     let (l4, first_fragment) = match proto {
         ETH_P_IP => ipv4(data, data_end, p)?,
         ETH_P_IPV6 => ipv6(data, data_end, p)?,
@@ -378,6 +382,13 @@ fn transport(data: usize, data_end: usize, l4: usize, p: &mut Packet) -> Result<
             p.sport = u16::from_be_bytes([ports[0], ports[1]]);
             p.dport = u16::from_be_bytes([ports[2], ports[3]]);
             p.has_ports = true;
+            // Flags at byte 13; a header cut short before them is not
+            // malformed here (it never was): it just opens no connection.
+            if p.proto == IPPROTO_TCP
+                && let Ok(b) = two(data, data_end, l4 + 12)
+            {
+                p.tcp_flags = b[1];
+            }
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             // Type and code: an ICMP header shorter than that is malformed.

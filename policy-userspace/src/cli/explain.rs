@@ -145,6 +145,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             0
         },
         too_deep: false,
+        // A connection's first packet is the one a `conn` limit counts;
+        // the action line shows the limit either way.
+        tcp_flags: 0,
     };
     let hook = Hook {
         side: side::USERS,

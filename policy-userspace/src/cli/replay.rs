@@ -69,6 +69,7 @@ fn verdict_name(v: Verdict, kernel_dropped: bool) -> &'static str {
         Verdict::Monitor => "monitor",
         Verdict::LimitConform if kernel_dropped => "limit (dropped)",
         Verdict::LimitConform => "limit (passed)",
+        Verdict::Limited => "limit (connections)",
         Verdict::Malformed { .. } => "malformed",
         Verdict::NonIp => "non-ip",
     }
@@ -164,7 +165,10 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             matches!(d.verdict, Verdict::Malformed { .. } | Verdict::NonIp) || after != before;
         let model_drops = matches!(
             d.verdict,
-            Verdict::Deny | Verdict::Spoofed | Verdict::Malformed { dropped: true }
+            Verdict::Deny
+                | Verdict::Spoofed
+                | Verdict::Limited
+                | Verdict::Malformed { dropped: true }
         );
         let agrees = counted && (model_drops == dropped || d.verdict == Verdict::LimitConform);
         if !agrees {

@@ -122,6 +122,12 @@ pub(super) struct RunArgs {
     /// promoted by sharing cells with big ones (docs/datapath.md).
     #[arg(long, default_value_t = Capacity::default().sketch_width, value_name = "N")]
     sketch_width: u32,
+    /// Slots per row of the table of recent UDP flows that connection
+    /// limits (`conn 20/min`) tell new flows by, rounded up to a power of
+    /// two, at most 65536 (8 bytes each, two rows). Wider: fewer flows
+    /// forgotten early when many are live at once (docs/datapath.md).
+    #[arg(long, default_value_t = Capacity::default().conn_flow_width, value_name = "N")]
+    conn_flow_width: u32,
     /// (user, class, direction) counter entries. Default: every user in
     /// every class both ways and a quarter more, at least 4096, at most
     /// 2097152 (the map holds only what traffic creates; its bucket array
@@ -186,6 +192,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     let compiled = CompiledPolicy::compile(&policy);
     let capacity = Capacity {
         sketch_width: args.sketch_width,
+        conn_flow_width: args.conn_flow_width,
         counters: args.max_counters.unwrap_or_default(),
         buckets: args.max_buckets.unwrap_or_default(),
         ..Capacity::default()

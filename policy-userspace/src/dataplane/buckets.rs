@@ -42,6 +42,15 @@ fn limits(e: &ActionEntry) -> bool {
     e.profiles.iter().any(|p| p.kind == kind::LIMIT)
 }
 
+/// The buckets a (user, class) with this entry may use per direction: one
+/// for a byte or packet rate, one for a connection rate (in any profile).
+fn kinds(e: &ActionEntry) -> u64 {
+    let any = |f: fn(&policy_common::ActionParams) -> bool| {
+        e.profiles.iter().any(|p| p.kind == kind::LIMIT && f(p))
+    };
+    u64::from(any(|p| p.cost_fp != 0)) + u64::from(any(|p| p.conn_cost_ns != 0))
+}
+
 impl Limited {
     pub(super) fn of(policy: &CompiledPolicy) -> Self {
         Self::with_rows(policy, ActionRows::of(policy))
@@ -104,13 +113,17 @@ impl Limited {
     }
 
     fn limits_in(&self, row: u32, class: u32) -> bool {
+        self.kinds_in(row, class) != 0
+    }
+
+    fn kinds_in(&self, row: u32, class: u32) -> u64 {
         self.rows
             .cells
             .get((row * self.rows.stride + class) as usize)
-            .is_some_and(limits)
+            .map_or(0, kinds)
     }
 
-    /// How many (user, class) pairs there are.
+    /// How many buckets per direction the (user, class) pairs may use.
     pub(super) fn len(&self) -> u64 {
         // Per row, once: users share rows.
         let mut per_row: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
@@ -121,8 +134,8 @@ impl Limited {
                 *per_row.entry(row).or_insert_with(|| {
                     self.classes
                         .iter()
-                        .filter(|&&c| self.limits_in(row, c))
-                        .count() as u64
+                        .map(|&c| self.kinds_in(row, c))
+                        .sum::<u64>()
                 })
             })
             .sum()

@@ -4,12 +4,13 @@ use std::path::Path;
 
 use aya::{Ebpf, EbpfLoader};
 use policy_common::{
-    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
-    DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
-    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH,
-    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_USER_CGROUPS, MAP_USER_CIDRS,
-    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS,
-    MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir, mapped_v4,
+    DEFAULT_CONN_FLOW_WIDTH, DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS,
+    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
+    DEFAULT_SKETCH_WIDTH, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_CONN_FLOWS, MAP_COUNTERS,
+    MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4,
+    MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS,
+    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
+    mapped_v4,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -46,6 +47,9 @@ pub struct Capacity {
     /// Cells per row of the elephant sketch (rounded up to a power of two
     /// when loaded).
     pub sketch_width: u32,
+    /// Slots per row of the recent-UDP-flow table of connection limits
+    /// (a power of two when loaded; policy-common's conn.rs).
+    pub conn_flow_width: u32,
 }
 
 impl Default for Capacity {
@@ -63,6 +67,7 @@ impl Default for Capacity {
             counters: 0,
             buckets: 0,
             sketch_width: DEFAULT_SKETCH_WIDTH,
+            conn_flow_width: DEFAULT_CONN_FLOW_WIDTH,
         }
     }
 }
@@ -155,6 +160,8 @@ impl Capacity {
             set_cidrs: per_gen(MAP_SET_CIDRS)?.min(per_gen(MAP_SET_CIDRS4)?),
             actions: per_gen(MAP_ACTIONS)?,
             counters: maps::max_entries(ebpf, MAP_COUNTERS)?,
+            // An adopted table keeps the width it was made with.
+            conn_flow_width: maps::max_entries(ebpf, MAP_CONN_FLOWS)? / 2,
             ..self
         })
     }
@@ -273,8 +280,21 @@ impl Capacity {
             .map_max_entries(
                 MAP_FLOW_SKETCH,
                 SKETCH_ROWS.saturating_mul(self.sketch_cells()),
-            );
+            )
+            .map_max_entries(MAP_CONN_FLOWS, 2 * self.conn_flow_slots());
         loader
+    }
+
+    /// Slots per row of the recent-flow table: a power of two (at most
+    /// 2^16, so the tag bits of policy-common's conn.rs stay apart from
+    /// the index bits).
+    fn conn_flow_slots(self) -> u32 {
+        self.conn_flow_width.clamp(1, 1 << 16).next_power_of_two()
+    }
+
+    /// The mask the kernel turns a flow hash into a slot index with.
+    pub(super) fn conn_flow_mask(self) -> u32 {
+        self.conn_flow_slots() - 1
     }
 
     /// Cells per sketch row: the width rounded up to a power of two (at

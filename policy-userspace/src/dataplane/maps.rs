@@ -377,6 +377,7 @@ pub(super) fn write_policy(
     let config = Config {
         users_per_generation,
         sketch_mask: capacity.sketch_mask(),
+        conn_flow_mask: capacity.conn_flow_mask(),
         action_cells,
         action_stride: rows.stride,
         ..policy.config

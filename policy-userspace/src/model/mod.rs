@@ -2,8 +2,16 @@
 //!
 //! It reads the same compiled tables the kernel gets, and is the independent
 //! check of the kernel programs (differential tests, `policyd replay`) and
-//! the engine behind explanations. Rate limits are modelled as conforming:
-//! the model has no clock, so a `limit` verdict is the kernel's alone.
+//! the engine behind explanations. Byte and packet rate limits are
+//! modelled as conforming: the model has no clock, so such a `limit`
+//! verdict is the kernel's alone. Connection limits are modelled exactly
+//! (conn.rs): which packets open a connection, the table of recent UDP
+//! flows slot for slot, and each connection bucket at the model's clock,
+//! which stands still unless [`Model::set_clock`] moves it (a test run of
+//! the kernel takes milliseconds: against a limit of connections per minute
+//! or hour, that is standing still too).
+
+mod conn;
 
 mod parse;
 
@@ -11,7 +19,8 @@ use std::collections::HashMap;
 
 use policy_common::{
     ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, DEFAULT_SKETCH_WIDTH, GROUP_BIT,
-    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flow_hash, kind, mac8, mode, side,
+    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flag, flow_hash, kind, mac8, mode,
+    side,
 };
 
 pub use self::parse::{PacketInfo, Parsed, parse};
@@ -24,6 +33,9 @@ pub enum Verdict {
     Deny,
     /// A `limit` action applies; the model assumes the packet conforms.
     LimitConform,
+    /// Dropped by a limit the model decides itself: a connection opened
+    /// beyond the user's connection rate.
+    Limited,
     Monitor,
     Spoofed,
     Malformed {
@@ -66,6 +78,7 @@ pub struct Model<'a> {
     macs: HashMap<[u8; 8], UserId>,
     sketch: HashMap<u32, u64>,
     sketch_mask: u32,
+    conns: conn::Conns,
 }
 
 fn longest<V: Copy>(prefixes: &[(u32, Addr16, V)], addr: &Addr16) -> Option<V> {
@@ -85,13 +98,27 @@ impl<'a> Model<'a> {
             macs: policy.macs.iter().copied().collect(),
             sketch: HashMap::new(),
             sketch_mask: DEFAULT_SKETCH_WIDTH - 1,
+            conns: conn::Conns::default(),
         }
+    }
+
+    /// Moves the model's clock (nanoseconds, any origin: only differences
+    /// count) for the connection limits and their flow table.
+    pub fn set_clock(&mut self, now_ns: u64) {
+        self.conns.now_ns = now_ns;
     }
 
     /// The model of a kernel whose sketch has `width` cells per row (a
     /// power of two, as the loader makes it).
     pub fn with_sketch_width(mut self, width: u32) -> Self {
         self.sketch_mask = width.next_power_of_two() - 1;
+        self
+    }
+
+    /// The model of a kernel whose recent-UDP-flow table has `width` slots
+    /// per row (a power of two, as the loader makes it).
+    pub fn with_conn_flow_width(mut self, width: u32) -> Self {
+        self.conns.mask = width.next_power_of_two() - 1;
         self
     }
 
@@ -252,7 +279,17 @@ impl<'a> Model<'a> {
                 kind::DENY if monitor => Verdict::Monitor,
                 kind::DENY => Verdict::Deny,
                 kind::MONITOR => Verdict::Monitor,
-                kind::LIMIT => Verdict::LimitConform,
+                kind::LIMIT => {
+                    let a = self.action(user, class);
+                    let dry_run = a.flags & flag::MONITOR_ONLY != 0 || monitor;
+                    match self.conns.admit(&p, user, class, direction, &a, dry_run) {
+                        conn::Admit::Refused if dry_run => Verdict::Monitor,
+                        conn::Admit::Refused => Verdict::Limited,
+                        // A class aggregate may still drop it, in the
+                        // kernel's time.
+                        conn::Admit::Yes => Verdict::LimitConform,
+                    }
+                }
                 _ => Verdict::Pass,
             }
         };

@@ -19,6 +19,9 @@ pub struct PacketInfo {
     pub ecn: u8,
     pub l2_cast: u8,
     pub too_deep: bool,
+    /// TCP header flags, 0 for other protocols or a header cut short
+    /// before them (the kernel needs bytes 12 and 13 to read them).
+    pub tcp_flags: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +133,11 @@ fn parse_inner(f: &[u8]) -> Option<Parsed> {
                 p.sport = be16(f, l4)?;
                 p.dport = be16(f, l4 + 2)?;
                 p.has_ports = true;
+                if p.proto == 6
+                    && let Some(b) = f.get(l4 + 12..l4 + 14)
+                {
+                    p.tcp_flags = b[1];
+                }
             }
             // Type and code, as the kernel reads them.
             1 | 58 => p.icmp_type = Some(*f.get(l4..l4 + 2)?.first()?),

@@ -181,6 +181,42 @@ fn the_file_credited_is_the_one_whose_limit_is_enforced() {
     assert!(from.ends_with("layer0.toml"), "{from:?}");
 }
 
+#[test]
+fn connection_limits_only_tighten_across_layers() {
+    let base = "[[class]]\nname = \"mail\"\nmatch = { proto = \"tcp\", ports = [25] }\n";
+    let rule = |action: &str| format!("[[rule]]\nclass = \"mail\"\naction = \"{action}\"\n");
+    let merged = |a: &str, b: &str| {
+        let (_dir, l) = layers(&[&format!("{base}{}", rule(a)), &rule(b)]);
+        let c = CompiledPolicy::compile(&l.unwrap().policy);
+        enforced(&c, UNIDENTIFIED, "mail", "off_hours")
+    };
+    assert_eq!(
+        merged("limit 50Mbit conn 20/min", "limit 50Mbit conn 10/min"),
+        limit("limit 50Mbit conn 10/min conn-burst 10"),
+        "the fewer connections, with the smaller burst"
+    );
+    assert_eq!(
+        merged("limit 50Mbit conn 10/min", "limit 100Mbit conn 20/min"),
+        limit("limit 50Mbit conn 10/min"),
+        "a later layer cannot raise either rate"
+    );
+    assert_eq!(
+        merged("limit 50Mbit", "limit 20conn/min"),
+        limit("limit 50Mbit conn 20/min"),
+        "a connection limit on top of a byte limit keeps both"
+    );
+    assert_eq!(
+        merged("limit 20conn/min", "limit 50Mbit"),
+        limit("limit 50Mbit conn 20/min")
+    );
+    assert_eq!(merged("limit 20conn/min", "deny").kind, kind::DENY);
+    assert_eq!(
+        merged("limit 20conn/min", "allow"),
+        limit("limit 20conn/min"),
+        "allow does not lift it"
+    );
+}
+
 const ACTIONS: &[&str] = &[
     "allow",
     "monitor",
@@ -189,6 +225,8 @@ const ACTIONS: &[&str] = &[
     "limit 50Mbit",
     "limit 20Mbit burst 64KiB",
     "limit 30Mbit no-ecn",
+    "limit 20conn/min",
+    "limit 50Mbit conn 10/min",
 ];
 const USERS: &[(&str, &str, Option<&str>)] = &[
     ("a", "10.0.0.1", Some("g")),

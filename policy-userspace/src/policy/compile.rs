@@ -116,22 +116,30 @@ pub fn params(a: &ActionSpec) -> ActionParams {
         ActionSpec::Monitor => p.kind = kind::MONITOR,
         ActionSpec::Limit(l) => {
             p.kind = kind::LIMIT;
-            let (per_sec, min_burst) = match l.rate {
-                Rate::BytesPerSec(b) => (b, MIN_BURST_BYTES),
-                Rate::PacketsPerSec(n) => {
-                    p.flags |= flag::PACKETS;
-                    (n, 1)
-                }
-            };
-            let per_sec = u128::from(per_sec.max(1));
-            let burst = u128::from(
-                l.burst
-                    .unwrap_or_else(|| default_burst(l.rate))
-                    .max(min_burst),
-            );
-            p.cost_fp =
-                u64::try_from(((NS_PER_SEC << 16) / per_sec).min(MAX_COST_FP)).unwrap_or(u64::MAX);
-            p.tolerance_ns = u64::try_from(burst * NS_PER_SEC / per_sec).unwrap_or(u64::MAX);
+            // A limit on connections alone leaves cost_fp 0: the kernel
+            // then takes no byte or packet bucket.
+            if let Some(rate) = l.rate {
+                let (per_sec, min_burst) = match rate {
+                    Rate::BytesPerSec(b) => (b, MIN_BURST_BYTES),
+                    Rate::PacketsPerSec(n) => {
+                        p.flags |= flag::PACKETS;
+                        (n, 1)
+                    }
+                };
+                let per_sec = u128::from(per_sec.max(1));
+                let burst = u128::from(
+                    l.burst
+                        .unwrap_or_else(|| default_burst(rate))
+                        .max(min_burst),
+                );
+                p.cost_fp = u64::try_from(((NS_PER_SEC << 16) / per_sec).min(MAX_COST_FP))
+                    .unwrap_or(u64::MAX);
+                p.tolerance_ns = u64::try_from(burst * NS_PER_SEC / per_sec).unwrap_or(u64::MAX);
+            }
+            if let Some(c) = l.conn {
+                p.conn_cost_ns = c.cost_ns();
+                p.conn_tolerance_ns = c.cost_ns().saturating_mul(c.burst_or_default());
+            }
             if l.ecn.unwrap_or(true) {
                 p.flags |= flag::ECN;
             }
@@ -356,7 +364,7 @@ impl CompiledPolicy {
             sketch_mask: 0,
             action_cells: 0,
             action_stride: 0,
-            _pad: 0,
+            conn_flow_mask: 0,
         };
         out.config.present = out.present();
         out

@@ -43,8 +43,24 @@ fn rank(a: &ActionSpec) -> u8 {
     }
 }
 
-fn burst(l: &LimitSpec) -> u64 {
-    l.burst.unwrap_or_else(|| default_burst(l.rate))
+fn burst(l: &LimitSpec, rate: Rate) -> u64 {
+    l.burst.unwrap_or_else(|| default_burst(rate))
+}
+
+/// The stricter of two connection rates: the fewer connections per second
+/// (the larger cost), and the smaller burst. A limit without one is the
+/// looser.
+fn stricter_conn(x: Option<ConnLimit>, y: Option<ConnLimit>) -> Option<ConnLimit> {
+    match (x, y) {
+        (Some(a), Some(b)) => {
+            let slower = if b.cost_ns() > a.cost_ns() { b } else { a };
+            Some(ConnLimit {
+                burst: Some(a.burst_or_default().min(b.burst_or_default())),
+                ..slower
+            })
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 /// The more restrictive of two actions, and whether it is `b` (so the
@@ -52,18 +68,29 @@ fn burst(l: &LimitSpec) -> u64 {
 pub fn stricter(a: &ActionSpec, b: &ActionSpec) -> Result<(ActionSpec, bool), String> {
     match (a, b) {
         (ActionSpec::Limit(x), ActionSpec::Limit(y)) => {
-            let rate = match (x.rate, y.rate) {
-                (Rate::BytesPerSec(p), Rate::BytesPerSec(q)) => Rate::BytesPerSec(p.min(q)),
-                (Rate::PacketsPerSec(p), Rate::PacketsPerSec(q)) => Rate::PacketsPerSec(p.min(q)),
-                _ => {
+            let (rate, burst) = match (x.rate, y.rate) {
+                (Some(p @ Rate::BytesPerSec(pb)), Some(q @ Rate::BytesPerSec(qb))) => (
+                    Some(Rate::BytesPerSec(pb.min(qb))),
+                    Some(burst(x, p).min(burst(y, q))),
+                ),
+                (Some(p @ Rate::PacketsPerSec(pn)), Some(q @ Rate::PacketsPerSec(qn))) => (
+                    Some(Rate::PacketsPerSec(pn.min(qn))),
+                    Some(burst(x, p).min(burst(y, q))),
+                ),
+                (Some(_), Some(_)) => {
                     return Err(format!(
                         "`{a}` and `{b}` limit in different units (bits and packets); they cannot be ordered"
                     ));
                 }
+                // A limit on connections alone has no rate: the other's
+                // rate is the stricter.
+                (Some(_), None) => (x.rate, x.burst),
+                (None, _) => (y.rate, y.burst),
             };
             let merged = LimitSpec {
                 rate,
-                burst: Some(burst(x).min(burst(y))),
+                burst,
+                conn: stricter_conn(x.conn, y.conn),
                 // Marking instead of dropping is the gentler choice.
                 ecn: if x.ecn == Some(false) || y.ecn == Some(false) {
                     Some(false)

@@ -303,6 +303,26 @@ fn set_prefixes_carry_every_set_that_contains_them() {
 }
 
 #[test]
+fn connection_limits_compile_to_a_second_bucket() {
+    let p = params(&units::parse_action("limit 50Mbit conn 20/min").unwrap());
+    assert_eq!(p.kind, kind::LIMIT);
+    assert_eq!(p.cost_fp, 160 << 16, "50 Mbit/s: 160 ns a byte");
+    // 20 a minute: one per 3 s; the default burst is a minute's 20.
+    assert_eq!(p.conn_cost_ns, 3_000_000_000);
+    assert_eq!(p.conn_tolerance_ns, 60_000_000_000);
+    let alone = params(&units::parse_action("limit 20conn/min conn-burst 5").unwrap());
+    assert_eq!(alone.kind, kind::LIMIT);
+    assert_eq!(
+        (alone.cost_fp, alone.tolerance_ns),
+        (0, 0),
+        "no byte or packet bucket"
+    );
+    assert_eq!(alone.conn_tolerance_ns, 15_000_000_000);
+    let plain = params(&units::parse_action("limit 50Mbit").unwrap());
+    assert_eq!(plain.conn_cost_ns, 0, "no connection bucket");
+}
+
+#[test]
 fn actions_resolve_user_group_everyone_and_blanket() {
     let c = CompiledPolicy::compile(&parse_str(FULL).unwrap());
     let find = |subject, class| {

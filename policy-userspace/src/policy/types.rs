@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use ipnet::IpNet;
 
-pub use super::units::{ActionSpec, LimitSpec, Rate};
+pub use super::units::{ActionSpec, ConnLimit, LimitSpec, Rate};
 
 /// The name under which unmatched packets are accounted. Reserved.
 pub const UNIDENTIFIED: &str = "unidentified";

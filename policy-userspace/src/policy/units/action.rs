@@ -15,7 +15,8 @@ use super::{
 /// An action as written in a rule.
 ///
 /// Displays in the canonical form [`parse_action`] reads back identically:
-/// `limit <rate> [burst ..] [ecn|no-ecn] [monitor] [htb ..]` in that order.
+/// `limit <rate> [burst ..] [conn ..] [conn-burst ..] [ecn|no-ecn] [monitor]
+/// [htb ..]` in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionSpec {
     Allow,
@@ -63,11 +64,23 @@ impl fmt::Display for ActionSpec {
             ActionSpec::Monitor => return f.write_str("monitor"),
             ActionSpec::Limit(limit) => limit,
         };
-        write!(f, "limit {}", limit.rate)?;
-        if let Some(burst) = limit.burst {
-            match limit.rate {
+        match (limit.rate, limit.conn) {
+            (Some(rate), _) => write!(f, "limit {rate}")?,
+            (None, Some(conn)) => write!(f, "limit {}conn/{}", conn.count, conn.per_name())?,
+            (None, None) => f.write_str("limit")?,
+        }
+        if let (Some(burst), Some(rate)) = (limit.burst, limit.rate) {
+            match rate {
                 Rate::BytesPerSec(_) => write!(f, " burst {}", Size(burst))?,
                 Rate::PacketsPerSec(_) => write!(f, " burst {burst}")?,
+            }
+        }
+        if let Some(conn) = limit.conn {
+            if limit.rate.is_some() {
+                write!(f, " conn {conn}")?;
+            }
+            if let Some(burst) = conn.burst {
+                write!(f, " conn-burst {burst}")?;
             }
         }
         match limit.ecn {
@@ -159,7 +172,8 @@ mod tests {
             ),
             (
                 ActionSpec::Limit(LimitSpec {
-                    rate: Rate::BytesPerSec(312_500),
+                    rate: Some(Rate::BytesPerSec(312_500)),
+                    conn: None,
                     burst: Some(262_144),
                     ecn: Some(false),
                     monitor_only: true,
@@ -169,7 +183,8 @@ mod tests {
             ),
             (
                 ActionSpec::Limit(LimitSpec {
-                    rate: Rate::PacketsPerSec(1_000),
+                    rate: Some(Rate::PacketsPerSec(1_000)),
+                    conn: None,
                     burst: Some(50),
                     ecn: Some(true),
                     monitor_only: false,
@@ -231,7 +246,8 @@ mod tests {
                     for monitor_only in [false, true] {
                         for htb_class in classes {
                             actions.push(ActionSpec::Limit(LimitSpec {
-                                rate,
+                                rate: Some(rate),
+                                conn: None,
                                 burst,
                                 ecn,
                                 monitor_only,

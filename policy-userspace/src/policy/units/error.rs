@@ -9,8 +9,8 @@ pub(super) const SIZE_EXPECTED: &str = "a number of bytes, or a number and one o
      (e.g. `256KiB`)";
 pub(super) const COUNT_EXPECTED: &str = "a whole number of packets (e.g. `50`)";
 pub(super) const ACTION_EXPECTED: &str = "`allow`, `deny`, `monitor` or `limit <rate> [options]`";
-pub(super) const LIMIT_OPTIONS_EXPECTED: &str =
-    "`burst <size>`, `ecn`, `no-ecn`, `monitor` or `htb <major>:<minor>`";
+pub(super) const LIMIT_OPTIONS_EXPECTED: &str = "`burst <size>`, `conn <n>/<period>`, \
+     `conn-burst <count>`, `ecn`, `no-ecn`, `monitor` or `htb <major>:<minor>`";
 pub(super) const HTB_EXPECTED: &str =
     "`<major>:<minor>` in hexadecimal, as tc prints class ids (e.g. `1:10`)";
 
@@ -67,6 +67,19 @@ pub enum UnitError {
         first: &'static str,
         second: &'static str,
     },
+    #[error(
+        "`{input}` is not a connection rate: expected {}",
+        super::conn::CONN_EXPECTED
+    )]
+    NotAConnRate { input: String },
+    #[error(
+        "`burst` sets the burst of a byte or packet rate, and this limit has none: expected `conn-burst <count>` for its connections"
+    )]
+    BurstWithoutRate,
+    #[error(
+        "`limit {conn}conn/...` already limits connections: expected no `conn` option after it"
+    )]
+    ConnTwice { conn: u64 },
     #[error("`{input}` is not an HTB class: {reason}")]
     NotAnHtbClass { input: String, reason: String },
 }

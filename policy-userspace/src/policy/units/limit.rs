@@ -1,8 +1,10 @@
-//! The options of `limit`: `burst`, `ecn`/`no-ecn`, `monitor`, `htb`.
+//! The options of `limit`: `burst`, `conn`, `conn-burst`, `ecn`/`no-ecn`,
+//! `monitor`, `htb`.
 
 use std::{borrow::Cow, iter::Peekable, str::SplitWhitespace};
 
 use super::{
+    conn::{CONN_EXPECTED, ConnLimit, parse_conn_rate, parse_leading},
     error::{HTB_EXPECTED, UnitError},
     hint::limit_option_hint,
     htb::parse_htb,
@@ -14,9 +16,13 @@ use super::{
 /// The `limit` action and its options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LimitSpec {
-    pub rate: Rate,
+    /// The byte or packet rate; None for a limit on connections alone
+    /// (`limit 20conn/min`).
+    pub rate: Option<Rate>,
     /// Burst in bytes (byte rates) or packets (packet rates); None = default.
     pub burst: Option<u64>,
+    /// The connection rate (`conn 20/min`), if any.
+    pub conn: Option<ConnLimit>,
     /// ECN marking; None = default (the caller decides the default).
     pub ecn: Option<bool>,
     /// Count what the limit would drop instead of dropping.
@@ -27,28 +33,45 @@ pub struct LimitSpec {
 }
 
 /// Words that start a `limit` option.
-pub(super) const LIMIT_KEYWORDS: [&str; 5] = ["burst", "ecn", "no-ecn", "monitor", "htb"];
+pub(super) const LIMIT_KEYWORDS: [&str; 7] = [
+    "burst",
+    "conn",
+    "conn-burst",
+    "ecn",
+    "no-ecn",
+    "monitor",
+    "htb",
+];
 
 pub(super) type Words<'a> = Peekable<SplitWhitespace<'a>>;
 
 /// Everything after `limit`.
 pub(super) fn parse_limit(words: &mut Words<'_>) -> Result<LimitSpec, UnitError> {
-    let rate = match words.next() {
+    let (rate, conn) = match words.next() {
         None => return Err(UnitError::MissingRate { found: None }),
         Some(word) if LIMIT_KEYWORDS.contains(&word) => {
             return Err(UnitError::MissingRate {
                 found: Some(word.to_owned()),
             });
         }
-        // A bare number is never a rate, so take whatever follows it as its
-        // unit (`limit 20 Mbps` then reports `20 Mbps`, not a missing unit).
-        Some(word) => parse_rate(&join_unit(word, words, |next| {
-            !LIMIT_KEYWORDS.contains(&next)
-        }))?,
+        Some(word) => match parse_leading(word) {
+            Some(conn) => (None, Some(conn?)),
+            // A bare number is never a rate, so take whatever follows it as
+            // its unit (`limit 20 Mbps` then reports `20 Mbps`, not a
+            // missing unit).
+            None => (
+                Some(parse_rate(&join_unit(word, words, |next| {
+                    !LIMIT_KEYWORDS.contains(&next)
+                }))?),
+                None,
+            ),
+        },
     };
+    let conn_alone = conn.map(|c| c.count);
     let mut spec = LimitSpec {
         rate,
         burst: None,
+        conn,
         ecn: None,
         monitor_only: false,
         htb_class: None,
@@ -62,6 +85,9 @@ pub(super) fn parse_limit(words: &mut Words<'_>) -> Result<LimitSpec, UnitError>
                 if spec.burst.is_some() {
                     return Err(UnitError::DuplicateOption { option: "burst" });
                 }
+                let Some(rate) = rate else {
+                    return Err(UnitError::BurstWithoutRate);
+                };
                 spec.burst = Some(match rate {
                     Rate::PacketsPerSec(_) => {
                         let expected = "a whole number of packets, as the rate is in packets \
@@ -75,6 +101,38 @@ pub(super) fn parse_limit(words: &mut Words<'_>) -> Result<LimitSpec, UnitError>
                         parse_size(&join_unit(value, words, is_unit))?
                     }
                 });
+            }
+            "conn" => {
+                if let Some(conn) = conn_alone {
+                    return Err(UnitError::ConnTwice { conn });
+                }
+                if spec.conn.is_some() {
+                    return Err(UnitError::DuplicateOption { option: "conn" });
+                }
+                spec.conn = Some(parse_conn_rate(option_value(
+                    words,
+                    "conn",
+                    CONN_EXPECTED,
+                )?)?);
+            }
+            "conn-burst" => {
+                let expected = "a whole number of connections (e.g. `conn-burst 5`)";
+                let value = parse_count(option_value(words, "conn-burst", expected)?)?;
+                match &mut spec.conn {
+                    Some(c) if c.burst.is_some() => {
+                        return Err(UnitError::DuplicateOption {
+                            option: "conn-burst",
+                        });
+                    }
+                    Some(c) => c.burst = Some(value),
+                    None => {
+                        return Err(UnitError::MissingValue {
+                            option: "conn-burst",
+                            expected: "a `conn <n>/<period>` before it",
+                            found: None,
+                        });
+                    }
+                }
             }
             "ecn" | "no-ecn" => {
                 let (on, keyword, other) = if word == "ecn" {
@@ -200,7 +258,7 @@ mod tests {
         );
         assert_eq!(
             limit_of("  limit\t2.5Mbit  ").rate,
-            Rate::BytesPerSec(312_500)
+            Some(Rate::BytesPerSec(312_500))
         );
     }
 
@@ -247,7 +305,8 @@ mod tests {
     #[test]
     fn limit_options_in_any_order() {
         let expected = LimitSpec {
-            rate: Rate::BytesPerSec(312_500),
+            rate: Some(Rate::BytesPerSec(312_500)),
+            conn: None,
             burst: Some(64_000),
             ecn: Some(false),
             monitor_only: true,
@@ -275,7 +334,7 @@ mod tests {
     #[test]
     fn limit_accepts_a_space_before_units() {
         let spec = limit_of("limit 20 Mbit burst 256 KiB ecn");
-        assert_eq!(spec.rate, Rate::BytesPerSec(2_500_000));
+        assert_eq!(spec.rate, Some(Rate::BytesPerSec(2_500_000)));
         assert_eq!(spec.burst, Some(262_144));
         assert_eq!(spec.ecn, Some(true));
         assert_eq!(limit_of("limit 5 kpps burst 10").burst, Some(10));
@@ -414,7 +473,8 @@ mod tests {
                 parse_action(s),
                 &[
                     &format!("`{word}` is not a `limit` option"),
-                    "expected `burst <size>`, `ecn`, `no-ecn`, `monitor` or `htb <major>:<minor>`",
+                    "expected `burst <size>`, `conn <n>/<period>`, `conn-burst <count>`, `ecn`, \
+                     `no-ecn`, `monitor` or `htb <major>:<minor>`",
                 ],
             );
             if let Some(hint) = hint {
@@ -473,6 +533,61 @@ mod tests {
         message(
             parse_action("limit 100pps burst 18446744073709551616"),
             &["`18446744073709551616` is too large", "packet count"],
+        );
+    }
+
+    #[test]
+    fn connection_rates_with_a_rate_or_alone() {
+        let both = limit_of("limit 50Mbit conn 20/min");
+        assert_eq!(both.rate, Some(Rate::BytesPerSec(6_250_000)));
+        let conn = both.conn.expect("a connection rate");
+        assert_eq!(
+            (conn.count, conn.per, conn.burst),
+            (20, Period::Minute, None)
+        );
+
+        let alone = limit_of("limit 20conn/min conn-burst 5");
+        assert_eq!(alone.rate, None);
+        assert_eq!(alone.conn.map(|c| (c.count, c.burst)), Some((20, Some(5))));
+
+        for text in [
+            "limit 50Mbit conn 20/min",
+            "limit 50Mbit burst 1MiB conn 20/min conn-burst 5 no-ecn monitor",
+            "limit 20conn/min",
+            "limit 20conn/min conn-burst 5 monitor",
+            "limit 100pps burst 50 conn 1/s",
+        ] {
+            let shown = parse_action(text).unwrap().to_string();
+            assert_eq!(shown, text, "the canonical text reads back the same");
+        }
+    }
+
+    #[test]
+    fn connection_rate_mistakes_are_explained() {
+        message(
+            parse_action("limit 20conn/min burst 5"),
+            &["`burst`", "`conn-burst <count>`"],
+        );
+        message(
+            parse_action("limit 20conn/min conn 5/s"),
+            &["already limits connections"],
+        );
+        message(
+            parse_action("limit 1Mbit conn 5/s conn 6/s"),
+            &["`conn` is given more than once"],
+        );
+        message(
+            parse_action("limit 1Mbit conn-burst 5"),
+            &["`conn-burst` needs", "`conn <n>/<period>` before it"],
+        );
+        message(parse_action("limit 1Mbit conn"), &["`conn` needs a value"]);
+        message(
+            parse_action("limit 1Mbit conn 5/week"),
+            &["`5/week` is not a connection rate", "per `s`, `min` or `h`"],
+        );
+        message(
+            parse_action("limit 5conn/week"),
+            &["`5conn/week` is not a connection rate"],
         );
     }
 }

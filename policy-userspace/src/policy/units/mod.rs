@@ -66,7 +66,10 @@
 //! ```text
 //! action = "allow" | "deny" | "monitor"
 //!        | "limit" rate { limit-option }
+//!        | "limit" count "conn/" period { limit-option }
 //! limit-option = "burst" (size | count)
+//!              | "conn" count "/" period
+//!              | "conn-burst" count
 //!              | "ecn" | "no-ecn"
 //!              | "monitor"
 //!              | "htb" major ":" minor
@@ -80,6 +83,13 @@
 //!   is a size (`burst 256KiB`; a plain number is bytes). With a packet rate
 //!   it is a plain whole number of packets (`burst 50`); a size is an error
 //!   there. Left out, a default applies.
+//! - `conn <n>/<period>` (period `s`, `min` or `h`): also limit the
+//!   connections the user opens in the class (TCP SYNs without ACK, first
+//!   packets of UDP flows; policy-common's conn.rs): a packet that opens
+//!   one beyond the rate is dropped, the connections' other packets only
+//!   see the byte or packet rate. `limit 20conn/min` limits connections
+//!   alone. `conn-burst <n>`: connections that may open at once (default:
+//!   one period's worth, `n`).
 //! - `ecn` / `no-ecn`: turn ECN marking of over-limit ECN-capable packets on
 //!   or off. Left out, a default applies.
 //! - `monitor`: count what the limit would drop, but drop nothing. Useful to
@@ -96,9 +106,12 @@
 //! limit 2.5Mbit burst 256KiB no-ecn
 //! limit 1000pps burst 50 monitor
 //! limit 100Mbit htb 1:10
+//! limit 50Mbit conn 20/min
+//! limit 20conn/min conn-burst 5
 //! ```
 
 mod action;
+mod conn;
 mod error;
 mod hint;
 mod htb;
@@ -110,6 +123,7 @@ mod size;
 mod testing;
 
 pub use action::{ActionSpec, parse_action};
+pub use conn::{ConnLimit, Period};
 pub use error::UnitError;
 pub use limit::LimitSpec;
 pub use rate::{Rate, parse_rate};

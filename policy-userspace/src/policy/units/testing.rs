@@ -27,8 +27,9 @@ pub(super) fn size(s: &str) -> u64 {
 
 pub(super) fn limit(rate: Rate) -> LimitSpec {
     LimitSpec {
-        rate,
+        rate: Some(rate),
         burst: None,
+        conn: None,
         ecn: None,
         monitor_only: false,
         htb_class: None,

@@ -78,7 +78,12 @@ action = "deny"
 [[rule]]
 class = "mail"
 group = "staff"
-action = "limit 100Gbit"
+action = "limit 100Gbit conn 5/h"
+
+[[rule]]
+class = "dns"
+user = "alice"
+action = "limit 3conn/h"
 
 [[rule]]
 class = "mail"
@@ -165,7 +170,11 @@ fn transport(rng: &mut Rng, v6: bool) -> (u8, Vec<u8>) {
     let payload = vec![0x5a; rng.below(64)];
     let (sport, dport) = (rng.pick(PORTS), rng.pick(PORTS));
     match rng.below(6) {
-        0 | 1 => (6, tcp(sport, dport, 0x10, &payload)),
+        // ACK, SYN (opens a connection), SYN+ACK, PSH+ACK.
+        0 | 1 => (
+            6,
+            tcp(sport, dport, rng.pick(&[0x10, 0x02, 0x12, 0x18]), &payload),
+        ),
         2 | 3 => (17, udp(sport, dport, &payload)),
         4 => {
             let t = if rng.chance(50) {
@@ -297,7 +306,7 @@ fn check(k: &Kernel, model: &mut Model<'_>, frame: &[u8], hook: Hook, what: &str
     };
     let dropping = matches!(
         verdict,
-        Verdict::Deny | Verdict::Spoofed | Verdict::Malformed { dropped: true }
+        Verdict::Deny | Verdict::Spoofed | Verdict::Limited | Verdict::Malformed { dropped: true }
     );
     assert_eq!(
         ret,
@@ -323,6 +332,10 @@ fn check(k: &Kernel, model: &mut Model<'_>, frame: &[u8], hook: Hook, what: &str
         Verdict::Monitor => {
             expected.monitor_packets += 1;
             expected.monitor_bytes += len;
+        }
+        Verdict::Limited => {
+            expected.limit_packets += 1;
+            expected.limit_bytes += len;
         }
         Verdict::Malformed { .. } => expected_globals[0] += 1,
         Verdict::NonIp => expected_globals[1] += 1,
@@ -385,6 +398,7 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
         "Pass",
         "Deny",
         "LimitConform",
+        "Limited",
         "Monitor",
         "Spoofed",
         "NonIp",
@@ -429,6 +443,17 @@ fn kernel_and_model_agree_on_every_truncation() {
             &[ETH_P_8021AD, ETH_P_8021Q],
         ),
         eth(ETH_P_IP, &ipv4([10, 1, 2, 3], [192, 0, 2, 1], 1, &icmp(8))),
+        // A SYN of a connection-limited class: every cut that keeps the
+        // flags opens one more connection, until the burst is gone.
+        eth(
+            ETH_P_IP,
+            &ipv4(
+                [10, 1, 9, 9],
+                [192, 0, 2, 1],
+                6,
+                &tcp(40000, 25, 0x02, &[4; 8]),
+            ),
+        ),
         eth(
             ETH_P_IPV6,
             &ipv6_with_ext(

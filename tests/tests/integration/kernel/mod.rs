@@ -4,6 +4,7 @@
 //! packets built by etherparse (`props`). Needs root (CAP_BPF).
 
 mod classify;
+mod conn;
 mod differential;
 mod events;
 mod identity;

@@ -238,7 +238,7 @@ fn a_packet_whose_bucket_cannot_be_created_is_dropped_and_counted() {
             user: 100_000 + i,
             class: 0,
             dir: UP,
-            _pad: 0,
+            bucket: policy_common::bucket::RATE,
         };
         map.insert(key, 0, 0).expect("room for the filler");
     }

@@ -1,0 +1,105 @@
+//! Connection-rate limits: whether a packet opens a connection (a TCP SYN
+//! without ACK, the first UDP packet of a flow), and the table of recent
+//! UDP flows behind the second (policy-common's conn.rs: the rules, the
+//! table's layout and its error).
+//!
+//! Only packets of a class whose action limits connections get here, so a
+//! policy without such limits never touches the table.
+
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use policy_common::{Config, STAMP_SHIFT, cells, flow_hash, seen, slot_word, tcp_opens, victim};
+
+use crate::{maps::CONN_FLOWS, parse::Packet};
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+
+/// A UDP flow's place in the table, from the lookup to [`remember`].
+pub(crate) struct Slots {
+    hash: u64,
+    cells: [u32; 2],
+    words: [u64; 2],
+    stamp: u32,
+}
+
+pub(crate) enum Opening {
+    /// Not a connection's first packet (or not TCP/UDP).
+    No,
+    Tcp,
+    /// A UDP flow not seen recently: [`remember`] it once admitted.
+    Udp(Slots),
+}
+
+#[inline(always)]
+fn slot(i: u32) -> u64 {
+    // A miss (never, with the loader's mask) reads as an empty slot: the
+    // packet counts as a new flow, which is the stricter error.
+    CONN_FLOWS.get(i).copied().unwrap_or(0)
+}
+
+/// Whether `p`, going `direction`, opens a connection. A UDP packet of a
+/// flow already seen refreshes the flow's stamp (a store only when the
+/// stamp moved: once a second at most per flow).
+#[inline(always)]
+pub(crate) fn opening(p: &Packet, direction: u8, cfg: &Config) -> Opening {
+    if !p.has_ports {
+        return Opening::No;
+    }
+    if p.proto == IPPROTO_TCP {
+        return if tcp_opens(p.tcp_flags) {
+            Opening::Tcp
+        } else {
+            Opening::No
+        };
+    }
+    if p.proto != IPPROTO_UDP {
+        return Opening::No;
+    }
+    let (s, d) = (p.src_words(), p.dst_words());
+    let hash = flow_hash(
+        [s[0], s[1], d[0], d[1]],
+        p.sport,
+        p.dport,
+        p.proto,
+        direction,
+    );
+    let cells = cells(hash, cfg.conn_flow_mask);
+    // SAFETY: a helper without arguments. The coarse clock (4 ns against
+    // 33 for bpf_ktime_get_ns, kernel 6.18): a stamp needs whole seconds.
+    let stamp = (unsafe { bpf_ktime_get_coarse_ns() } >> STAMP_SHIFT) as u32;
+    let words = [slot(cells[0]), slot(cells[1])];
+    let mut i = 0;
+    while i < 2 {
+        if seen(words[i], hash, stamp) {
+            let fresh = slot_word(hash, stamp);
+            if words[i] != fresh
+                && let Some(w) = CONN_FLOWS.get_ptr_mut(cells[i])
+            {
+                // SAFETY: a pointer to an array value, valid for the run. A
+                // plain store: a racing CPU's store of another flow into the
+                // slot wins or loses whole (aligned u64).
+                unsafe { core::ptr::write_volatile(w, fresh) };
+            }
+            return Opening::No;
+        }
+        i += 1;
+    }
+    Opening::Udp(Slots {
+        hash,
+        cells,
+        words,
+        stamp,
+    })
+}
+
+/// Records an admitted new UDP flow, so its next packets are not counted
+/// again. Not called for a flow refused by its limit: its next packet
+/// tries again.
+#[inline(always)]
+pub(crate) fn remember(s: &Slots) {
+    let i = victim(s.words, s.stamp);
+    if let Some(w) = CONN_FLOWS.get_ptr_mut(s.cells[i & 1]) {
+        // SAFETY: as in `opening`.
+        unsafe { core::ptr::write_volatile(w, slot_word(s.hash, s.stamp)) };
+    }
+}
