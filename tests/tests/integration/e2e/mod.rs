@@ -1,6 +1,7 @@
 //! End to end: a real `policyd run` in a namespace, real sockets across a
 //! veth pair, and the CLI commands that read its pinned state.
 
+mod conn;
 mod daemon;
 mod explain;
 mod hook;
