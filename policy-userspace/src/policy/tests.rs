@@ -429,6 +429,13 @@ fn rule_errors_name_the_field() {
     ));
     assert!(e.contains("an aggregate rule can only `limit`"), "{e}");
     let e = err(&format!(
+        "{base}[[rule]]\nclass = \"bulk\"\naggregate = true\nbusiness = \"limit 1Gbit conn 5/s\"\n"
+    ));
+    assert!(
+        e.contains("rule[0].action") && e.contains("not connections (`limit 1Gbit conn 5/s`)"),
+        "{e}"
+    );
+    let e = err(&format!(
         "{base}[[rule]]\nclass = \"bulk\"\naction = \"deny\"\n[[rule]]\nclass = \"bulk\"\naction = \"allow\"\n"
     ));
     assert!(

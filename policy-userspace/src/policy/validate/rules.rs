@@ -146,6 +146,23 @@ pub(super) fn rules(
                 format!("an aggregate rule can only `limit` (or `allow`), not `{bad}`"),
             ));
         }
+        // Connections are counted per user: a class-wide count would let one
+        // user's mailing lock everybody out.
+        if subject == Subject::Aggregate
+            && let Some(bad) = actions
+                .iter()
+                .find(|a| matches!(a, ActionSpec::Limit(l) if l.conn.is_some()))
+        {
+            return Err(cx.err(
+                &r.class,
+                field("action"),
+                format!(
+                    "an aggregate rule limits the class's bytes or packets, not connections \
+                     (`{bad}`): put `conn` in a rule for everyone (no `aggregate`), which \
+                     counts each user's connections"
+                ),
+            ));
+        }
         let key = (
             class.clone(),
             match &subject {
