@@ -19,7 +19,7 @@ fn ns(d: Duration) -> f64 {
     d.as_nanos() as f64
 }
 
-fn run_xdp(prog: &Xdp, frame: &[u8], repeat: u32) -> f64 {
+pub(crate) fn run_xdp(prog: &Xdp, frame: &[u8], repeat: u32) -> f64 {
     xdp_verdict(prog, frame, repeat).1
 }
 

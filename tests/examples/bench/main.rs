@@ -8,6 +8,7 @@
 
 mod control;
 mod cost;
+mod features;
 mod figures;
 mod flood;
 mod gateway;
@@ -93,6 +94,7 @@ fn main() {
     if part("cost") {
         r.cost = cost::cost_table(&s);
         stages::stage_table(&s);
+        features::features_table(&s);
     }
     if part("scale") {
         let sizes: &[u32] = if quick {

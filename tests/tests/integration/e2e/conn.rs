@@ -43,15 +43,12 @@ const BURST: usize = 20;
 const MESSAGE: usize = 20 * 1024 * 1024;
 const ATTEMPTS: usize = 200;
 
+/// The sink's thread in the gateway namespace.
+type Sink = thread::JoinHandle<std::io::Result<std::io::Result<()>>>;
+
 /// Accepts on the gateway's SMTP port until `stop`, reading each connection
 /// to its end; sends (bytes, time from accept to end) per connection.
-fn smtp_sink(
-    topo: &Topology,
-    stop: Arc<AtomicBool>,
-) -> (
-    mpsc::Receiver<(usize, Duration)>,
-    thread::JoinHandle<std::io::Result<std::io::Result<()>>>,
-) {
+fn smtp_sink(topo: &Topology, stop: Arc<AtomicBool>) -> (mpsc::Receiver<(usize, Duration)>, Sink) {
     let (bound_tx, bound) = mpsc::channel();
     let (done_tx, done) = mpsc::channel();
     let handle = topo
