@@ -167,6 +167,21 @@ pub struct Config {
     /// Slots per row of [`crate::MAP_CONN_FLOWS`] minus one (the width is
     /// a power of two); set by the loader.
     pub conn_flow_mask: u32,
+    /// Scan detection (scan.rs; on when [`present::SCAN`] is set): the
+    /// window, in coarse ns.
+    pub scan_window_ns: u64,
+    /// How long a quarantine lasts, in ns.
+    pub quarantine_ns: u64,
+    /// Classes a quarantined user's packets may still be in (bit = class).
+    pub quarantine_classes: u64,
+    /// Set bits of the hosts / ports estimators that cross the thresholds
+    /// (`scan::bits_for`); 0: that estimator is off.
+    pub scan_host_bits: u32,
+    pub scan_port_bits: u32,
+    /// Bits of [`crate::scan_flag`].
+    pub scan_flags: u32,
+    /// Entries of [`crate::MAP_SCAN`]: user ids below it are watched.
+    pub scan_users: u32,
 }
 
 /// Bits of [`Config::present`].
@@ -184,6 +199,8 @@ pub mod present {
     pub const CLASS_LIMITS: u32 = 1 << 7;
     /// Socket owners (UIDs or cgroups) identify users.
     pub const SOCKET_OWNERS: u32 = 1 << 8;
+    /// Scan detection is on (`[detect.scan]`).
+    pub const SCAN: u32 = 1 << 9;
 }
 
 #[cfg(test)]

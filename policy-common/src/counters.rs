@@ -76,6 +76,12 @@ pub mod global_counter {
     /// limit that signals congestion (`ecn`, the default): counted as
     /// `limit` drops of their user too.
     pub const EARLY_DROPS: u32 = 9;
+    /// Users put in quarantine (or reported, by a dry run) for too many
+    /// distinct destination addresses / ports (scan.rs).
+    pub const QUARANTINES_HOSTS: u32 = 10;
+    pub const QUARANTINES_PORTS: u32 = 11;
+    /// Packets of quarantined users denied (also counted as `deny`).
+    pub const QUARANTINE_DENIED: u32 = 12;
     /// Number of slots; the map is sized with this.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 13;
 }

@@ -15,6 +15,10 @@ pub mod event_kind {
     pub const MONITOR: u32 = 4;
     /// Kinds, for the limiter's per-user slots (kind `k` is slot `k - 1`).
     pub const COUNT: usize = 4;
+    /// A user crossed a scan threshold and was put in quarantine (or, in a
+    /// dry run, would have been): [`super::Event::reason`] says which.
+    /// Once per quarantine (or window), so never rate-limited.
+    pub const QUARANTINE: u32 = 5;
 }
 
 /// Value of [`crate::MAP_EVENT_LIMITER`] at a user's id: when the last
@@ -47,5 +51,7 @@ pub struct Event {
     pub dport: u16,
     pub proto: u8,
     pub dir: u8,
-    pub _pad: [u8; 2],
+    /// [`crate::reason`] code of a QUARANTINE event, else 0.
+    pub reason: u8,
+    pub _pad: u8,
 }

@@ -16,6 +16,7 @@ pub mod generation;
 pub mod identity;
 pub mod maps;
 pub mod names;
+pub mod scan;
 pub mod sketch;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use generation::*;
 pub use identity::*;
 pub use maps::*;
 pub use names::*;
+pub use scan::*;
 pub use sketch::*;
 
 #[cfg(feature = "user")]
@@ -58,6 +60,7 @@ mod pod {
         ActionParams,
         ActionEntry,
         BucketKey,
+        ScanState,
         CounterKey,
         Counters,
         Event,

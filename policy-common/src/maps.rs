@@ -47,6 +47,8 @@ pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
 /// Array of two rows of `u64` slots: the UDP flows seen recently, for
 /// connection-rate limits (see conn.rs).
 pub const MAP_CONN_FLOWS: &str = "CONN_FLOWS";
+/// Array: user id -> [`crate::ScanState`], scan detection and quarantine.
+pub const MAP_SCAN: &str = "SCAN";
 
 // Actions.
 /// Array of [`crate::ActionEntry`]: per generation, rows of
@@ -105,6 +107,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_SET_FILTER,
     MAP_FLOW_SKETCH,
     MAP_CONN_FLOWS,
+    MAP_SCAN,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,
     MAP_CLASS_BUCKETS,

@@ -38,7 +38,7 @@ pub const DECAY_INTERVAL_SECS: u64 = 60;
 /// One mixing step (the finaliser of SplitMix64, Steele et al. 2014): every
 /// input bit affects every output bit.
 #[inline(always)]
-const fn mix(mut x: u64) -> u64 {
+pub(crate) const fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 27;

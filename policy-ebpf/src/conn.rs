@@ -3,8 +3,9 @@
 //! UDP flows behind the second (policy-common's conn.rs: the rules, the
 //! table's layout and its error).
 //!
-//! Only packets of a class whose action limits connections get here, so a
-//! policy without such limits never touches the table.
+//! Only packets of a class whose action limits connections, and (with
+//! `[detect.scan]`) users' uploads, get here: a policy without either never
+//! touches the table.
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use policy_common::{Config, STAMP_SHIFT, cells, flow_hash, seen, slot_word, tcp_opens, victim};
@@ -14,20 +15,13 @@ use crate::{maps::CONN_FLOWS, parse::Packet};
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 
-/// A UDP flow's place in the table, from the lookup to [`remember`].
-pub(crate) struct Slots {
-    hash: u64,
-    cells: [u32; 2],
-    words: [u64; 2],
-    stamp: u32,
-}
-
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Opening {
     /// Not a connection's first packet (or not TCP/UDP).
     No,
     Tcp,
-    /// A UDP flow not seen recently: [`remember`] it once admitted.
-    Udp(Slots),
+    /// A UDP flow not seen recently: remembered once admitted.
+    Udp,
 }
 
 #[inline(always)]
@@ -37,69 +31,117 @@ fn slot(i: u32) -> u64 {
     CONN_FLOWS.get(i).copied().unwrap_or(0)
 }
 
-/// Whether `p`, going `direction`, opens a connection. A UDP packet of a
-/// flow already seen refreshes the flow's stamp (a store only when the
-/// stamp moved: once a second at most per flow).
-#[inline(always)]
-pub(crate) fn opening(p: &Packet, direction: u8, cfg: &Config) -> Opening {
-    if !p.has_ports {
-        return Opening::No;
-    }
-    if p.proto == IPPROTO_TCP {
-        return if tcp_opens(p.tcp_flags) {
-            Opening::Tcp
-        } else {
-            Opening::No
-        };
-    }
-    if p.proto != IPPROTO_UDP {
-        return Opening::No;
-    }
-    let (s, d) = (p.src_words(), p.dst_words());
-    let hash = flow_hash(
-        [s[0], s[1], d[0], d[1]],
-        p.sport,
-        p.dport,
-        p.proto,
-        direction,
-    );
-    let cells = cells(hash, cfg.conn_flow_mask);
-    // SAFETY: a helper without arguments. The coarse clock (4 ns against
-    // 33 for bpf_ktime_get_ns, kernel 6.18): a stamp needs whole seconds.
-    let stamp = (unsafe { bpf_ktime_get_coarse_ns() } >> STAMP_SHIFT) as u32;
-    let words = [slot(cells[0]), slot(cells[1])];
-    let mut i = 0;
-    while i < 2 {
-        if seen(words[i], hash, stamp) {
-            let fresh = slot_word(hash, stamp);
-            if words[i] != fresh
-                && let Some(w) = CONN_FLOWS.get_ptr_mut(cells[i])
-            {
-                // SAFETY: a pointer to an array value, valid for the run. A
-                // plain store: a racing CPU's store of another flow into the
-                // slot wins or loses whole (aligned u64).
-                unsafe { core::ptr::write_volatile(w, fresh) };
-            }
-            return Opening::No;
-        }
-        i += 1;
-    }
-    Opening::Udp(Slots {
-        hash,
-        cells,
-        words,
-        stamp,
-    })
+/// A packet's flow as the stages that care see it: whether it opens one is
+/// worked out once, by the first stage that asks (a connection limit, scan
+/// detection), and the flow is remembered after the verdict. Plain fields,
+/// all set from the start: an enum carrying the slots left registers
+/// unwritten on some paths, which the verifier refuses to read (6.18).
+pub(crate) struct Flow {
+    asked: bool,
+    opening: Opening,
+    /// A connection limit admitted it (or a dry run let it through).
+    admitted: bool,
+    hash: u64,
+    cells: [u32; 2],
+    words: [u64; 2],
+    stamp: u32,
 }
 
-/// Records an admitted new UDP flow, so its next packets are not counted
-/// again. Not called for a flow refused by its limit: its next packet
-/// tries again.
-#[inline(always)]
-pub(crate) fn remember(s: &Slots) {
-    let i = victim(s.words, s.stamp);
-    if let Some(w) = CONN_FLOWS.get_ptr_mut(s.cells[i & 1]) {
-        // SAFETY: as in `opening`.
-        unsafe { core::ptr::write_volatile(w, slot_word(s.hash, s.stamp)) };
+impl Flow {
+    #[inline(always)]
+    pub(crate) fn new() -> Self {
+        Self {
+            asked: false,
+            opening: Opening::No,
+            admitted: false,
+            hash: 0,
+            cells: [0; 2],
+            words: [0; 2],
+            stamp: 0,
+        }
+    }
+
+    /// Whether `p`, going `direction`, opens a connection. A UDP packet of
+    /// a flow already seen refreshes the flow's stamp (a store only when
+    /// the stamp moved: once a second at most per flow).
+    #[inline(always)]
+    pub(crate) fn opening(&mut self, p: &Packet, direction: u8, cfg: &Config) -> Opening {
+        if !self.asked {
+            self.asked = true;
+            self.opening = self.look(p, direction, cfg);
+        }
+        self.opening
+    }
+
+    #[inline(always)]
+    fn look(&mut self, p: &Packet, direction: u8, cfg: &Config) -> Opening {
+        if !p.has_ports {
+            return Opening::No;
+        }
+        if p.proto == IPPROTO_TCP {
+            return if tcp_opens(p.tcp_flags) {
+                Opening::Tcp
+            } else {
+                Opening::No
+            };
+        }
+        if p.proto != IPPROTO_UDP {
+            return Opening::No;
+        }
+        let (s, d) = (p.src_words(), p.dst_words());
+        let hash = flow_hash(
+            [s[0], s[1], d[0], d[1]],
+            p.sport,
+            p.dport,
+            p.proto,
+            direction,
+        );
+        let cells = cells(hash, cfg.conn_flow_mask);
+        // SAFETY: a helper without arguments. The coarse clock (4 ns
+        // against 33 for bpf_ktime_get_ns, kernel 6.18): a stamp needs
+        // whole seconds.
+        let stamp = (unsafe { bpf_ktime_get_coarse_ns() } >> STAMP_SHIFT) as u32;
+        let words = [slot(cells[0]), slot(cells[1])];
+        let mut i = 0;
+        while i < 2 {
+            if seen(words[i], hash, stamp) {
+                let fresh = slot_word(hash, stamp);
+                if words[i] != fresh
+                    && let Some(w) = CONN_FLOWS.get_ptr_mut(cells[i])
+                {
+                    // SAFETY: a pointer to an array value, valid for the
+                    // run. A plain store: a racing CPU's store of another
+                    // flow into the slot wins or loses whole (aligned u64).
+                    unsafe { core::ptr::write_volatile(w, fresh) };
+                }
+                return Opening::No;
+            }
+            i += 1;
+        }
+        self.hash = hash;
+        self.cells = cells;
+        self.words = words;
+        self.stamp = stamp;
+        Opening::Udp
+    }
+
+    #[inline(always)]
+    pub(crate) fn admit(&mut self) {
+        self.admitted = true;
+    }
+
+    /// Records a new UDP flow that a connection limit admitted or whose
+    /// packet passed, so its next packets are not counted again; a flow
+    /// refused by its limit is not, so its next packet asks again.
+    #[inline(always)]
+    pub(crate) fn finish(&self, passed: bool) {
+        if self.opening != Opening::Udp || !(self.admitted || passed) {
+            return;
+        }
+        let i = victim(self.words, self.stamp);
+        if let Some(w) = CONN_FLOWS.get_ptr_mut(self.cells[i & 1]) {
+            // SAFETY: as in `look`.
+            unsafe { core::ptr::write_volatile(w, slot_word(self.hash, self.stamp)) };
+        }
     }
 }

@@ -9,7 +9,7 @@ use policy_common::{
 
 use crate::{
     bucket::{self, Outcome},
-    conn::{self, Opening},
+    conn::{Flow, Opening},
     counters,
     maps::{ACTIONS, ACTIVE_PROFILE, BUCKETS, CLASS_BUCKETS, CLASS_LIMITS, USER_INFO},
     parse::Packet,
@@ -166,6 +166,7 @@ pub(crate) struct Traffic {
 pub(crate) fn decide(
     t: &Traffic,
     p: &Packet,
+    flow: &mut Flow,
     cfg: &Config,
     signal: Signal,
     can_hand_off: bool,
@@ -190,7 +191,7 @@ pub(crate) fn decide(
         kind::MONITOR => out.decision = Decision::Monitor,
         kind::LIMIT => {
             if a.conn_cost_ns != 0
-                && let Some(refused) = connections(t, p, &a, cfg, &mut clock)
+                && let Some(refused) = connections(t, p, flow, &a, cfg, &mut clock)
             {
                 out.decision = refused;
             } else if can_hand_off && a.tc_classid != 0 {
@@ -232,19 +233,19 @@ pub(crate) fn decide(
 /// The connection half of a limit: a packet that opens a connection takes
 /// one from the user's connection bucket (kind [`bucket_kind::CONN`]) before
 /// the byte or packet half sees it. `Some` with the decision when refused.
-/// A new UDP flow is remembered when its first packet passes (admitted, or
-/// only counted by a dry run), so the flow's later packets are not counted
-/// again; a refused one is not, so its next packet asks again.
+/// An admitted new UDP flow (or one a dry run lets through) is remembered
+/// after the verdict ([`Flow::finish`]); a refused one is not, so its next
+/// packet asks again.
 #[inline(always)]
 fn connections(
     t: &Traffic,
     p: &Packet,
+    flow: &mut Flow,
     a: &ActionParams,
     cfg: &Config,
     clock: &mut Clock,
 ) -> Option<Decision> {
-    let opening = conn::opening(p, t.dir, cfg);
-    if matches!(opening, Opening::No) {
+    if matches!(flow.opening(p, t.dir, cfg), Opening::No) {
         return None;
     }
     let admitted = match user_bucket(t.user, t.class, t.dir, bucket_kind::CONN) {
@@ -268,10 +269,8 @@ fn connections(
         None => false,
     };
     let dry_run = a.flags & flag::MONITOR_ONLY != 0 || cfg.mode == mode::MONITOR;
-    if let Opening::Udp(slots) = &opening
-        && (admitted || dry_run)
-    {
-        conn::remember(slots);
+    if admitted || dry_run {
+        flow.admit();
     }
     match (admitted, a.flags & flag::MONITOR_ONLY != 0) {
         (true, _) => None,

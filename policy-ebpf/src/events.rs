@@ -18,6 +18,13 @@ use crate::{
 
 #[inline(always)]
 pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
+    emit_with(kind, 0, t, p, interval_ns);
+}
+
+/// [`emit`] with a reason code (QUARANTINE events). Kinds past the
+/// limiter's slots (QUARANTINE: once per quarantine) are not limited.
+#[inline(always)]
+pub(crate) fn emit_with(kind: u32, reason: u8, t: &Traffic, p: &Packet, interval_ns: u64) {
     let Traffic {
         user,
         class,
@@ -28,12 +35,11 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let slot = kind.wrapping_sub(1) as usize;
-    if slot >= event_kind::COUNT {
-        return;
-    }
     // A user id past the array (never written by userspace) has no slot
     // and its events go unlimited: none is lost.
-    if let Some(times) = EVENT_LIMITER.get_ptr_mut(user) {
+    if slot < event_kind::COUNT
+        && let Some(times) = EVENT_LIMITER.get_ptr_mut(user)
+    {
         let stamp = (now >> EVENT_TIME_SHIFT) as u32;
         // SAFETY: the pointer is to this user's array value, valid for the
         // run. Racing CPUs may both read the old time and pass: at most one
@@ -71,7 +77,8 @@ pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
         (*e).dport = p.dport;
         (*e).proto = p.proto;
         (*e).dir = direction;
-        (*e)._pad = [0; 2];
+        (*e).reason = reason;
+        (*e)._pad = 0;
     }
     entry.submit(0);
 }

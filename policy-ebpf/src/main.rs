@@ -20,6 +20,7 @@ mod keys;
 mod load;
 mod maps;
 mod parse;
+mod scan;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
@@ -200,7 +201,21 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         len,
         generation,
     };
-    let enforced = if who.spoofed {
+    let mut flow = conn::Flow::new();
+    let quarantined = cfg.present & policy_common::present::SCAN != 0
+        && !who.spoofed
+        && scan::quarantined(&t, p, &mut flow, cfg);
+    let enforced = if quarantined {
+        enforce::Enforced {
+            decision: if cfg.mode == policy_common::mode::MONITOR {
+                Decision::Monitor
+            } else {
+                Decision::Deny
+            },
+            mark_ce: false,
+            tc_classid: 0,
+        }
+    } else if who.spoofed {
         counters::global(global_counter::SPOOFED);
         events::emit(event_kind::SPOOF, &t, p, cfg.event_interval_ns);
         let decision = if cfg.mode == policy_common::mode::MONITOR {
@@ -218,7 +233,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             ecn_capable: p.ecn == 1 || p.ecn == 2,
             tcp: p.proto == 6 && p.has_ports,
         };
-        enforce::decide(&t, p, cfg, signal, H::EGRESS)
+        enforce::decide(&t, p, &mut flow, cfg, signal, H::EGRESS)
     };
     if enforced.tc_classid != 0 {
         ctx.set_classid(enforced.tc_classid);
@@ -237,6 +252,10 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             events::emit(kind, &t, p, cfg.event_interval_ns);
         }
     }
+    flow.finish(matches!(
+        enforced.decision,
+        Decision::Pass | Decision::Monitor
+    ));
     match enforced.decision {
         Decision::Pass | Decision::Monitor => {
             elephant::account(p, cfg, len);

@@ -18,7 +18,7 @@ use policy_common::{
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
     DEFAULT_SKETCH_WIDTH, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix,
     GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding,
-    NameSlot, SET_FILTER_WORDS, SKETCH_ROWS, UserId, UserInfo, global_counter,
+    NameSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState, UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -105,6 +105,14 @@ pub(crate) static FLOW_SKETCH: Array<u64> = Array::pinned(SKETCH_ROWS * DEFAULT_
 // loader sets the width.
 #[map(name = "CONN_FLOWS")]
 pub(crate) static CONN_FLOWS: Array<u64> = Array::pinned(2 * DEFAULT_CONN_FLOW_WIDTH, 0);
+
+// Scan detection and quarantine, indexed by user id (scan.rs in
+// policy-common): an array, because a user's state must never be evicted
+// (an LRU would forget a scanner half way, or a quarantine), and a
+// packet reads it with one bounds check. 88 bytes a user; the loader sizes
+// it to the users only when the policy detects scans, else one entry.
+#[map(name = "SCAN")]
+pub(crate) static SCAN: Array<ScanState> = Array::pinned(1, 0);
 
 // Actions.
 // Rows of actions by class, indexed through the user's row (dataplane's

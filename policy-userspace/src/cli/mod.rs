@@ -4,6 +4,7 @@
 mod ceilings;
 mod check;
 mod explain;
+mod release;
 mod reload;
 mod replay;
 mod run;
@@ -36,6 +37,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     Explain(explain::ExplainArgs),
     Unload(unload::UnloadArgs),
+    Release(release::ReleaseArgs),
     Status(status::StatusArgs),
     Top(top::TopArgs),
     /// Print the built-in acceptable-use baseline policy (what `run` enforces
@@ -58,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::replay(&args),
         Command::Explain(args) => explain::explain(&args),
         Command::Unload(args) => unload::unload(&args),
+        Command::Release(args) => release::release(&args),
         Command::Status(args) => status::status(&args),
         Command::Top(args) => top::top(&args),
         Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),

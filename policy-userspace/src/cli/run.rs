@@ -245,10 +245,13 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         ..Names::default()
     }));
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(KernelCounters::new(
-        dataplane.counters(),
-        Arc::clone(&names),
-    )));
+    registry.register_collector(Box::new(
+        KernelCounters::new(dataplane.counters(), Arc::clone(&names)).with_scan(
+            dataplane
+                .scan_table()
+                .context("opening the scan-detection table")?,
+        ),
+    ));
     let ring = dataplane
         .take_events()
         .context("opening the event ring buffer")?;

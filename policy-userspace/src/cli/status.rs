@@ -193,5 +193,37 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
             100.0 * n as f64 / f64::from(cap.max(1))
         );
     }
+    quarantines(dir, &cfg)
+}
+
+/// Scan detection: who is in quarantine, for how long yet, and why.
+fn quarantines(dir: &Path, cfg: &Config) -> anyhow::Result<()> {
+    if cfg.present & policy_common::present::SCAN == 0 {
+        println!("scan detection: off");
+        return Ok(());
+    }
+    let monitor = cfg.scan_flags & policy_common::scan_flag::MONITOR != 0;
+    let table = crate::dataplane::ScanTable::from_pins(dir)?;
+    let quarantined = table.quarantined()?;
+    println!(
+        "scan detection: on ({}); {} in quarantine",
+        if monitor { "report only" } else { "quarantine" },
+        quarantined.len()
+    );
+    let names = crate::dataplane::pinned_ids(dir).ok();
+    for q in quarantined {
+        let name = names
+            .as_ref()
+            .and_then(|ids| match ids.users.get(q.user) {
+                Some(crate::policy::Slot::Live(n)) => Some(n.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("#{}", q.user));
+        println!(
+            "  {name:<24} {:>6} s left  (too many distinct {})",
+            q.left_ns.div_ceil(1_000_000_000),
+            q.reason_name()
+        );
+    }
     Ok(())
 }

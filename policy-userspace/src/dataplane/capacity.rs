@@ -7,10 +7,10 @@ use policy_common::{
     DEFAULT_CONN_FLOW_WIDTH, DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
     DEFAULT_SKETCH_WIDTH, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_CONN_FLOWS, MAP_COUNTERS,
-    MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4,
+    MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4,
     MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS,
     MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
-    mapped_v4,
+    mapped_v4, present,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -50,6 +50,9 @@ pub struct Capacity {
     /// Slots per row of the recent-UDP-flow table of connection limits
     /// (a power of two when loaded; policy-common's conn.rs).
     pub conn_flow_width: u32,
+    /// Users watched for scans (SCAN, 88 bytes each): the users' capacity
+    /// when the policy detects scans, else 1 (the map cannot be empty).
+    pub scan: u32,
 }
 
 impl Default for Capacity {
@@ -68,6 +71,7 @@ impl Default for Capacity {
             buckets: 0,
             sketch_width: DEFAULT_SKETCH_WIDTH,
             conn_flow_width: DEFAULT_CONN_FLOW_WIDTH,
+            scan: 1,
         }
     }
 }
@@ -143,6 +147,9 @@ impl Capacity {
         if self.buckets == 0 {
             self.buckets = buckets::fitted(buckets::need(policy));
         }
+        if policy.config.present & present::SCAN != 0 {
+            self.scan = self.scan.max(self.users);
+        }
         self
     }
 
@@ -162,6 +169,7 @@ impl Capacity {
             counters: maps::max_entries(ebpf, MAP_COUNTERS)?,
             // An adopted table keeps the width it was made with.
             conn_flow_width: maps::max_entries(ebpf, MAP_CONN_FLOWS)? / 2,
+            scan: maps::max_entries(ebpf, MAP_SCAN)?,
             ..self
         })
     }
@@ -235,6 +243,17 @@ impl Capacity {
                 need: limited.rows().cells.len(),
                 capacity: self.actions,
             },
+            Need {
+                map: MAP_SCAN,
+                what: "users watched for scans (the table is sized when policyd starts with \
+                       `[detect.scan]` in its policy: restart it to turn detection on)",
+                need: if policy.config.present & present::SCAN != 0 {
+                    policy.users.len()
+                } else {
+                    0
+                },
+                capacity: self.scan,
+            },
         ];
         if let Some(n) = needs.into_iter().find(|n| n.need > n.capacity as usize) {
             return Err(DataplaneError::TableFull {
@@ -281,7 +300,8 @@ impl Capacity {
                 MAP_FLOW_SKETCH,
                 SKETCH_ROWS.saturating_mul(self.sketch_cells()),
             )
-            .map_max_entries(MAP_CONN_FLOWS, 2 * self.conn_flow_slots());
+            .map_max_entries(MAP_CONN_FLOWS, 2 * self.conn_flow_slots())
+            .map_max_entries(MAP_SCAN, self.scan.max(1));
         loader
     }
 

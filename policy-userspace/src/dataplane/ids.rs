@@ -20,7 +20,7 @@ use aya::{
 };
 use policy_common::{
     BucketKey, EventTimes, MAP_BUCKETS, MAP_CLASS_BUCKETS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER,
-    MAP_USER_NAMES, MAX_CLASSES, NameSlot, name_state,
+    MAP_SCAN, MAP_USER_NAMES, MAX_CLASSES, NameSlot, ScanState, name_state,
 };
 
 use super::{Counters, Dataplane, DataplaneError, batch, maps};
@@ -214,6 +214,22 @@ pub(super) fn retire(
                 .set(*user, EventTimes::default(), 0)
                 .map_err(DataplaneError::map(
                     MAP_EVENT_LIMITER,
+                    format!("clear user id {user}"),
+                ))?;
+        }
+    }
+    // Scan state too: a retired user's quarantine must not pass to the
+    // next holder of the id.
+    let mut scan: Array<&mut MapData, ScanState> = ebpf
+        .map_mut(MAP_SCAN)
+        .ok_or(DataplaneError::MissingMap(MAP_SCAN))?
+        .try_into()
+        .map_err(DataplaneError::map(MAP_SCAN, "unexpected map type"))?;
+    for user in &retiring.users {
+        if *user < scan.len() {
+            scan.set(*user, ScanState::default(), 0)
+                .map_err(DataplaneError::map(
+                    MAP_SCAN,
                     format!("clear user id {user}"),
                 ))?;
         }

@@ -378,6 +378,7 @@ pub(super) fn write_policy(
         users_per_generation,
         sketch_mask: capacity.sketch_mask(),
         conn_flow_mask: capacity.conn_flow_mask(),
+        scan_users: capacity.scan,
         action_cells,
         action_stride: rows.stride,
         ..policy.config

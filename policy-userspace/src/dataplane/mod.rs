@@ -15,6 +15,7 @@ mod maps;
 mod pins;
 mod profile;
 mod rows;
+mod scan;
 mod sketch;
 mod upgrade;
 
@@ -39,6 +40,7 @@ pub use self::{
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
     profile::ProfileSwitch,
     rows::ActionRows,
+    scan::{Quarantine, ScanTable, coarse_now_ns, reason_name},
     sketch::FlowSketch,
 };
 use crate::policy::{Allocation, CompiledPolicy};
@@ -240,6 +242,11 @@ impl Dataplane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(index)
+    }
+
+    /// A handle on the scan table, for the metrics.
+    pub fn scan_table(&self) -> Result<ScanTable, DataplaneError> {
+        ScanTable::open(&self.ebpf)
     }
 
     /// The elephant sketch, for the task that ages it beside the daemon.

@@ -24,10 +24,10 @@ pub(super) struct Conns {
     buckets: HashMap<(UserId, u32, u8), u64>,
 }
 
-impl Default for Conns {
-    fn default() -> Self {
+impl Conns {
+    pub(super) fn starting_at(now_ns: u64) -> Self {
         Self {
-            now_ns: 0,
+            now_ns,
             mask: DEFAULT_CONN_FLOW_WIDTH - 1,
             slots: HashMap::new(),
             buckets: HashMap::new(),
@@ -36,11 +36,24 @@ impl Default for Conns {
 }
 
 /// The UDP flow's place in the table, when its packet opens it.
-struct Opening {
+pub(super) struct Opening {
     hash: u64,
     cells: [u32; 2],
     words: [u64; 2],
     stamp: u32,
+}
+
+/// Whether a packet opens a connection, as policy-ebpf's conn.rs says.
+pub(super) enum Opens {
+    No,
+    Tcp,
+    Udp(Opening),
+}
+
+impl Opens {
+    pub(super) fn any(&self) -> bool {
+        !matches!(self, Self::No)
+    }
 }
 
 fn words(a: &Addr16) -> [u64; 2] {
@@ -53,16 +66,16 @@ impl Conns {
         (self.now_ns >> STAMP_SHIFT) as u32
     }
 
-    /// `None`: the packet opens no connection. `Some(None)`: a TCP SYN.
-    /// `Some(Some(_))`: a new UDP flow.
-    fn opening(&mut self, p: &PacketInfo, direction: u8) -> Option<Option<Opening>> {
+    /// Whether the packet opens a connection; a UDP packet of a flow seen
+    /// recently refreshes the flow's stamp, as in the kernel.
+    pub(super) fn opening(&mut self, p: &PacketInfo, direction: u8) -> Opens {
         if !p.has_ports {
-            return None;
+            return Opens::No;
         }
         match p.proto {
-            6 => return tcp_opens(p.tcp_flags).then_some(None),
+            6 if tcp_opens(p.tcp_flags) => return Opens::Tcp,
             17 => {}
-            _ => return None,
+            _ => return Opens::No,
         }
         let (s, d) = (words(&p.src), words(&p.dst));
         let hash = flow_hash(
@@ -78,49 +91,42 @@ impl Conns {
         for (cell, word) in cells.iter().zip(words) {
             if seen(word, hash, stamp) {
                 self.slots.insert(*cell, slot_word(hash, stamp));
-                return None;
+                return Opens::No;
             }
         }
-        Some(Some(Opening {
+        Opens::Udp(Opening {
             hash,
             cells,
             words,
             stamp,
-        }))
+        })
     }
 
-    /// Whether a packet under limit `a` may pass its connection limit;
-    /// `dry_run` (monitor mode or a `monitor` limit) remembers a refused
-    /// UDP flow as the kernel does, since its packet passes.
+    /// Whether a packet that opens a connection (`opens.any()`) under limit
+    /// `a` may pass its connection limit.
     pub(super) fn admit(
         &mut self,
-        p: &PacketInfo,
         user: UserId,
         class: u32,
         direction: u8,
         a: &ActionParams,
-        dry_run: bool,
     ) -> Admit {
-        if a.conn_cost_ns == 0 {
-            return Admit::Yes;
-        }
-        let Some(udp) = self.opening(p, direction) else {
-            return Admit::Yes;
-        };
         let now = self.now_ns;
         let tat = self.buckets.entry((user, class, direction)).or_insert(0);
         let new = (*tat).max(now).saturating_add(a.conn_cost_ns);
-        let admitted = new - now <= a.conn_tolerance_ns;
-        if admitted {
+        if new - now <= a.conn_tolerance_ns {
             *tat = new;
+            Admit::Yes
+        } else {
+            Admit::Refused
         }
-        if let Some(o) = udp
-            && (admitted || dry_run)
-        {
-            let i = victim(o.words, o.stamp);
-            self.slots
-                .insert(o.cells[i & 1], slot_word(o.hash, o.stamp));
-        }
-        if admitted { Admit::Yes } else { Admit::Refused }
+    }
+
+    /// Records a new UDP flow, as the kernel does once it was admitted by
+    /// a connection limit or its packet passed.
+    pub(super) fn remember(&mut self, o: &Opening) {
+        let i = victim(o.words, o.stamp);
+        self.slots
+            .insert(o.cells[i & 1], slot_word(o.hash, o.stamp));
     }
 }

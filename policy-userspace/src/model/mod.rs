@@ -12,6 +12,7 @@
 //! or hour, that is standing still too).
 
 mod conn;
+mod scan;
 
 mod parse;
 
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use policy_common::{
     ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, DEFAULT_SKETCH_WIDTH, GROUP_BIT,
     SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flag, flow_hash, kind, mac8, mode,
-    side,
+    present, side,
 };
 
 pub use self::parse::{PacketInfo, Parsed, parse};
@@ -79,7 +80,12 @@ pub struct Model<'a> {
     sketch: HashMap<u32, u64>,
     sketch_mask: u32,
     conns: conn::Conns,
+    scans: scan::Scans,
 }
+
+/// Where the model's clock starts (any origin will do but 0, which the
+/// kernel's tables read as "never").
+const CLOCK_ORIGIN: u64 = 1 << 40;
 
 fn longest<V: Copy>(prefixes: &[(u32, Addr16, V)], addr: &Addr16) -> Option<V> {
     prefixes
@@ -98,14 +104,16 @@ impl<'a> Model<'a> {
             macs: policy.macs.iter().copied().collect(),
             sketch: HashMap::new(),
             sketch_mask: DEFAULT_SKETCH_WIDTH - 1,
-            conns: conn::Conns::default(),
+            conns: conn::Conns::starting_at(CLOCK_ORIGIN),
+            scans: scan::Scans::default(),
         }
     }
 
-    /// Moves the model's clock (nanoseconds, any origin: only differences
-    /// count) for the connection limits and their flow table.
+    /// Moves the model's clock (nanoseconds, any origin but 0: only
+    /// differences count) for the connection limits, their flow table and
+    /// scan detection.
     pub fn set_clock(&mut self, now_ns: u64) {
-        self.conns.now_ns = now_ns;
+        self.conns.now_ns = now_ns.max(1);
     }
 
     /// The model of a kernel whose sketch has `width` cells per row (a
@@ -268,7 +276,31 @@ impl<'a> Model<'a> {
             class = cfg.elephant_class;
         }
         let monitor = cfg.mode == mode::MONITOR;
-        let verdict = if spoofed {
+        // Whether the packet opens a flow: worked out once, by the first
+        // stage that asks, as in the kernel.
+        let mut flow: Option<conn::Opens> = None;
+        let quarantined = !spoofed && cfg.present & present::SCAN != 0 && {
+            let (conns, flow) = (&mut self.conns, &mut flow);
+            // Every user is watched: the loader sizes the kernel's table
+            // to all of them.
+            let watch = policy_common::Config {
+                scan_users: u32::MAX,
+                ..cfg
+            };
+            self.scans
+                .quarantined(&watch, conns.now_ns, user, class, direction, &p, || {
+                    flow.get_or_insert_with(|| conns.opening(&p, direction))
+                        .any()
+                })
+        };
+        let mut admitted = false;
+        let verdict = if quarantined {
+            if monitor {
+                Verdict::Monitor
+            } else {
+                Verdict::Deny
+            }
+        } else if spoofed {
             if monitor {
                 Verdict::Monitor
             } else {
@@ -282,17 +314,37 @@ impl<'a> Model<'a> {
                 kind::LIMIT => {
                     let a = self.action(user, class);
                     let dry_run = a.flags & flag::MONITOR_ONLY != 0 || monitor;
-                    match self.conns.admit(&p, user, class, direction, &a, dry_run) {
-                        conn::Admit::Refused if dry_run => Verdict::Monitor,
-                        conn::Admit::Refused => Verdict::Limited,
-                        // A class aggregate may still drop it, in the
-                        // kernel's time.
-                        conn::Admit::Yes => Verdict::LimitConform,
+                    let opens = a.conn_cost_ns != 0
+                        && flow
+                            .get_or_insert_with(|| self.conns.opening(&p, direction))
+                            .any();
+                    match opens.then(|| self.conns.admit(user, class, direction, &a)) {
+                        Some(conn::Admit::Refused) if dry_run => {
+                            admitted = true;
+                            Verdict::Monitor
+                        }
+                        Some(conn::Admit::Refused) => Verdict::Limited,
+                        // A class aggregate or the byte rate may still
+                        // drop it, in the kernel's time.
+                        Some(conn::Admit::Yes) => {
+                            admitted = true;
+                            Verdict::LimitConform
+                        }
+                        None => Verdict::LimitConform,
                     }
                 }
                 _ => Verdict::Pass,
             }
         };
+        let passed = matches!(
+            verdict,
+            Verdict::Pass | Verdict::Monitor | Verdict::LimitConform
+        );
+        if let Some(conn::Opens::Udp(o)) = &flow
+            && (admitted || passed)
+        {
+            self.conns.remember(o);
+        }
         if tracked
             && matches!(
                 verdict,

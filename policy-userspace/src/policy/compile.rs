@@ -6,9 +6,9 @@ use std::{collections::HashMap, net::IpAddr, path::PathBuf};
 
 use ipnet::IpNet;
 use policy_common::{
-    ActionEntry, ActionKey, ActionParams, Addr16, ClassRule, Config, GROUP_BIT,
-    MAX_MACS_PER_BINDING, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId, field, flag,
-    kind, mac8, mode, present, v4_mapped,
+    ActionEntry, ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, Config, GROUP_BIT,
+    MAX_MACS_PER_BINDING, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId, bits_for,
+    field, flag, kind, mac8, mode, present, scan_flag, v4_mapped,
 };
 
 use super::types::*;
@@ -365,9 +365,39 @@ impl CompiledPolicy {
             action_cells: 0,
             action_stride: 0,
             conn_flow_mask: 0,
+            scan_window_ns: 0,
+            quarantine_ns: 0,
+            quarantine_classes: 0,
+            scan_host_bits: 0,
+            scan_port_bits: 0,
+            scan_flags: 0,
+            scan_users: 0,
         };
+        if let Some(scan) = &policy.scan {
+            out.scan(scan);
+        }
         out.config.present = out.present();
         out
+    }
+
+    /// `[detect.scan]` into the config; `scan_users` is the loader's.
+    fn scan(&mut self, scan: &ScanPolicy) {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let c = &mut self.config;
+        c.scan_window_ns = ns(scan.window);
+        c.quarantine_ns = ns(scan.quarantine);
+        c.scan_host_bits = scan.hosts.map_or(0, bits_for);
+        c.scan_port_bits = scan.ports.map_or(0, bits_for);
+        c.scan_flags = if scan.monitor { scan_flag::MONITOR } else { 0 };
+        c.quarantine_classes = 0;
+        for name in &scan.allow {
+            let id = if name == "default" {
+                CLASS_DEFAULT
+            } else {
+                self.class_id(name)
+            };
+            self.config.quarantine_classes |= 1u64 << id;
+        }
     }
 
     fn class_id(&self, name: &str) -> u32 {
@@ -480,6 +510,10 @@ impl CompiledPolicy {
         set(
             !self.uids.is_empty() || !self.cgroups.is_empty(),
             present::SOCKET_OWNERS,
+        );
+        set(
+            self.config.scan_host_bits != 0 || self.config.scan_port_bits != 0,
+            present::SCAN,
         );
         bits
     }

@@ -30,6 +30,33 @@ pub(super) struct PolicyFile {
     pub users: Vec<UserEntry>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<Spanned<RuleEntry>>,
+    /// Threat detection: `[detect.scan]`.
+    #[serde(default)]
+    pub detect: Option<DetectSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DetectSection {
+    pub scan: Option<Spanned<ScanEntry>>,
+}
+
+/// `[detect.scan]`: scans and worm-like fan-out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScanEntry {
+    /// Distinct destination addresses in a window that mark a scan.
+    pub hosts: Option<Spanned<i64>>,
+    /// Distinct destination ports in a window that mark a scan.
+    pub ports: Option<Spanned<i64>>,
+    /// `60s`.
+    pub window: Option<Spanned<String>>,
+    /// `quarantine` (default) or `monitor` (report only).
+    pub action: Option<Spanned<String>>,
+    /// How long a quarantine lasts: `10m`.
+    pub quarantine: Option<Spanned<String>>,
+    /// Classes a quarantined user may still use (DNS, DHCP, management).
+    pub allow: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -144,6 +144,10 @@ impl Merger<'_> {
         self.provenance.insert(what, (value, self.path.to_owned()));
     }
 
+    fn note_scan(&mut self, scan: &ScanPolicy) {
+        self.note("detect.scan".into(), describe_scan(scan));
+    }
+
     fn note_mode(&mut self, mode: Mode) {
         self.note("settings.mode".into(), format!("{mode:?}").to_lowercase());
     }
@@ -231,6 +235,9 @@ pub(super) fn first(policy: Policy, path: &Path) -> Layered {
     if let Some(a) = &policy.unidentified {
         m.note_unidentified(a);
     }
+    if let Some(scan) = &policy.scan {
+        m.note_scan(scan);
+    }
     for r in &policy.rules {
         for (p, a) in policy.profiles.iter().zip(&r.actions) {
             m.note(rule_key(r, p), a.to_string());
@@ -241,6 +248,43 @@ pub(super) fn first(policy: Policy, path: &Path) -> Layered {
         layers: vec![(path.to_owned(), policy.clone())],
         policy,
     }
+}
+
+/// The stricter of two `[detect.scan]`s, setting by setting: the lower
+/// threshold (one set in either file counts), the longer window (more is
+/// counted), the longer quarantine, quarantining over reporting, and only
+/// the classes both files allow during a quarantine.
+fn stricter_scan(a: &ScanPolicy, b: &ScanPolicy) -> ScanPolicy {
+    let lower = |x: Option<u32>, y: Option<u32>| match (x, y) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
+    ScanPolicy {
+        hosts: lower(a.hosts, b.hosts),
+        ports: lower(a.ports, b.ports),
+        window: a.window.max(b.window),
+        monitor: a.monitor && b.monitor,
+        quarantine: a.quarantine.max(b.quarantine),
+        allow: a
+            .allow
+            .iter()
+            .filter(|c| b.allow.contains(c))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn describe_scan(s: &ScanPolicy) -> String {
+    let n = |v: Option<u32>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    format!(
+        "hosts {} ports {} in {:?}, {} for {:?}, allow [{}]",
+        n(s.hosts),
+        n(s.ports),
+        s.window,
+        if s.monitor { "report" } else { "quarantine" },
+        s.quarantine,
+        s.allow.join(", ")
+    )
 }
 
 fn describe_window(w: &Window) -> String {
@@ -342,6 +386,16 @@ pub(super) fn add(
             m.note_unidentified(a);
         })?;
         p.unidentified = Some(merged);
+    }
+    if let Some(l) = &layer.scan {
+        let merged = match &p.scan {
+            Some(b) => stricter_scan(b, l),
+            None => l.clone(),
+        };
+        if p.scan.as_ref() != Some(&merged) {
+            m.note_scan(&merged);
+        }
+        p.scan = Some(merged);
     }
 
     // Rules: each file's effective action is a ceiling (see `ceiling`).

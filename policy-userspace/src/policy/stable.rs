@@ -235,6 +235,10 @@ fn renumber(fresh: &CompiledPolicy, user_map: &[u32], class_map: &[u32]) -> Comp
     if out.config.elephant_bytes != 0 {
         out.config.elephant_class = c(out.config.elephant_class);
     }
+    let allowed = fresh.config.quarantine_classes;
+    out.config.quarantine_classes = (0..64u32)
+        .filter(|i| allowed & (1 << i) != 0)
+        .fold(0u64, |bits, i| bits | 1u64 << c(i));
     out
 }
 

@@ -167,4 +167,28 @@ pub struct Policy {
     /// rules for everyone apply to them too.
     pub unidentified: Option<ActionSpec>,
     pub rules: Vec<Rule>,
+    /// `[detect.scan]`, if any file set it.
+    pub scan: Option<ScanPolicy>,
+}
+
+/// Scan and fan-out detection (`[detect.scan]`, policy-common's scan.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPolicy {
+    /// Distinct destination addresses per window; `None`: not counted.
+    pub hosts: Option<u32>,
+    /// Distinct destination ports per window; `None`: not counted.
+    pub ports: Option<u32>,
+    pub window: Duration,
+    /// Report only (`action = "monitor"`).
+    pub monitor: bool,
+    pub quarantine: Duration,
+    /// Classes a quarantined user may still use.
+    pub allow: Vec<String>,
+}
+
+impl ScanPolicy {
+    /// Defaults: 60 s windows (as Zeek's and Snort's scan detectors count),
+    /// a quarantine of 10 minutes, nothing allowed during it.
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+    pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(600);
 }

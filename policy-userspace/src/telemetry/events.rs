@@ -26,6 +26,7 @@ fn kind_name(kind: u32) -> &'static str {
         event_kind::LIMIT => "limit",
         event_kind::SPOOF => "spoof",
         event_kind::MONITOR => "monitor",
+        event_kind::QUARANTINE => "quarantine",
         _ => "unknown",
     }
 }
@@ -59,7 +60,7 @@ fn rfc3339_millis(wall: SystemTime) -> String {
 /// monotonic timestamp turned into wall-clock time.
 pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
     let m = e.src_mac;
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "time": rfc3339_millis(wall),
         "event": kind_name(e.kind),
         "user": names.users.get(e.user as usize).filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| format!("#{}", e.user)),
@@ -73,8 +74,13 @@ pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
         "dport": e.dport,
         "src_mac": format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]),
         "bytes": e.len,
-    })
-    .to_string()
+    });
+    // Why a quarantine began (or, in a dry run, would have): the packet is
+    // the one whose new flow crossed the threshold.
+    if e.kind == event_kind::QUARANTINE {
+        v["reason"] = crate::dataplane::reason_name(u32::from(e.reason)).into();
+    }
+    v.to_string()
 }
 
 impl EventSink {

@@ -15,7 +15,11 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
-use crate::{dataplane::Counters, policy::PerUser, wire::Direction};
+use crate::{
+    dataplane::{Counters, ScanTable},
+    policy::PerUser,
+    wire::Direction,
+};
 
 /// What metrics label ids with: user names by id, class names by id, and the
 /// active profile's name. Shared with the daemon, which replaces it when the
@@ -46,11 +50,22 @@ pub type SharedNames = Arc<RwLock<Names>>;
 pub struct KernelCounters {
     counters: Arc<Counters>,
     names: SharedNames,
+    /// Who is in quarantine, read at scrape.
+    scan: Option<ScanTable>,
 }
 
 impl KernelCounters {
     pub fn new(counters: Arc<Counters>, names: SharedNames) -> Self {
-        Self { counters, names }
+        Self {
+            counters,
+            names,
+            scan: None,
+        }
+    }
+
+    pub fn with_scan(mut self, scan: ScanTable) -> Self {
+        self.scan = Some(scan);
+        self
     }
 }
 
@@ -60,7 +75,7 @@ impl fmt::Debug for KernelCounters {
     }
 }
 
-const GLOBALS: [(u32, &str, &str); 10] = [
+const GLOBALS: [(u32, &str, &str); 11] = [
     (
         global_counter::MALFORMED,
         "policyd_malformed_packets",
@@ -110,6 +125,11 @@ const GLOBALS: [(u32, &str, &str); 10] = [
         global_counter::EARLY_DROPS,
         "policyd_early_drops",
         "TCP packets without ECN dropped early by a limit, so the flow slows down before the bucket runs dry (also counted as limit drops)",
+    ),
+    (
+        global_counter::QUARANTINE_DENIED,
+        "policyd_quarantine_denied_packets",
+        "Packets of users in quarantine denied (also counted as deny)",
     ),
 ];
 
@@ -243,6 +263,29 @@ impl Collector for KernelCounters {
             let value = self.counters.global(index).unwrap_or_default();
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(value).encode(metric)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "policyd_quarantines",
+            "Users put in quarantine (or, with `action = \"monitor\"`, reported) by scan detection, by reason: too many distinct destination hosts or ports",
+            None,
+            MetricType::Counter,
+        )?;
+        for (index, reason) in [
+            (global_counter::QUARANTINES_HOSTS, "hosts"),
+            (global_counter::QUARANTINES_PORTS, "ports"),
+        ] {
+            let value = self.counters.global(index).unwrap_or_default();
+            ConstCounter::new(value).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        if let Some(scan) = &self.scan {
+            let n = scan.quarantined().map(|q| q.len()).unwrap_or_default();
+            let gauge = encoder.encode_descriptor(
+                "policyd_quarantined_users",
+                "Users in quarantine now",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)).encode(gauge)?;
         }
         let mut family = encoder.encode_descriptor(
             "policyd_active_profile",

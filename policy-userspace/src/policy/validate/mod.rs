@@ -6,6 +6,7 @@
 //! `rules`; `net` reads the addresses users and sets are made of.
 
 mod classes;
+mod detect;
 mod net;
 mod rules;
 mod schedules;
@@ -164,6 +165,10 @@ pub(super) fn validate(
         groups: all_users().filter_map(|u| u.group.as_deref()).collect(),
     };
     let rules = rules(&cx, &raw.rules, &known, &profiles)?;
+    let scan = match raw.detect.as_ref().and_then(|d| d.scan.as_ref()) {
+        Some(entry) => Some(detect::scan(&cx, entry, &known)?),
+        None => None,
+    };
     Ok(Policy {
         settings,
         per_user,
@@ -174,5 +179,6 @@ pub(super) fn validate(
         users,
         unidentified,
         rules,
+        scan,
     })
 }

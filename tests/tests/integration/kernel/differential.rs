@@ -504,3 +504,36 @@ fn profiles_agree_too() {
     );
     assert_eq!(d.verdict, Verdict::Pass);
 }
+
+#[test]
+fn scan_detection_and_quarantine_agree() {
+    let _timing = crate::rates::shared();
+    // Low thresholds, so the generated traffic's users cross them early and
+    // spend most packets in quarantine: both the estimators and the
+    // quarantine's verdicts are compared.
+    let policy = format!(
+        "{POLICY}\n[detect.scan]\nhosts = 4\nports = 6\nquarantine = \"10m\"\nallow = [\"dns\", \"ping\"]\n"
+    );
+    let k = Kernel::new(&policy);
+    let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
+    let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
+    let pool6 = v6_pool();
+    for i in 0..3_000 {
+        let frame = random_frame(&mut rng, &pool6);
+        let (hook, name) = HOOKS[if i % 5 < 3 { 0 } else { 1 + i % 2 }];
+        check(
+            &k,
+            &mut model,
+            &frame,
+            hook,
+            &format!("packet {i} ({name})"),
+        );
+    }
+    let q = k.dp.scan_table().unwrap().quarantined().unwrap();
+    assert!(q.len() >= 3, "users quarantined: {q:?}");
+    assert!(
+        k.global(global_counter::QUARANTINE_DENIED) > 100,
+        "quarantine denials: {}",
+        k.global(global_counter::QUARANTINE_DENIED)
+    );
+}

@@ -11,6 +11,7 @@ mod identity;
 mod limits;
 mod parse;
 mod props;
+mod scan;
 
 use crate::common::*;
 use policy_common::{Counters, Event, event_kind, global_counter};
