@@ -922,3 +922,87 @@ fn metrics_per_user_is_validated() {
     let e = err("[metrics]\nper_users = \"all\"\n");
     assert!(e.contains("unknown field `per_users`"), "{e}");
 }
+
+const DNS: &str = "[[class]]\nname = \"dns\"\nmatch = { proto = \"udp\", ports = [53] }\n";
+
+#[test]
+fn scan_detection_compiles_to_bits_and_allowed_classes() {
+    let p = parse_str(&format!(
+        "{DNS}[detect.scan]\nhosts = 25\nports = 100\nquarantine = \"5m\"\nallow = [\"dns\", \"default\"]\n"
+    ))
+    .unwrap();
+    let scan = p.scan.clone().unwrap();
+    assert_eq!((scan.hosts, scan.ports), (Some(25), Some(100)));
+    assert_eq!(scan.window, ScanPolicy::DEFAULT_WINDOW, "60 s by default");
+    assert_eq!(scan.quarantine, std::time::Duration::from_secs(300));
+    assert!(!scan.monitor, "quarantine by default");
+    let c = CompiledPolicy::compile(&p);
+    assert_ne!(c.config.present & policy_common::present::SCAN, 0);
+    assert_eq!(c.config.scan_host_bits, policy_common::bits_for(25));
+    assert_eq!(c.config.scan_port_bits, policy_common::bits_for(100));
+    assert_eq!(c.config.quarantine_ns, 300_000_000_000);
+    assert_eq!(c.config.quarantine_classes, 0b11, "default (0) and dns (1)");
+    let none = CompiledPolicy::compile(&parse_str(DNS).unwrap());
+    assert_eq!(none.config.present & policy_common::present::SCAN, 0);
+}
+
+#[test]
+fn scan_detection_mistakes_point_at_the_value() {
+    let e = err("[detect.scan]\nwindow = \"60s\"\n");
+    assert!(
+        e.contains("detect.scan") && e.contains("give `hosts`, `ports` or both"),
+        "{e}"
+    );
+    let e = err("[detect.scan]\nhosts = 1\n");
+    assert!(
+        e.contains("p.toml:2:9") && e.contains("detect.scan.hosts"),
+        "{e}"
+    );
+    assert!(e.contains("expected 2 to 1000"), "{e}");
+    let e = err("[detect.scan]\nports = 5000\n");
+    assert!(e.contains("detect.scan.ports"), "{e}");
+    let e = err("[detect.scan]\nports = 50\nwindow = \"soon\"\n");
+    assert!(
+        e.contains("detect.scan.window") && e.contains("`soon` is not a duration"),
+        "{e}"
+    );
+    let e = err("[detect.scan]\nports = 50\nquarantine = \"1d\"\n");
+    assert!(
+        e.contains("detect.scan.quarantine"),
+        "days are not fixed-length: {e}"
+    );
+    let e = err("[detect.scan]\nports = 50\naction = \"kill\"\n");
+    assert!(
+        e.contains("unknown value `kill`, expected `quarantine` or `monitor`"),
+        "{e}"
+    );
+    let e = err("[detect.scan]\nports = 50\nallow = [\"dsn\"]\n");
+    assert!(e.contains("detect.scan.allow: no class named `dsn`"), "{e}");
+    let e = err("[detect.scan]\nports = 50\nthreshold = 3\n");
+    assert!(e.contains("unknown field `threshold`"), "{e}");
+}
+
+#[test]
+fn layered_scan_detection_only_tightens() {
+    let (_dir, l) = layers(&[
+        &format!(
+            "{DNS}[detect.scan]\nhosts = 50\nwindow = \"60s\"\naction = \"monitor\"\nquarantine = \"5m\"\nallow = [\"dns\", \"default\"]\n"
+        ),
+        "[detect.scan]\nhosts = 100\nports = 80\nwindow = \"30s\"\nquarantine = \"1h\"\nallow = [\"dns\"]\n",
+    ]);
+    let l = l.unwrap();
+    let s = l.policy.scan.clone().unwrap();
+    assert_eq!(s.hosts, Some(50), "the lower threshold");
+    assert_eq!(s.ports, Some(80), "a threshold either file sets");
+    assert_eq!(
+        s.window,
+        std::time::Duration::from_secs(60),
+        "the longer window"
+    );
+    assert!(!s.monitor, "quarantining beats reporting");
+    assert_eq!(s.quarantine, std::time::Duration::from_secs(3600));
+    assert_eq!(s.allow, ["dns"], "only what both allow");
+    let (value, from) = &l.provenance["detect.scan"];
+    assert!(value.contains("hosts 50 ports 80"), "{value}");
+    assert!(from.ends_with("layer1.toml"), "{from:?}");
+}

@@ -8,5 +8,6 @@ mod hook;
 mod reload;
 mod replay;
 mod restart;
+mod scan;
 mod schedule;
 mod traffic;
