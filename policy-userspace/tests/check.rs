@@ -91,7 +91,11 @@ fn default_policy_prints_a_baseline_that_checks() {
     );
     let (ok, stdout, stderr) = check(&text);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("5 classes"), "{stdout}");
+    assert!(stdout.contains("8 classes"), "{stdout}");
+    assert!(
+        stdout.contains("detect.scan"),
+        "scan detection is part of it: {stdout}"
+    );
 }
 
 #[test]
@@ -259,5 +263,54 @@ fn an_address_alias_for_another_user_is_refused_naming_both() {
         stderr.contains("user `mallory`: `10.0.0.0/24`")
             && stderr.contains("user `alice`'s (DIR/state.toml:3:8)"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn explain_says_what_a_quarantine_would_do_to_the_packet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        "[detect.scan]\nports = 30\nquarantine = \"2m\"\nallow = [\"dns\"]\n\
+         [[class]]\nname = \"dns\"\nmatch = { proto = \"udp\", ports = [53] }\n\
+         [[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\n",
+    )
+    .unwrap();
+    let explain = |dport: &str, src: &str| {
+        let out = Command::new(policyd())
+            .arg("explain")
+            .arg("-p")
+            .arg(&path)
+            .args(["--src", src, "--dst", "192.0.2.7", "--proto", "udp"])
+            .args(["--dport", dport, "--at", "2026-12-01T10:00"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let scans = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("scans:"))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        scans(&explain("53", "10.0.0.2")).as_deref(),
+        Some(
+            "scans:   new flows to 30 ports within 60s quarantine alice for 120s; this class still passes"
+        )
+    );
+    assert_eq!(
+        scans(&explain("443", "10.0.0.2")).as_deref(),
+        Some(
+            "scans:   new flows to 30 ports within 60s quarantine alice for 120s; this packet would be denied"
+        )
+    );
+    assert!(
+        scans(&explain("443", "10.0.0.9")).is_some_and(|l| l.contains("never for `unidentified`"))
     );
 }

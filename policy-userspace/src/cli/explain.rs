@@ -275,6 +275,37 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     let layers = (layered.layers.len() > 1)
         .then(|| ceilings.verdicts(&who, &class_name, profile))
         .flatten();
+    // Scan detection's part: live quarantines are in the kernel
+    // (`policyd status`); this says what one would do to this packet.
+    let quarantine = p.scan.as_ref().map(|scan| {
+        let n = |v: Option<u32>, what: &str| v.map(|v| format!("{v} {what}"));
+        let limits: Vec<String> = [n(scan.hosts, "hosts"), n(scan.ports, "ports")]
+            .into_iter()
+            .flatten()
+            .collect();
+        let outcome = if user == USER_UNIDENTIFIED {
+            "never for `unidentified` (it is every unknown sender)".to_owned()
+        } else if scan.monitor {
+            "reported only (`action = \"monitor\"`)".to_owned()
+        } else if class == 0 && scan.allow.iter().any(|c| c == "default")
+            || scan.allow.contains(&class_name)
+        {
+            format!(
+                "{} for {:?}; this class still passes",
+                user_name, scan.quarantine
+            )
+        } else {
+            format!(
+                "{} for {:?}; this packet would be denied",
+                user_name, scan.quarantine
+            )
+        };
+        format!(
+            "new flows to {} within {:?} quarantine {outcome}",
+            limits.join(" or "),
+            scan.window
+        )
+    });
     let e = Explanation {
         layers,
         user: user_name,
@@ -297,6 +328,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
                 "profile": e.profile, "profile_why": e.profile_why,
                 "action": e.action, "action_why": e.action_why,
                 "verdict": e.verdict,
+                "quarantine": quarantine,
                 "layers": e.layers.as_ref().map(|v| serde_json::json!({
                     "files": v.layers.iter().map(|(path, l)| serde_json::json!({
                         "file": path.display().to_string(),
@@ -317,6 +349,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             println!("layers:  {}", super::ceilings::line(v, &who));
         }
         println!("verdict: {}", e.verdict);
+        if let Some(q) = &quarantine {
+            println!("scans:   {q}");
+        }
     }
     Ok(())
 }

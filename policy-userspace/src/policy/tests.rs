@@ -501,10 +501,17 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
             "webmail",
             "mail",
             "bulk",
-            "broadcast"
+            "broadcast",
+            "dns",
+            "dns-tcp",
+            "dhcp"
         ]
     );
     assert!(p.sets.iter().all(|s| s.nets.is_empty()), "sets ship empty");
+    let scan = p.scan.clone().expect("scans are detected");
+    assert_eq!((scan.hosts, scan.ports), (Some(100), Some(100)));
+    assert!(!scan.monitor, "and quarantined");
+    assert_eq!(scan.allow, ["dns", "dns-tcp", "dhcp"]);
     let everyone = |class: &str| {
         let id = c.classes.iter().position(|x| x == class).unwrap() as u32;
         c.actions
@@ -532,6 +539,11 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
     assert_ne!(
         everyone("broadcast").profiles[business].flags & flag::PACKETS,
         0
+    );
+    assert_eq!(
+        everyone("mail").profiles[business].conn_cost_ns,
+        3_000_000_000,
+        "mail: 20 connections a minute"
     );
     assert!(c.config.elephant_bytes > 0);
     assert!(

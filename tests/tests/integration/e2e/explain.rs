@@ -107,7 +107,8 @@ fn explain_agrees_with_the_kernel() {
             download: false,
             at: "2026-12-01T10:00",
             want_user: "unidentified",
-            want_class: "default",
+            // The example's `dns` class (what a quarantine still allows).
+            want_class: "dns",
             want_verdict: "limit",
         },
         Case {
