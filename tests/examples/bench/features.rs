@@ -80,17 +80,80 @@ fn cases() -> Vec<(&'static str, &'static str, String, String, Vec<u8>)> {
         (
             "connection rate",
             "TCP SYN, refused (dropped)",
-            without,
+            without.clone(),
             refusing,
             eth(
                 ETH_P_IP,
                 &ipv4(alice, remote, 6, &tcp(40000, 25, 0x02, &[])),
             ),
         ),
+        // Thresholds a repeated packet never crosses: one destination.
+        (
+            "scan detection",
+            "TCP ACK (opens nothing)",
+            without.clone(),
+            format!("{SCAN}{without}"),
+            eth(
+                ETH_P_IP,
+                &ipv4(alice, remote, 6, &tcp(40000, 25, 0x10, &[0; 64])),
+            ),
+        ),
+        (
+            "scan detection",
+            "TCP SYN (counted)",
+            without.clone(),
+            format!("{SCAN}{without}"),
+            eth(
+                ETH_P_IP,
+                &ipv4(alice, remote, 6, &tcp(40000, 25, 0x02, &[])),
+            ),
+        ),
+        (
+            "scan detection",
+            "UDP, flow already seen",
+            without.clone(),
+            format!("{SCAN}{without}"),
+            eth(
+                ETH_P_IP,
+                &ipv4(alice, remote, 17, &udp(40000, 5060, &[0; 64])),
+            ),
+        ),
     ]
 }
 
-pub(crate) fn features_table(s: &Settings) {
+const SCAN: &str = "[detect.scan]\nhosts = 100\nports = 100\n";
+
+/// The kernel memory of the scan table, which has an entry per user when
+/// the policy detects scans (and one otherwise).
+fn scan_memory(quick: bool) {
+    let sizes: &[u32] = if quick {
+        &[10_000]
+    } else {
+        &[10_000, 1_000_000]
+    };
+    println!("| users | `SCAN` with `[detect.scan]` (MiB) | without (MiB) |");
+    println!("|---:|---:|---:|");
+    for &n in sizes {
+        let mib = |scan: bool| {
+            let mut p = crate::workload::policy(n, 1);
+            if scan {
+                p.config.present |= policy_common::present::SCAN;
+                p.config.scan_port_bits = policy_common::bits_for(100);
+            }
+            let _dp = load(&p);
+            crate::memory::maps()
+                .iter()
+                .filter(|m| m.name == policy_common::MAP_SCAN)
+                .map(|m| m.memlock)
+                .sum::<u64>() as f64
+                / (1024.0 * 1024.0)
+        };
+        println!("| {n} | {:.1} | {:.3} |", mib(true), mib(false));
+    }
+    println!();
+}
+
+pub(crate) fn features_table(s: &Settings, quick: bool) {
     println!("### Threat features: per-packet cost, unused and enabled\n");
     println!(
         "_XDP test runs of one packet of a limited class (a 10 Gbit/s limit no test run reaches) through a policy without the feature and one with it, both loaded, rounds interleaved. Unused, a feature costs its packet nothing beyond one branch on a field the action entry already holds._\n"
@@ -111,4 +174,5 @@ pub(crate) fn features_table(s: &Settings) {
         );
     }
     println!();
+    scan_memory(quick);
 }

@@ -94,7 +94,7 @@ fn main() {
     if part("cost") {
         r.cost = cost::cost_table(&s);
         stages::stage_table(&s);
-        features::features_table(&s);
+        features::features_table(&s, quick);
     }
     if part("scale") {
         let sizes: &[u32] = if quick {
