@@ -149,6 +149,12 @@ pub struct Config {
     /// Entries per row of [`crate::MAP_ACTIONS`]: class ids are below it.
     pub action_stride: u32,
     pub _pad: u32,
+    /// Slots of [`crate::MAP_UNID_BUCKETS`] in use (a power of two): the
+    /// `unidentified` user's limits are per sender in them. 0: one bucket
+    /// for all unidentified senders, in [`crate::MAP_BUCKETS`] like any
+    /// user's (`buckets = "shared"`).
+    pub unid_slots: u32,
+    pub _pad_unid: u32,
 }
 
 /// Bits of [`Config::present`].

@@ -76,6 +76,10 @@ pub mod global_counter {
     /// limit that signals congestion (`ecn`, the default): counted as
     /// `limit` drops of their user too.
     pub const EARLY_DROPS: u32 = 9;
+    /// Packets of an unidentified sender policed against a per-source
+    /// bucket slot another sender still holds (its bucket not yet full
+    /// again): the two share one limit until it refills.
+    pub const UNID_SHARED: u32 = 10;
     /// Number of slots; the map is sized with this.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
 }

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod maps;
 pub mod names;
 pub mod sketch;
+pub mod unid;
 
 #[cfg(test)]
 mod layout;
@@ -29,6 +30,7 @@ pub use identity::*;
 pub use maps::*;
 pub use names::*;
 pub use sketch::*;
+pub use unid::*;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -65,5 +67,6 @@ mod pod {
         GenU32,
         GenU64,
         NameSlot,
+        UnidSlot,
     );
 }

@@ -3,14 +3,16 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
 use policy_common::{
-    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, flag, global_counter, kind,
-    mode, present,
+    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, USER_UNIDENTIFIED, UserId, flag,
+    global_counter, kind, mode, present,
 };
 
 use crate::{
     bucket::{self, Outcome},
     counters,
     maps::{ACTIONS, ACTIVE_PROFILE, BUCKETS, CLASS_BUCKETS, CLASS_LIMITS, USER_INFO},
+    parse::Packet,
+    unid,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -148,6 +150,18 @@ fn user_bucket(user: UserId, class: u32, direction: u8) -> Option<*mut u64> {
     bucket
 }
 
+/// The bucket a limit of `t.user` polices against: the sender's own in the
+/// per-source table for the unidentified user (unless the policy shares
+/// one bucket among them), else the user's.
+#[inline(always)]
+fn limit_bucket(t: &Traffic, cfg: &Config, p: &Packet, clock: &mut Clock) -> Option<*mut u64> {
+    if t.user == USER_UNIDENTIFIED && cfg.unid_slots != 0 {
+        unid::bucket(p, t.class, t.dir, cfg, clock.now())
+    } else {
+        user_bucket(t.user, t.class, t.dir)
+    }
+}
+
 /// One packet as enforcement sees it.
 #[derive(Clone, Copy)]
 pub(crate) struct Traffic {
@@ -161,13 +175,19 @@ pub(crate) struct Traffic {
 }
 
 #[inline(always)]
-pub(crate) fn decide(t: &Traffic, cfg: &Config, signal: Signal, can_hand_off: bool) -> Enforced {
+pub(crate) fn decide(
+    t: &Traffic,
+    cfg: &Config,
+    signal: Signal,
+    can_hand_off: bool,
+    p: &Packet,
+) -> Enforced {
     let Traffic {
         user,
         class,
-        dir: direction,
         len,
         generation,
+        ..
     } = *t;
     let profile = active_profile(generation);
     let a = params(user, class, profile, cfg, generation);
@@ -181,7 +201,7 @@ pub(crate) fn decide(t: &Traffic, cfg: &Config, signal: Signal, can_hand_off: bo
         kind::DENY => out.decision = Decision::Deny,
         kind::MONITOR => out.decision = Decision::Monitor,
         kind::LIMIT if can_hand_off && a.tc_classid != 0 => out.tc_classid = a.tc_classid,
-        kind::LIMIT => match user_bucket(user, class, direction) {
+        kind::LIMIT => match limit_bucket(t, cfg, p, &mut clock) {
             Some(tat) => match police(tat, &a, len, signal, &mut clock) {
                 Some(backlog) => {
                     out.mark_ce = a.flags & flag::ECN != 0

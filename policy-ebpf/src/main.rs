@@ -19,6 +19,7 @@ mod keys;
 mod load;
 mod maps;
 mod parse;
+mod unid;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
@@ -217,7 +218,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             ecn_capable: p.ecn == 1 || p.ecn == 2,
             tcp: p.proto == 6 && p.has_ports,
         };
-        enforce::decide(&t, cfg, signal, H::EGRESS)
+        enforce::decide(&t, cfg, signal, H::EGRESS, p)
     };
     if enforced.tc_classid != 0 {
         ctx.set_classid(enforced.tc_classid);

@@ -95,6 +95,8 @@ struct Explanation<'a> {
     action: String,
     action_why: String,
     verdict: &'static str,
+    /// Which bucket a limit of the `unidentified` user polices against.
+    bucket: Option<String>,
 }
 
 pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
@@ -267,6 +269,8 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             _ => "pass",
         }
     };
+    let bucket = (user == USER_UNIDENTIFIED && verdict == "limit")
+        .then(|| p.unidentified_buckets.describe());
     let who = Subject::User(user_name.clone());
     let ceilings = Ceilings::new(&layered.layers, &p.users);
     let layers = (layered.layers.len() > 1)
@@ -283,6 +287,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         action,
         action_why,
         verdict,
+        bucket,
     };
     if args.json {
         println!(
@@ -294,6 +299,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
                 "profile": e.profile, "profile_why": e.profile_why,
                 "action": e.action, "action_why": e.action_why,
                 "verdict": e.verdict,
+                "bucket": e.bucket,
                 "layers": e.layers.as_ref().map(|v| serde_json::json!({
                     "files": v.layers.iter().map(|(path, l)| serde_json::json!({
                         "file": path.display().to_string(),
@@ -314,6 +320,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             println!("layers:  {}", super::ceilings::line(v, &who));
         }
         println!("verdict: {}", e.verdict);
+        if let Some(b) = &e.bucket {
+            println!("bucket:  {b}");
+        }
     }
     Ok(())
 }

@@ -6,10 +6,11 @@ use aya::{Ebpf, EbpfLoader};
 use policy_common::{
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS, DEFAULT_MAX_COUNTERS,
     DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH,
-    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH,
-    MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_USER_CGROUPS, MAP_USER_CIDRS,
-    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS,
-    MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir, mapped_v4,
+    DEFAULT_UNID_SLOTS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_COUNTERS, MAP_EVENT_LIMITER,
+    MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS,
+    MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS,
+    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
+    mapped_v4,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -46,6 +47,11 @@ pub struct Capacity {
     /// Cells per row of the elephant sketch (rounded up to a power of two
     /// when loaded).
     pub sketch_width: u32,
+    /// Slots of the unidentified user's per-source buckets: the policy's
+    /// `[unidentified] slots`, never below the default (16 bytes a slot,
+    /// 64 KiB), so a reload may switch from a shared bucket to per-source
+    /// ones, or ask for a table up to that size.
+    pub unid_slots: u32,
 }
 
 impl Default for Capacity {
@@ -63,6 +69,7 @@ impl Default for Capacity {
             counters: 0,
             buckets: 0,
             sketch_width: DEFAULT_SKETCH_WIDTH,
+            unid_slots: DEFAULT_UNID_SLOTS,
         }
     }
 }
@@ -138,6 +145,7 @@ impl Capacity {
         if self.buckets == 0 {
             self.buckets = buckets::fitted(buckets::need(policy));
         }
+        self.unid_slots = self.unid_slots.max(policy.config.unid_slots);
         self
     }
 
@@ -155,6 +163,7 @@ impl Capacity {
             set_cidrs: per_gen(MAP_SET_CIDRS)?.min(per_gen(MAP_SET_CIDRS4)?),
             actions: per_gen(MAP_ACTIONS)?,
             counters: maps::max_entries(ebpf, MAP_COUNTERS)?,
+            unid_slots: maps::max_entries(ebpf, MAP_UNID_BUCKETS)?,
             ..self
         })
     }
@@ -228,6 +237,12 @@ impl Capacity {
                 need: limited.rows().cells.len(),
                 capacity: self.actions,
             },
+            Need {
+                map: MAP_UNID_BUCKETS,
+                what: "slots of the unidentified senders' buckets ([unidentified] slots)",
+                need: policy.config.unid_slots as usize,
+                capacity: self.unid_slots,
+            },
         ];
         if let Some(n) = needs.into_iter().find(|n| n.need > n.capacity as usize) {
             return Err(DataplaneError::TableFull {
@@ -269,6 +284,7 @@ impl Capacity {
             .map_max_entries(MAP_ACTIONS, two(self.actions))
             .map_max_entries(MAP_COUNTERS, self.counters)
             .map_max_entries(MAP_BUCKETS, self.buckets)
+            .map_max_entries(MAP_UNID_BUCKETS, self.unid_slots)
             .map_max_entries(MAP_EVENT_LIMITER, self.users)
             .map_max_entries(
                 MAP_FLOW_SKETCH,
@@ -349,6 +365,31 @@ mod tests {
             "11 users x 1 class x 2 is below the floor"
         );
         c.check(&users(10)).unwrap();
+    }
+
+    #[test]
+    fn the_unidentified_table_is_the_default_or_what_the_policy_asks() {
+        let compile =
+            |src: &str| CompiledPolicy::compile(&policy::parse(Path::new("t.toml"), src).unwrap());
+        let c = Capacity::default().fit(&users(10));
+        assert_eq!(c.unid_slots, 4_096, "64 KiB at 10 users");
+        let big = compile("[unidentified]\naction = \"limit 1Mbit\"\nslots = 65536\n");
+        let c = c.fit(&big);
+        assert_eq!(c.unid_slots, 65_536);
+        let small = Capacity::default().fit(&users(10));
+        let err = small.check(&big).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataplaneError::TableFull {
+                    map: policy_common::MAP_UNID_BUCKETS,
+                    need: 65_536,
+                    capacity: 4_096,
+                    ..
+                }
+            ),
+            "a reload asking for more slots than the table has: {err}"
+        );
     }
 
     #[test]

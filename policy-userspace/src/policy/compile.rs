@@ -357,6 +357,8 @@ impl CompiledPolicy {
             action_cells: 0,
             action_stride: 0,
             _pad: 0,
+            unid_slots: policy.unidentified_buckets.kernel_slots(),
+            _pad_unid: 0,
         };
         out.config.present = out.present();
         out

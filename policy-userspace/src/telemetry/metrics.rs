@@ -60,7 +60,7 @@ impl fmt::Debug for KernelCounters {
     }
 }
 
-const GLOBALS: [(u32, &str, &str); 10] = [
+const GLOBALS: [(u32, &str, &str); 11] = [
     (
         global_counter::MALFORMED,
         "policyd_malformed_packets",
@@ -110,6 +110,11 @@ const GLOBALS: [(u32, &str, &str); 10] = [
         global_counter::EARLY_DROPS,
         "policyd_early_drops",
         "TCP packets without ECN dropped early by a limit, so the flow slows down before the bucket runs dry (also counted as limit drops)",
+    ),
+    (
+        global_counter::UNID_SHARED,
+        "policyd_unidentified_bucket_shared",
+        "Packets of an unidentified sender policed against a per-source bucket slot another sender still held (the two shared one limit)",
     ),
 ];
 

@@ -10,6 +10,7 @@ mod identity;
 mod limits;
 mod parse;
 mod props;
+mod unidentified;
 
 use crate::common::*;
 use policy_common::{Counters, Event, event_kind, global_counter};
