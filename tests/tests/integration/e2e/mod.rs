@@ -9,3 +9,4 @@ mod replay;
 mod restart;
 mod schedule;
 mod traffic;
+mod unidentified;
