@@ -269,8 +269,14 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             _ => "pass",
         }
     };
-    let bucket = (user == USER_UNIDENTIFIED && verdict == "limit")
-        .then(|| p.unidentified_buckets.describe());
+    let bucket = (user == USER_UNIDENTIFIED && verdict == "limit").then(|| {
+        let sender = if direction == dir::UPLOAD {
+            args.src
+        } else {
+            args.dst
+        };
+        p.unidentified_buckets.describe_for(sender)
+    });
     let who = Subject::User(user_name.clone());
     let ceilings = Ceilings::new(&layered.layers, &p.users);
     let layers = (layered.layers.len() > 1)

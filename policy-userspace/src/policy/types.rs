@@ -51,6 +51,23 @@ impl UnidBuckets {
         }
     }
 
+    /// Which bucket a limit of the unidentified `sender` polices against.
+    pub fn describe_for(&self, sender: std::net::IpAddr) -> String {
+        if self.is_shared() {
+            return self.describe();
+        }
+        let key = match sender {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => {
+                ipnet::Ipv6Net::new(a, 64).map_or_else(|_| a.to_string(), |n| n.trunc().to_string())
+            }
+        };
+        format!(
+            "per source: {key}'s own bucket, in a table of {} slots (a busy slot is shared)",
+            self.slots()
+        )
+    }
+
     /// The stricter of two layers' settings: a shared bucket (every
     /// sender's traffic is also within it alone, and the group's total is
     /// held to one limit) and the smaller table (more senders share).
