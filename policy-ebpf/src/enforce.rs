@@ -3,8 +3,8 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
 use policy_common::{
-    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, USER_UNIDENTIFIED, UserId, flag,
-    global_counter, kind, mode, present,
+    ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, flag, global_counter, kind,
+    mode, present,
 };
 
 use crate::{
@@ -155,34 +155,11 @@ fn user_bucket(user: UserId, class: u32, direction: u8) -> Option<*mut u64> {
 /// one bucket among them), else the user's.
 #[inline(always)]
 fn limit_bucket(t: &Traffic, cfg: &Config, p: &Packet, clock: &mut Clock) -> Option<*mut u64> {
-    if cfg.unid_slots != 0 && unlinked(t.user) == USER_UNIDENTIFIED {
+    if unid::applies(t.user, cfg) {
         unid::bucket(p, t.class, t.dir, cfg, clock.now())
     } else {
         user_bucket(t.user, t.class, t.dir)
     }
-}
-
-/// `x`, as a value the verifier does not link to `x`'s register, so that a
-/// test of the copy narrows only the copy. `t.user == 0` tested directly
-/// left the verifier (kernel 6.18) knowing the user exactly on one side,
-/// and as the user stays live (counters, events), the states after the
-/// limit never pruned against each other: TC egress verified at 350 131
-/// instructions instead of 191 327. A copy by `mov` would share the id and
-/// be narrowed with it; an `xor` makes a new scalar.
-#[inline(always)]
-fn unlinked(x: u32) -> u32 {
-    let out: u64;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        core::arch::asm!(
-            "{out} = {x}",
-            "{out} ^= 0",
-            x = in(reg) u64::from(x),
-            out = out(reg) out,
-            options(pure, nomem, nostack),
-        );
-    }
-    out as u32
 }
 
 /// One packet as enforcement sees it.
