@@ -182,6 +182,12 @@ pub struct Config {
     pub scan_flags: u32,
     /// Entries of [`crate::MAP_SCAN`]: user ids below it are watched.
     pub scan_users: u32,
+    /// Slots of [`crate::MAP_UNID_BUCKETS`] in use (a power of two): the
+    /// `unidentified` user's limits are per sender in them. 0: one bucket
+    /// for all unidentified senders, in [`crate::MAP_BUCKETS`] like any
+    /// user's (`buckets = "shared"`).
+    pub unid_slots: u32,
+    pub _pad_unid: u32,
 }
 
 /// Bits of [`Config::present`].

@@ -82,6 +82,10 @@ pub mod global_counter {
     pub const QUARANTINES_PORTS: u32 = 11;
     /// Packets of quarantined users denied (also counted as `deny`).
     pub const QUARANTINE_DENIED: u32 = 12;
+    /// Packets of an unidentified sender policed against a per-source
+    /// bucket slot another sender still holds (its bucket not yet full
+    /// again): the two share one limit until it refills.
+    pub const UNID_SHARED: u32 = 13;
     /// Number of slots; the map is sized with this.
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 14;
 }

@@ -18,6 +18,7 @@ pub mod maps;
 pub mod names;
 pub mod scan;
 pub mod sketch;
+pub mod unid;
 
 #[cfg(test)]
 mod layout;
@@ -33,6 +34,7 @@ pub use maps::*;
 pub use names::*;
 pub use scan::*;
 pub use sketch::*;
+pub use unid::*;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -70,5 +72,6 @@ mod pod {
         GenU32,
         GenU64,
         NameSlot,
+        UnidSlot,
     );
 }

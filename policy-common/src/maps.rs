@@ -61,6 +61,9 @@ pub const MAP_CLASS_LIMITS: &str = "CLASS_LIMITS";
 pub const MAP_CLASS_BUCKETS: &str = "CLASS_BUCKETS";
 /// Hash (not LRU) [`crate::BucketKey`] -> bucket time (`u64`).
 pub const MAP_BUCKETS: &str = "BUCKETS";
+/// Array of [`crate::UnidSlot`]: the `unidentified` user's per-source
+/// buckets (see unid.rs).
+pub const MAP_UNID_BUCKETS: &str = "UNID_BUCKETS";
 /// Per generation: the active profile index (`u32`).
 pub const MAP_ACTIVE_PROFILE: &str = "ACTIVE_PROFILE";
 /// Per generation: [`crate::Config`].
@@ -112,6 +115,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_CLASS_LIMITS,
     MAP_CLASS_BUCKETS,
     MAP_BUCKETS,
+    MAP_UNID_BUCKETS,
     MAP_ACTIVE_PROFILE,
     MAP_CONFIG,
     MAP_GENERATION,

@@ -72,14 +72,14 @@ pub const fn flow_hash(addrs: [u64; 4], sport: u16, dport: u16, proto: u8, dir: 
 }
 
 /// The first word's offset into the chain (the golden ratio, as SplitMix64).
-const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(crate) const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// In the second word of an IPv4-mapped address (`::ffff:a.b.c.d`, bytes
 /// 8..16 in memory order): the IPv4 address's bits, and the rest's value.
 /// The address fills half the word, so rotating it by 32 moves it to the
 /// other half, whatever the byte order.
-const V4: u64 = u64::from_ne_bytes([0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-const MAPPED: u64 = u64::from_ne_bytes([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+pub(crate) const V4: u64 = u64::from_ne_bytes([0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+pub(crate) const MAPPED: u64 = u64::from_ne_bytes([0, 0, 0xff, 0xff, 0, 0, 0, 0]);
 
 /// The flow's cell in each row, as indexes into the sketch array (row `r`
 /// occupies `r * width .. (r + 1) * width`); `mask` is `width - 1`.

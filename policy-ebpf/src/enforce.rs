@@ -13,6 +13,7 @@ use crate::{
     counters,
     maps::{ACTIONS, ACTIVE_PROFILE, BUCKETS, CLASS_BUCKETS, CLASS_LIMITS, USER_INFO},
     parse::Packet,
+    unid,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -150,6 +151,18 @@ fn user_bucket(user: UserId, class: u32, direction: u8, which: u8) -> Option<*mu
     bucket
 }
 
+/// The bucket a limit of `t.user` polices against: the sender's own in the
+/// per-source table for the unidentified user (unless the policy shares
+/// one bucket among them), else the user's.
+#[inline(always)]
+fn limit_bucket(t: &Traffic, cfg: &Config, p: &Packet, clock: &mut Clock) -> Option<*mut u64> {
+    if unid::applies(t.user, cfg) {
+        unid::bucket(p, t.class, t.dir, cfg, clock.now())
+    } else {
+        user_bucket(t.user, t.class, t.dir, bucket_kind::RATE)
+    }
+}
+
 /// One packet as enforcement sees it.
 #[derive(Clone, Copy)]
 pub(crate) struct Traffic {
@@ -174,9 +187,9 @@ pub(crate) fn decide(
     let Traffic {
         user,
         class,
-        dir: direction,
         len,
         generation,
+        ..
     } = *t;
     let profile = active_profile(generation);
     let a = params(user, class, profile, cfg, generation);
@@ -198,7 +211,7 @@ pub(crate) fn decide(
                 out.tc_classid = a.tc_classid;
             } else if a.cost_fp != 0 {
                 // A limit on connections alone has no byte or packet rate.
-                match user_bucket(user, class, direction, bucket_kind::RATE) {
+                match limit_bucket(t, cfg, p, &mut clock) {
                     Some(tat) => match police(tat, &a, len, signal, &mut clock) {
                         Some(backlog) => {
                             out.mark_ce = a.flags & flag::ECN != 0

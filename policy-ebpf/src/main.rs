@@ -21,6 +21,7 @@ mod load;
 mod maps;
 mod parse;
 mod scan;
+mod unid;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},

@@ -16,9 +16,10 @@ use policy_common::{
     ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_CONN_FLOW_WIDTH,
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
-    DEFAULT_SKETCH_WIDTH, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix,
-    GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MacBinding,
-    NameSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState, UserId, UserInfo, global_counter,
+    DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr,
+    GenMac, GenPrefix, GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES,
+    MAX_IFINDEX, MacBinding, NameSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState, UnidSlot, UserId,
+    UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -135,6 +136,15 @@ pub(crate) static CLASS_BUCKETS: Array<u64> = Array::pinned(MAX_CLASSES * 2, 0);
 // into a full map fails and the packet is treated as over the limit.
 #[map(name = "BUCKETS")]
 pub(crate) static BUCKETS: HashMap<BucketKey, u64> = HashMap::pinned(DEFAULT_MAX_BUCKETS, 0);
+
+// The unidentified user's buckets, one per sender (unid.rs): an array of
+// slots indexed by a hash, not a hash map or LRU, so its memory is fixed
+// whatever the number of senders and nothing is ever evicted behind the
+// data path's back: a sender only takes over a slot whose bucket is full
+// again, and a slot still in use is shared (stricter) and counted. The
+// loader sizes it from the policy (`[unidentified] slots`), 16 bytes a slot.
+#[map(name = "UNID_BUCKETS")]
+pub(crate) static UNID_BUCKETS: Array<UnidSlot> = Array::pinned(DEFAULT_UNID_SLOTS, 0);
 
 #[map(name = "ACTIVE_PROFILE")]
 pub(crate) static ACTIVE_PROFILE: Array<u32> = Array::pinned(GENERATIONS, 0);

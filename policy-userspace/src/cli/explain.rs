@@ -95,6 +95,8 @@ struct Explanation<'a> {
     action: String,
     action_why: String,
     verdict: &'static str,
+    /// Which bucket a limit of the `unidentified` user polices against.
+    bucket: Option<String>,
 }
 
 pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
@@ -270,6 +272,14 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             _ => "pass",
         }
     };
+    let bucket = (user == USER_UNIDENTIFIED && verdict == "limit").then(|| {
+        let sender = if direction == dir::UPLOAD {
+            args.src
+        } else {
+            args.dst
+        };
+        p.unidentified_buckets.describe_for(sender)
+    });
     let who = Subject::User(user_name.clone());
     let ceilings = Ceilings::new(&layered.layers, &p.users);
     let layers = (layered.layers.len() > 1)
@@ -317,6 +327,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         action,
         action_why,
         verdict,
+        bucket,
     };
     if args.json {
         println!(
@@ -329,6 +340,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
                 "action": e.action, "action_why": e.action_why,
                 "verdict": e.verdict,
                 "quarantine": quarantine,
+                "bucket": e.bucket,
                 "layers": e.layers.as_ref().map(|v| serde_json::json!({
                     "files": v.layers.iter().map(|(path, l)| serde_json::json!({
                         "file": path.display().to_string(),
@@ -351,6 +363,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         println!("verdict: {}", e.verdict);
         if let Some(q) = &quarantine {
             println!("scans:   {q}");
+        }
+        if let Some(b) = &e.bucket {
+            println!("bucket:  {b}");
         }
     }
     Ok(())

@@ -41,6 +41,7 @@ impl Dataplane {
     /// full buckets and fresh flows).
     pub fn reset_state(&mut self) -> Result<(), DataplaneError> {
         maps::remove_where::<BucketKey, u64>(&mut self.ebpf, MAP_BUCKETS, |_| true)?;
+        maps::clear_unid_buckets(&mut self.ebpf, self.capacity.unid_slots)?;
         self.sketch.clear()
     }
 }

@@ -6,11 +6,11 @@ use aya::{Ebpf, EbpfLoader};
 use policy_common::{
     DEFAULT_CONN_FLOW_WIDTH, DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
-    DEFAULT_SKETCH_WIDTH, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_CONN_FLOWS, MAP_COUNTERS,
-    MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4,
-    MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS,
-    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
-    mapped_v4, present,
+    DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS,
+    MAP_CONN_FLOWS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SCAN,
+    MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
+    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS,
+    MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir, mapped_v4, present,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -53,6 +53,11 @@ pub struct Capacity {
     /// Users watched for scans (SCAN, 88 bytes each): the users' capacity
     /// when the policy detects scans, else 1 (the map cannot be empty).
     pub scan: u32,
+    /// Slots of the unidentified user's per-source buckets: the policy's
+    /// `[unidentified] slots`, never below the default (16 bytes a slot,
+    /// 64 KiB), so a reload may switch from a shared bucket to per-source
+    /// ones, or ask for a table up to that size.
+    pub unid_slots: u32,
 }
 
 impl Default for Capacity {
@@ -72,6 +77,7 @@ impl Default for Capacity {
             sketch_width: DEFAULT_SKETCH_WIDTH,
             conn_flow_width: DEFAULT_CONN_FLOW_WIDTH,
             scan: 1,
+            unid_slots: DEFAULT_UNID_SLOTS,
         }
     }
 }
@@ -150,6 +156,7 @@ impl Capacity {
         if policy.config.present & present::SCAN != 0 {
             self.scan = self.scan.max(self.users);
         }
+        self.unid_slots = self.unid_slots.max(policy.config.unid_slots);
         self
     }
 
@@ -170,6 +177,7 @@ impl Capacity {
             // An adopted table keeps the width it was made with.
             conn_flow_width: maps::max_entries(ebpf, MAP_CONN_FLOWS)? / 2,
             scan: maps::max_entries(ebpf, MAP_SCAN)?,
+            unid_slots: maps::max_entries(ebpf, MAP_UNID_BUCKETS)?,
             ..self
         })
     }
@@ -254,6 +262,12 @@ impl Capacity {
                 },
                 capacity: self.scan,
             },
+            Need {
+                map: MAP_UNID_BUCKETS,
+                what: "slots of the unidentified senders' buckets ([unidentified] slots)",
+                need: policy.config.unid_slots as usize,
+                capacity: self.unid_slots,
+            },
         ];
         if let Some(n) = needs.into_iter().find(|n| n.need > n.capacity as usize) {
             return Err(DataplaneError::TableFull {
@@ -295,6 +309,7 @@ impl Capacity {
             .map_max_entries(MAP_ACTIONS, two(self.actions))
             .map_max_entries(MAP_COUNTERS, self.counters)
             .map_max_entries(MAP_BUCKETS, self.buckets)
+            .map_max_entries(MAP_UNID_BUCKETS, self.unid_slots)
             .map_max_entries(MAP_EVENT_LIMITER, self.users)
             .map_max_entries(
                 MAP_FLOW_SKETCH,
@@ -389,6 +404,31 @@ mod tests {
             "11 users x 1 class x 2 is below the floor"
         );
         c.check(&users(10)).unwrap();
+    }
+
+    #[test]
+    fn the_unidentified_table_is_the_default_or_what_the_policy_asks() {
+        let compile =
+            |src: &str| CompiledPolicy::compile(&policy::parse(Path::new("t.toml"), src).unwrap());
+        let c = Capacity::default().fit(&users(10));
+        assert_eq!(c.unid_slots, 4_096, "64 KiB at 10 users");
+        let big = compile("[unidentified]\naction = \"limit 1Mbit\"\nslots = 65536\n");
+        let c = c.fit(&big);
+        assert_eq!(c.unid_slots, 65_536);
+        let small = Capacity::default().fit(&users(10));
+        let err = small.check(&big).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataplaneError::TableFull {
+                    map: policy_common::MAP_UNID_BUCKETS,
+                    need: 65_536,
+                    capacity: 4_096,
+                    ..
+                }
+            ),
+            "a reload asking for more slots than the table has: {err}"
+        );
     }
 
     #[test]

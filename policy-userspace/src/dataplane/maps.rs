@@ -260,6 +260,17 @@ fn set_array<V: Pod>(
     batch::update(data(ebpf, name)?, &values).map_err(batch_error(name, "write"))
 }
 
+/// Empties the unidentified senders' bucket table: every slot unowned and
+/// full (tests start each case from full buckets).
+#[cfg(feature = "bench")]
+pub(super) fn clear_unid_buckets(ebpf: &mut Ebpf, slots: u32) -> Result<(), DataplaneError> {
+    set_array(
+        ebpf,
+        policy_common::MAP_UNID_BUCKETS,
+        (0..slots).map(|i| (i, policy_common::UnidSlot::default())),
+    )
+}
+
 /// The cgroup id the kernel reports for a cgroup v2 directory: its inode.
 fn cgroup_id(path: &std::path::Path) -> std::io::Result<u64> {
     std::fs::metadata(path).map(|m| m.ino())

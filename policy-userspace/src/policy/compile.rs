@@ -372,6 +372,8 @@ impl CompiledPolicy {
             scan_port_bits: 0,
             scan_flags: 0,
             scan_users: 0,
+            unid_slots: policy.unidentified_buckets.kernel_slots(),
+            _pad_unid: 0,
         };
         if let Some(scan) = &policy.scan {
             out.scan(scan);

@@ -98,6 +98,10 @@ pub(super) struct MetricsSection {
 #[serde(deny_unknown_fields)]
 pub(super) struct UnidentifiedSection {
     pub action: Spanned<String>,
+    /// `per-source` (default) or `shared`.
+    pub buckets: Option<Spanned<String>>,
+    /// Slots of the per-source table, a power of two.
+    pub slots: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

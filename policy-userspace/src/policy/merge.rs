@@ -194,6 +194,10 @@ impl Merger<'_> {
         self.note("unidentified action".into(), a.to_string());
     }
 
+    fn note_unid_buckets(&mut self, b: &UnidBuckets) {
+        self.note("unidentified buckets".into(), b.describe());
+    }
+
     /// A user the earlier layers do not have: every identifier, and the
     /// action.
     fn note_user(&mut self, u: &User) {
@@ -238,6 +242,7 @@ pub(super) fn first(policy: Policy, path: &Path) -> Layered {
     if let Some(scan) = &policy.scan {
         m.note_scan(scan);
     }
+    m.note_unid_buckets(&policy.unidentified_buckets);
     for r in &policy.rules {
         for (p, a) in policy.profiles.iter().zip(&r.actions) {
             m.note(rule_key(r, p), a.to_string());
@@ -396,6 +401,11 @@ pub(super) fn add(
             m.note_scan(&merged);
         }
         p.scan = Some(merged);
+    }
+    let buckets = p.unidentified_buckets.stricter(layer.unidentified_buckets);
+    if buckets != p.unidentified_buckets {
+        p.unidentified_buckets = buckets;
+        m.note_unid_buckets(&buckets);
     }
 
     // Rules: each file's effective action is a ceiling (see `ceiling`).

@@ -4,11 +4,11 @@ use policy_common::{
 
 use super::*;
 
-fn parse_str(src: &str) -> Result<Policy, PolicyError> {
+pub(super) fn parse_str(src: &str) -> Result<Policy, PolicyError> {
     parse(Path::new("p.toml"), src)
 }
 
-fn err(src: &str) -> String {
+pub(super) fn err(src: &str) -> String {
     parse_str(src)
         .expect_err("policy should be rejected")
         .to_string()

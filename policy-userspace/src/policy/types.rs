@@ -14,6 +14,77 @@ pub const DEFAULT_CLASS: &str = "default";
 /// The profile in force outside every schedule window (index 0).
 pub const OFF_HOURS: &str = "off_hours";
 
+/// How the `unidentified` user's limits are kept (`[unidentified]
+/// buckets` and `slots`); `None` where no file gave the field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnidBuckets {
+    /// `buckets = "shared"`: one bucket for all unidentified senders
+    /// together; else (`"per-source"`, the default) one per sender.
+    pub shared: Option<bool>,
+    /// Slots of the per-source table (a power of two).
+    pub slots: Option<u32>,
+}
+
+impl UnidBuckets {
+    pub fn is_shared(&self) -> bool {
+        self.shared == Some(true)
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.slots.unwrap_or(policy_common::DEFAULT_UNID_SLOTS)
+    }
+
+    /// [`policy_common::Config::unid_slots`]: 0 for a shared bucket.
+    pub fn kernel_slots(&self) -> u32 {
+        if self.is_shared() { 0 } else { self.slots() }
+    }
+
+    /// For `explain` and the provenance.
+    pub fn describe(&self) -> String {
+        if self.is_shared() {
+            "shared: one bucket for all unidentified senders".to_owned()
+        } else {
+            format!(
+                "per source: a bucket per address (IPv6 per /64), in a table of {} slots",
+                self.slots()
+            )
+        }
+    }
+
+    /// Which bucket a limit of the unidentified `sender` polices against.
+    pub fn describe_for(&self, sender: std::net::IpAddr) -> String {
+        if self.is_shared() {
+            return self.describe();
+        }
+        let key = match sender {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => {
+                ipnet::Ipv6Net::new(a, 64).map_or_else(|_| a.to_string(), |n| n.trunc().to_string())
+            }
+        };
+        format!(
+            "per source: {key}'s own bucket, in a table of {} slots (a busy slot is shared)",
+            self.slots()
+        )
+    }
+
+    /// The stricter of two layers' settings: a shared bucket (every
+    /// sender's traffic is also within it alone, and the group's total is
+    /// held to one limit) and the smaller table (more senders share).
+    pub fn stricter(self, later: Self) -> Self {
+        Self {
+            shared: match (self.shared, later.shared) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (a, b) => a.or(b),
+            },
+            slots: match (self.slots, later.slots) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Enforce,
@@ -166,6 +237,8 @@ pub struct Policy {
     /// Every class's action for packets no identity matches; `None`: the
     /// rules for everyone apply to them too.
     pub unidentified: Option<ActionSpec>,
+    /// Whether the `unidentified` user's limits are per sender.
+    pub unidentified_buckets: UnidBuckets,
     pub rules: Vec<Rule>,
     /// `[detect.scan]`, if any file set it.
     pub scan: Option<ScanPolicy>,

@@ -75,7 +75,7 @@ impl fmt::Debug for KernelCounters {
     }
 }
 
-const GLOBALS: [(u32, &str, &str); 11] = [
+const GLOBALS: [(u32, &str, &str); 12] = [
     (
         global_counter::MALFORMED,
         "policyd_malformed_packets",
@@ -130,6 +130,11 @@ const GLOBALS: [(u32, &str, &str); 11] = [
         global_counter::QUARANTINE_DENIED,
         "policyd_quarantine_denied_packets",
         "Packets of users in quarantine denied (also counted as deny)",
+    ),
+    (
+        global_counter::UNID_SHARED,
+        "policyd_unidentified_bucket_shared",
+        "Packets of an unidentified sender policed against a per-source bucket slot another sender still held (the two shared one limit)",
     ),
 ];
 

@@ -265,7 +265,7 @@ pub(crate) fn memory_table() {
     let total: u64 = maps.iter().map(|m| m.memlock).sum();
     println!("### Memory of the maps at default capacities\n");
     println!(
-        "_One loaded copy of policyd's maps with a one-user policy, from `/proc/self/fdinfo` (`memlock`); maps under 1 MiB are summed in the last row. Every table filled from the policy is sized to its need and a quarter more, at least its floor (4 096 entries; 1 024 for socket owners); `COUNTERS` to every user in every class both ways (at least 4 096, at most 2^21, unless `--max-counters`), `BUCKETS` to twice the policy's need (at least 1 024, unless `--max-buckets`), `FLOW_SKETCH` by `--sketch-width`; the scale tables show how memory follows the policy._\n"
+        "_One loaded copy of policyd's maps with a one-user policy, from `/proc/self/fdinfo` (`memlock`); maps under 1 MiB are summed in the last row. Every table filled from the policy is sized to its need and a quarter more, at least its floor (4 096 entries; 1 024 for socket owners); `COUNTERS` to every user in every class both ways (at least 4 096, at most 2^21, unless `--max-counters`), `BUCKETS` to twice the policy's need (at least 1 024, unless `--max-buckets`), `UNID_BUCKETS` to `[unidentified] slots` (at least 4 096 of 16 bytes: 64 KiB), `FLOW_SKETCH` by `--sketch-width`; the scale tables show how memory follows the policy._\n"
     );
     println!("| map | capacity (entries) | memory (MiB) |");
     println!("|---|---:|---:|");

@@ -11,6 +11,7 @@ mod net;
 mod rules;
 mod schedules;
 mod settings;
+mod unidentified;
 mod users;
 
 use std::path::Path;
@@ -134,6 +135,7 @@ pub(super) fn validate(
         Some(section) => Some(cx.action(&section.action, "unidentified.action")?),
         None => None,
     };
+    let unidentified_buckets = unidentified::buckets(&cx, raw.unidentified.as_ref())?;
     let per_user = match raw.metrics.as_ref().and_then(|m| m.per_user.as_ref()) {
         Some(v) => Some(parse_per_user(v.get_ref()).map_err(|m| cx.err(v, "metrics.per_user", m))?),
         None => None,
@@ -178,6 +180,7 @@ pub(super) fn validate(
         classes,
         users,
         unidentified,
+        unidentified_buckets,
         rules,
         scan,
     })

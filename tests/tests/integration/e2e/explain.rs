@@ -312,3 +312,45 @@ fn explain_shows_each_layer_and_the_one_enforced() {
         "{text}"
     );
 }
+
+/// `explain` says which bucket a limit of the unidentified user uses: the
+/// sender's own (its IPv6 /64) by default, the one shared bucket if asked.
+#[test]
+fn explain_names_the_unidentified_senders_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = |extra: &str, src: &str, dst: &str, direction: &str| {
+        let path = dir.path().join("unid.toml");
+        std::fs::write(
+            &path,
+            format!("[unidentified]\naction = \"limit 10Mbit\"\n{extra}"),
+        )
+        .unwrap();
+        let out = Command::new(policyd_bin())
+            .arg("explain")
+            .arg("--policy")
+            .arg(&path)
+            .args([
+                "--src",
+                src,
+                "--dst",
+                dst,
+                "--direction",
+                direction,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["bucket"].as_str().unwrap_or_default().to_owned()
+    };
+    let b = bucket("", "10.9.0.7", "192.0.2.1", "upload");
+    assert!(b.starts_with("per source: 10.9.0.7's own bucket"), "{b}");
+    let b = bucket("slots = 64\n", "192.0.2.1", "2001:db8:1:2::9", "download");
+    assert!(
+        b.starts_with("per source: 2001:db8:1:2::/64's own bucket, in a table of 64 slots"),
+        "the download's user end, by /64: {b}"
+    );
+    let b = bucket("buckets = \"shared\"\n", "10.9.0.7", "192.0.2.1", "upload");
+    assert!(b.starts_with("shared"), "{b}");
+}

@@ -11,3 +11,4 @@ mod restart;
 mod scan;
 mod schedule;
 mod traffic;
+mod unidentified;

@@ -12,6 +12,7 @@ mod limits;
 mod parse;
 mod props;
 mod scan;
+mod unidentified;
 
 use crate::common::*;
 use policy_common::{Counters, Event, event_kind, global_counter};
