@@ -19,6 +19,7 @@ mod identity;
 mod keys;
 mod load;
 mod maps;
+mod opaque;
 mod parse;
 mod scan;
 mod unid;
@@ -33,7 +34,7 @@ use policy_common::{GenU32, GenU64, UserId, event_kind, global_counter};
 
 use crate::{
     enforce::Decision,
-    maps::{CONFIG, GENERATION, IFACES, SCRATCH, USER_CGROUPS, USER_UIDS},
+    maps::{CONFIG, FLOW, GENERATION, IFACES, SCRATCH, USER_CGROUPS, USER_UIDS},
     parse::{Malformed, Parsed},
 };
 
@@ -143,7 +144,11 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     // Read once: this packet sees one generation of the policy throughout.
     let generation = GENERATION.get(0).copied().unwrap_or(0) & 1;
     // In-range indexes of arrays: the lookups cannot fail.
-    let (Some(cfg), Some(p)) = (CONFIG.get(generation), SCRATCH.get_ptr_mut(0)) else {
+    let (Some(cfg), Some(p), Some(flow)) = (
+        CONFIG.get(generation),
+        SCRATCH.get_ptr_mut(0),
+        FLOW.get_ptr_mut(0),
+    ) else {
         return Verdict::Pass;
     };
     // SAFETY: the pointer is this CPU's slot of SCRATCH, valid map memory
@@ -159,6 +164,8 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     // decisions: every packet access is bounds-checked by the verifier.
     // See docs/datapath.md, "One scratch slot per CPU".
     let p = unsafe { &mut *p };
+    // SAFETY: this CPU's slot of FLOW, unique for the run as SCRATCH's is.
+    let flow = unsafe { &mut *flow };
     let (data, data_end) = (ctx.data(), ctx.data_end());
     match parse::parse(data, data_end, p) {
         Ok(Parsed::Ip) => {}
@@ -202,10 +209,10 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         len,
         generation,
     };
-    let mut flow = conn::Flow::new();
+    flow.reset();
     let quarantined = cfg.present & policy_common::present::SCAN != 0
         && !who.spoofed
-        && scan::quarantined(&t, p, &mut flow, cfg);
+        && scan::quarantined(&t, p, flow, cfg);
     let enforced = if quarantined {
         enforce::Enforced {
             decision: if cfg.mode == policy_common::mode::MONITOR {
@@ -234,7 +241,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             ecn_capable: p.ecn == 1 || p.ecn == 2,
             tcp: p.proto == 6 && p.has_ports,
         };
-        enforce::decide(&t, p, &mut flow, cfg, signal, H::EGRESS)
+        enforce::decide(&t, p, flow, cfg, signal, H::EGRESS)
     };
     if enforced.tc_classid != 0 {
         ctx.set_classid(enforced.tc_classid);

@@ -6,7 +6,7 @@
 //! a restarted policyd adopts them, so enforcement and counters carry on
 //! across its restarts. The two scratch maps are per-run and not pinned.
 
-use crate::parse::Packet;
+use crate::{conn::Flow, parse::Packet};
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
@@ -181,6 +181,12 @@ pub(crate) static ZERO_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_e
 // CPU".
 #[map]
 pub(crate) static SCRATCH: PerCpuArray<Packet> = PerCpuArray::with_max_entries(1, 0);
+
+// The packet's flow as connection limits and scan detection see it
+// (conn.rs): in map memory for the verifier's sake (conn.rs says why), one
+// slot per CPU like SCRATCH and for the same reasons.
+#[map]
+pub(crate) static FLOW: PerCpuArray<Flow> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "GLOBAL_COUNTERS")]
 pub(crate) static GLOBAL_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(global_counter::COUNT, 0);

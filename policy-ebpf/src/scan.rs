@@ -14,6 +14,7 @@ use crate::{
     enforce::Traffic,
     events,
     maps::SCAN,
+    opaque::unlinked,
     parse::Packet,
 };
 
@@ -42,7 +43,10 @@ fn coarse_now() -> u64 {
 /// new flow, since the bits stay set.
 #[inline(always)]
 pub(crate) fn quarantined(t: &Traffic, p: &Packet, flow: &mut Flow, cfg: &Config) -> bool {
-    let user = t.user;
+    // Tests on unlinked copies (opaque.rs): narrowed user, class or
+    // direction registers kept the verifier's states apart through
+    // enforcement and counting, for hundreds of thousands of instructions.
+    let user = unlinked(t.user);
     if user == USER_UNIDENTIFIED || user >= cfg.scan_users {
         return false;
     }
@@ -52,7 +56,8 @@ pub(crate) fn quarantined(t: &Traffic, p: &Packet, flow: &mut Flow, cfg: &Config
     // SAFETY: the pointer is to this user's array value, valid for the run;
     // the races are the ones described above.
     let s = unsafe { &mut *s };
-    let allowed = t.class < 64 && cfg.quarantine_classes & (1 << t.class) != 0;
+    let class = unlinked(t.class);
+    let allowed = class < 64 && cfg.quarantine_classes & (1 << class) != 0;
     let mut now = 0;
     if s.until_ns != 0 {
         now = coarse_now();
@@ -63,7 +68,7 @@ pub(crate) fn quarantined(t: &Traffic, p: &Packet, flow: &mut Flow, cfg: &Config
             return !allowed;
         }
     }
-    if t.dir != dir::UPLOAD {
+    if unlinked(u32::from(t.dir)) != u32::from(dir::UPLOAD) {
         return false;
     }
     let opens = !matches!(flow.opening(p, t.dir, cfg), Opening::No) || echo_request(p);

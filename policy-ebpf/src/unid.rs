@@ -37,30 +37,7 @@ use crate::{counters, maps::UNID_BUCKETS, parse::Packet};
 /// (`Config::unid_slots` 0).
 #[inline(always)]
 pub(crate) fn applies(user: UserId, cfg: &Config) -> bool {
-    cfg.unid_slots != 0 && unlinked(user) == USER_UNIDENTIFIED
-}
-
-/// `x`, as a value the verifier does not link to `x`'s register, so that a
-/// test of the copy narrows only the copy. `user == 0` tested directly
-/// left the verifier (kernel 6.18) knowing the user exactly on one side,
-/// and as the user stays live (counters, events), the states after the
-/// limit never pruned against each other: TC egress verified at 350 131
-/// instructions instead of 191 327. A copy by `mov` would share the id and
-/// be narrowed with it; an `xor` makes a new scalar.
-#[inline(always)]
-fn unlinked(x: u32) -> u32 {
-    let out: u64;
-    // SAFETY: register arithmetic only.
-    unsafe {
-        core::arch::asm!(
-            "{out} = {x}",
-            "{out} ^= 0",
-            x = in(reg) u64::from(x),
-            out = out(reg) out,
-            options(pure, nomem, nostack),
-        );
-    }
-    out as u32
+    cfg.unid_slots != 0 && crate::opaque::unlinked(user) == USER_UNIDENTIFIED
 }
 
 /// The sender a packet of the unidentified user is limited as: the address
