@@ -166,6 +166,11 @@ pub mod present {
     pub const CLASS_LIMITS: u32 = 1 << 7;
     /// Socket owners (UIDs or cgroups) identify users.
     pub const SOCKET_OWNERS: u32 = 1 << 8;
+    /// Some class rule can match non-IP frames ([`crate::matches_non_ip`]):
+    /// only then are ARP and other non-IP frames identified, classified and
+    /// enforced; otherwise they pass, counted in
+    /// [`crate::global_counter::NON_IP`] alone.
+    pub const NON_IP_RULES: u32 = 1 << 9;
 }
 
 #[cfg(test)]

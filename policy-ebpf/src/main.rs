@@ -18,6 +18,7 @@ mod identity;
 mod keys;
 mod load;
 mod maps;
+mod non_ip;
 mod parse;
 
 use aya_ebpf::{
@@ -161,7 +162,10 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         Ok(Parsed::Ip) => {}
         Ok(Parsed::Other) => {
             counters::global(global_counter::NON_IP);
-            return Verdict::Pass;
+            if cfg.present & policy_common::present::NON_IP_RULES == 0 {
+                return Verdict::Pass;
+            }
+            return non_ip::process(ctx, p, cfg, generation);
         }
         Err(Malformed) => {
             counters::global(global_counter::MALFORMED);

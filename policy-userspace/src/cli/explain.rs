@@ -145,6 +145,11 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             0
         },
         too_deep: false,
+        ethertype: if args.src.is_ipv4() {
+            policy_common::ethertype::IPV4
+        } else {
+            policy_common::ethertype::IPV6
+        },
     };
     let hook = Hook {
         side: side::USERS,

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use policy_common::{
     ActionEntry, ActionKey, ActionParams, Addr16, ClassRule, Config, GROUP_BIT,
     MAX_MACS_PER_BINDING, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId, field, flag,
-    kind, mac8, mode, present, v4_mapped,
+    kind, mac8, matches_non_ip, mode, present, v4_mapped,
 };
 
 use super::types::*;
@@ -190,6 +190,10 @@ fn class_rules(policy: &Policy) -> Vec<ClassRule> {
         if let Some(d) = m.dscp {
             base.fields |= field::DSCP;
             base.dscp = d;
+        }
+        if let Some(t) = m.ethertype {
+            base.fields |= field::ETHERTYPE;
+            base.ethertype = t;
         }
         // Several ranges are an OR: one kernel rule per combination.
         let remote: Vec<Option<(u16, u16)>> = if m.remote_ports.is_empty() {
@@ -472,6 +476,12 @@ impl CompiledPolicy {
         set(
             !self.uids.is_empty() || !self.cgroups.is_empty(),
             present::SOCKET_OWNERS,
+        );
+        set(
+            self.class_rules
+                .iter()
+                .any(|r| matches_non_ip(r.fields)),
+            present::NON_IP_RULES,
         );
         bits
     }
