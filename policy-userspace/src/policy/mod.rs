@@ -101,3 +101,5 @@ pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
 mod ceiling_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod non_ip_tests;

@@ -8,6 +8,7 @@ mod differential;
 mod events;
 mod identity;
 mod limits;
+mod non_ip;
 mod parse;
 mod props;
 
