@@ -4,6 +4,7 @@
 mod daemon;
 mod explain;
 mod hook;
+mod non_ip;
 mod reload;
 mod replay;
 mod restart;
