@@ -207,6 +207,11 @@ pub mod present {
     pub const SOCKET_OWNERS: u32 = 1 << 8;
     /// Scan detection is on (`[detect.scan]`).
     pub const SCAN: u32 = 1 << 9;
+    /// Some class rule can match non-IP frames ([`crate::matches_non_ip`]):
+    /// only then are ARP and other non-IP frames identified, classified and
+    /// enforced; otherwise they pass, counted in
+    /// [`crate::global_counter::NON_IP`] alone.
+    pub const NON_IP_RULES: u32 = 1 << 10;
 }
 
 #[cfg(test)]

@@ -13,6 +13,15 @@ pub const MAX_SETS: u32 = 64;
 /// Bits of [`ClassRule::fields`]: which conditions the rule has. A rule with
 /// no bits matches every IP packet.
 pub mod field {
+    /// Conditions only an IP packet can meet: a rule with any of them never
+    /// matches a non-IP frame.
+    pub const IP_ONLY: u32 = PROTO | USER_PORT | REMOTE_PORT | REMOTE_SETS | ICMP_TYPE | DSCP;
+    /// Conditions a non-IP frame can meet: a rule needs one of them (and
+    /// none of [`IP_ONLY`]) to match non-IP frames, so a rule without
+    /// conditions, or a policy written before non-IP frames were
+    /// classified, leaves ARP and the like alone.
+    pub const NON_IP: u32 = L2_CAST | ETHERTYPE;
+
     pub const PROTO: u32 = 1 << 0;
     pub const USER_PORT: u32 = 1 << 1;
     pub const REMOTE_PORT: u32 = 1 << 2;
@@ -20,6 +29,29 @@ pub mod field {
     pub const L2_CAST: u32 = 1 << 4;
     pub const ICMP_TYPE: u32 = 1 << 5;
     pub const DSCP: u32 = 1 << 6;
+    /// The frame's EtherType (after VLAN tags) is [`super::ClassRule::ethertype`];
+    /// never an IP one (validation refuses those), so such a rule matches
+    /// non-IP frames only.
+    pub const ETHERTYPE: u32 = 1 << 7;
+}
+
+/// Whether a rule with these [`field`] bits can match a non-IP frame.
+#[inline(always)]
+pub const fn matches_non_ip(fields: u32) -> bool {
+    fields & field::IP_ONLY == 0 && fields & field::NON_IP != 0
+}
+
+/// EtherTypes the policy language names.
+pub mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const ARP: u16 = 0x0806;
+    pub const VLAN: u16 = 0x8100;
+    pub const IPV6: u16 = 0x86DD;
+    pub const QINQ: u16 = 0x88A8;
+    pub const LLDP: u16 = 0x88CC;
+    /// Smaller values in the EtherType field are 802.3 lengths (IEEE
+    /// 802.3 clause 3.2.6), not types.
+    pub const MIN: u16 = 0x0600;
 }
 
 /// What [`field::L2_CAST`] matches (bits, so "broadcast or multicast" is 3).
@@ -56,7 +88,9 @@ pub struct ClassRule {
     pub icmp_type: u8,
     /// DSCP codepoint (0..=63).
     pub dscp: u8,
-    pub _pad: u32,
+    /// EtherType for [`field::ETHERTYPE`], host order.
+    pub ethertype: u16,
+    pub _pad: u16,
 }
 
 /// Words of [`crate::MAP_SET_FILTER`] per IP version and generation: one

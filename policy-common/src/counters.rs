@@ -53,7 +53,9 @@ pub mod global_counter {
     /// Packets too short for the headers they announce, or with invalid
     /// header fields. Their verdict is [`crate::Config::malformed_drop`].
     pub const MALFORMED: u32 = 0;
-    /// Frames that are neither IPv4 nor IPv6 (ARP, LLDP, ...): passed.
+    /// Frames that are neither IPv4 nor IPv6 (ARP, LLDP, ...): all of them,
+    /// whether a class rule then matches them (see
+    /// [`crate::present::NON_IP_RULES`]) or they pass unenforced.
     pub const NON_IP: u32 = 1;
     /// Packets from an address bound to other MAC addresses: dropped.
     pub const SPOOFED: u32 = 2;

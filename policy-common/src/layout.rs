@@ -12,6 +12,8 @@ fn layouts_are_pinned() {
     );
     assert_eq!((size_of::<MacBinding>(), align_of::<MacBinding>()), (40, 4));
     assert_eq!((size_of::<ClassRule>(), align_of::<ClassRule>()), (32, 8));
+    // The EtherType took half of what was padding: old rules read as none.
+    assert_eq!(core::mem::offset_of!(ClassRule, ethertype), 28);
     assert_eq!(
         (size_of::<ActionParams>(), align_of::<ActionParams>()),
         (48, 8)

@@ -37,6 +37,18 @@ pub const fn unid_source(words: [u64; 2]) -> [u64; 2] {
     }
 }
 
+/// The second word of a non-IP sender's key. Keys of IP senders never have
+/// it: an IPv6 key's second word is 0 and an IPv4 key's holds the mapped
+/// prefix's 0xffff (bits 16 to 31), so a MAC shares no key with an address.
+pub const NON_IP_KEY: u64 = 1;
+
+/// The key of a non-IP frame's sender (ARP and the like carry no
+/// addresses policyd reads): its MAC, as parse.rs loads it.
+#[inline(always)]
+pub const fn unid_mac_source(mac: u64) -> [u64; 2] {
+    [mac, NON_IP_KEY]
+}
+
 /// The hash of (sender key, class, direction): its low bits pick the slot,
 /// its high bits make the owner tag.
 #[inline(always)]
@@ -59,7 +71,7 @@ pub const fn unid_owner(hash: u64) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{unid_hash, unid_owner, unid_slot, unid_source};
+    use super::{NON_IP_KEY, unid_hash, unid_mac_source, unid_owner, unid_slot, unid_source};
     use crate::v4_mapped;
 
     fn words(a: [u8; 16]) -> [u64; 2] {
@@ -79,6 +91,25 @@ mod tests {
         v6[15] = 9;
         assert_eq!(unid_source(words(v6)), k, "one /64, one sender");
         assert_eq!(k[1], 0);
+    }
+
+    #[test]
+    fn a_mac_never_has_an_address_key() {
+        // Every MAC whose low 32 bits could pass for the mapped prefix, and
+        // the all-zero one, against the IPv4 and IPv6 keys they come
+        // closest to.
+        for mac in [0, 0xffff_0000, 0x0000_ffff_ffff_0000, 0xffff_ffff_ffff] {
+            let k = unid_mac_source(mac);
+            assert_eq!(k[1], NON_IP_KEY);
+            for a in [
+                v4_mapped([0, 0, 0, 0]),
+                v4_mapped([255, 255, 255, 255]),
+                [0; 16],
+                [0xff; 16],
+            ] {
+                assert_ne!(unid_source(words(a)), k);
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! reclassified after, in elephant.rs).
 
 use policy_common::{
-    CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, present, set_filter_bit,
+    CLASS_DEFAULT, ClassRule, Config, MAX_CLASS_RULES, dir, field, matches_non_ip, present,
+    set_filter_bit,
 };
 
 use crate::{
@@ -50,7 +51,30 @@ fn matches(r: &ClassRule, p: &Packet, direction: u8, sets: u64) -> bool {
     if f & field::DSCP != 0 && r.dscp != p.dscp {
         return false;
     }
+    if f & field::ETHERTYPE != 0 && r.ethertype != p.ethertype {
+        return false;
+    }
     true
+}
+
+/// The class of a non-IP frame: the first rule that can match non-IP
+/// frames ([`matches_non_ip`]) and does, or [`CLASS_DEFAULT`] when none
+/// does (the caller then passes the frame unenforced).
+#[inline(always)]
+pub(crate) fn classify_non_ip(p: &Packet, cfg: &Config, generation: u32) -> u32 {
+    for i in 0..MAX_CLASS_RULES {
+        if i >= cfg.rule_count {
+            break;
+        }
+        if let Some(r) = CLASS_RULES.get(generation * MAX_CLASS_RULES + i)
+            && matches_non_ip(r.fields)
+            // No IP conditions: the direction and sets are not read.
+            && matches(r, p, dir::UPLOAD, 0)
+        {
+            return r.class;
+        }
+    }
+    CLASS_DEFAULT
 }
 
 /// Whether SET_FILTER has the bit of an address whose first word (memory

@@ -92,6 +92,34 @@ pub(crate) fn identify(
     }
 }
 
+/// Who a non-IP frame belongs to: it has no addresses and no socket owner
+/// (ARP and the like come from the kernel, not from a socket), so only its
+/// MAC identifies it, as for IP on the users' side: the source MAC on
+/// upload, the destination on download. Never spoofed: anti-spoofing binds
+/// IP addresses.
+#[inline(always)]
+pub(crate) fn identify_non_ip(
+    p: &Packet,
+    iface_side: u32,
+    egress: bool,
+    present: u32,
+    generation: u32,
+) -> Who {
+    let users = iface_side == side::USERS;
+    let upload = users != egress;
+    let mac = if upload { p.src_mac } else { p.dst_mac };
+    let user = if users && present & present::MACS != 0 {
+        by_mac_address(mac, generation).unwrap_or(USER_UNIDENTIFIED)
+    } else {
+        USER_UNIDENTIFIED
+    };
+    Who {
+        user,
+        dir: if upload { dir::UPLOAD } else { dir::DOWNLOAD },
+        spoofed: false,
+    }
+}
+
 /// Whether `mac` (a Mac8 as a native-endian word) is one the binding allows.
 #[inline(always)]
 fn bound(b: &MacBinding, mac: u64) -> bool {

@@ -19,6 +19,7 @@ mod identity;
 mod keys;
 mod load;
 mod maps;
+mod non_ip;
 mod opaque;
 mod parse;
 mod scan;
@@ -171,7 +172,10 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         Ok(Parsed::Ip) => {}
         Ok(Parsed::Other) => {
             counters::global(global_counter::NON_IP);
-            return Verdict::Pass;
+            if cfg.present & policy_common::present::NON_IP_RULES == 0 {
+                return Verdict::Pass;
+            }
+            return non_ip::process(ctx, p, flow, cfg, generation);
         }
         Err(Malformed) => {
             counters::global(global_counter::MALFORMED);

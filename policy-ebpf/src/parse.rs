@@ -46,6 +46,9 @@ pub(crate) struct Packet {
     /// TCP header flags (policy-common's conn.rs), 0 for other protocols or
     /// a TCP header cut short before them.
     pub tcp_flags: u8,
+    /// The EtherType after VLAN tags (host order), for class rules that
+    /// match non-IP frames by it.
+    pub ethertype: u16,
     /// The flow's cells in the elephant sketch, from its lookup to the
     /// packet's accounting.
     pub flow_cells: [u32; SKETCH_ROWS as usize],
@@ -106,6 +109,13 @@ impl Packet {
                 p.add(3).write(v4);
             }
         }
+    }
+
+    /// A non-IP frame has no addresses: zero the previous packet's, which
+    /// an event would otherwise report.
+    #[inline(always)]
+    pub(crate) fn clear_addresses(&mut self) {
+        self.set_v6([0; 2], [0; 2]);
     }
 
     #[inline(always)]
@@ -272,6 +282,7 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
     set(&mut p.l2_cast, l2_cast);
     set(&mut p.too_deep, false);
     set(&mut p.tcp_flags, 0);
+    set(&mut p.ethertype, proto);
     let (l4, first_fragment) = match proto {
         ETH_P_IP => ipv4(data, data_end, p)?,
         ETH_P_IPV6 => ipv6(data, data_end, p)?,

@@ -26,8 +26,8 @@
 //! in a slot).
 
 use policy_common::{
-    Config, USER_UNIDENTIFIED, UserId, global_counter, unid_hash, unid_owner, unid_slot,
-    unid_source,
+    Config, USER_UNIDENTIFIED, UserId, ethertype, global_counter, unid_hash, unid_mac_source,
+    unid_owner, unid_slot, unid_source,
 };
 
 use crate::{counters, maps::UNID_BUCKETS, parse::Packet};
@@ -42,11 +42,15 @@ pub(crate) fn applies(user: UserId, cfg: &Config) -> bool {
 
 /// The sender a packet of the unidentified user is limited as: the address
 /// that failed identification, the user's end (source on upload,
-/// destination on download). The one place the key is built from the
-/// packet: a frame without IP addresses would key by its MAC here.
+/// destination on download); a non-IP frame (non_ip.rs) has none, so its
+/// MAC at that end. The one place the key is built from the packet.
 #[inline(always)]
 fn sender(p: &Packet, upload: bool) -> [u64; 2] {
-    unid_source(p.words64(upload))
+    if p.ethertype == ethertype::IPV4 || p.ethertype == ethertype::IPV6 {
+        unid_source(p.words64(upload))
+    } else {
+        unid_mac_source(if upload { p.src_mac } else { p.dst_mac })
+    }
 }
 
 /// The bucket word for this packet's sender in `class` and direction `dir`

@@ -150,6 +150,11 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         // A connection's first packet is the one a `conn` limit counts;
         // the action line shows the limit either way.
         tcp_flags: 0,
+        ethertype: if args.src.is_ipv4() {
+            policy_common::ethertype::IPV4
+        } else {
+            policy_common::ethertype::IPV6
+        },
     };
     let hook = Hook {
         side: side::USERS,

@@ -20,8 +20,8 @@ use std::collections::HashMap;
 
 use policy_common::{
     ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, DEFAULT_SKETCH_WIDTH, GROUP_BIT,
-    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flag, flow_hash, kind, mac8, mode,
-    present, side,
+    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flag, flow_hash, kind, mac8,
+    matches_non_ip, mode, present, side,
 };
 
 pub use self::parse::{PacketInfo, Parsed, parse};
@@ -42,6 +42,8 @@ pub enum Verdict {
     Malformed {
         dropped: bool,
     },
+    /// A non-IP frame no class rule matched: passed unenforced, counted
+    /// only as non-IP (user and direction are who it would be).
     NonIp,
 }
 
@@ -159,6 +161,29 @@ impl<'a> Model<'a> {
         (user, direction, false)
     }
 
+    /// Who a non-IP frame belongs to: its MAC on the users' side (the
+    /// kernel's identity.rs, `identify_non_ip`), else nobody.
+    pub fn identify_non_ip(&self, p: &PacketInfo, hook: Hook) -> (UserId, u8) {
+        let users_side = hook.side == side::USERS;
+        let upload = users_side != hook.egress;
+        let mac = if upload { &p.src_mac } else { &p.dst_mac };
+        let user = users_side
+            .then(|| self.macs.get(&mac8(*mac)).copied())
+            .flatten()
+            .unwrap_or(USER_UNIDENTIFIED);
+        (user, if upload { dir::UPLOAD } else { dir::DOWNLOAD })
+    }
+
+    /// The class of a non-IP frame: the first rule without IP conditions
+    /// and with an L2 one that matches; `default` means unenforced.
+    pub fn classify_non_ip(&self, p: &PacketInfo) -> u32 {
+        self.policy
+            .class_rules
+            .iter()
+            .find(|r| matches_non_ip(r.fields) && Self::matches(r, p, dir::UPLOAD, 0))
+            .map_or(CLASS_DEFAULT, |r| r.class)
+    }
+
     fn matches(r: &ClassRule, p: &PacketInfo, direction: u8, sets: u64) -> bool {
         let f = r.fields;
         let (user_port, remote_port) = if direction == dir::UPLOAD {
@@ -174,7 +199,8 @@ impl<'a> Model<'a> {
             || f & field::REMOTE_SETS != 0 && r.remote_sets & sets == 0
             || f & field::L2_CAST != 0 && r.l2_cast & p.l2_cast == 0
             || f & field::ICMP_TYPE != 0 && p.icmp_type != Some(r.icmp_type)
-            || f & field::DSCP != 0 && r.dscp != p.dscp)
+            || f & field::DSCP != 0 && r.dscp != p.dscp
+            || f & field::ETHERTYPE != 0 && r.ethertype != p.ethertype)
     }
 
     /// The class of the first matching rule, or `default`.
@@ -256,7 +282,7 @@ impl<'a> Model<'a> {
         };
         let p = match parse(frame) {
             Parsed::Ip(p) => p,
-            Parsed::Other => return none(Verdict::NonIp),
+            Parsed::Other(p) => return self.decide_non_ip(&p, hook),
             Parsed::Malformed => {
                 return none(Verdict::Malformed {
                     dropped: cfg.malformed_drop != 0,
@@ -361,6 +387,42 @@ impl<'a> Model<'a> {
             class,
             dir: direction,
             verdict,
+        }
+    }
+
+    /// The verdict of (user, class)'s action for a non-IP frame: it opens no
+    /// connection and is never spoofed or quarantined (the kernel's
+    /// non_ip.rs), so a limit's outcome is the kernel's bucket alone.
+    fn non_ip_verdict(&self, user: UserId, class: u32) -> Verdict {
+        let monitor = self.policy.config.mode == mode::MONITOR;
+        match self.action(user, class).kind {
+            kind::DENY if monitor => Verdict::Monitor,
+            kind::DENY => Verdict::Deny,
+            kind::MONITOR => Verdict::Monitor,
+            kind::LIMIT => Verdict::LimitConform,
+            _ => Verdict::Pass,
+        }
+    }
+
+    /// A non-IP frame (the kernel's non_ip.rs): enforced only when a rule
+    /// that can match non-IP frames does; no sketch, no spoofing, no
+    /// connections, no scan state.
+    fn decide_non_ip(&self, p: &PacketInfo, hook: Hook) -> Decision {
+        let (user, direction) = self.identify_non_ip(p, hook);
+        let class = if self.policy.config.present & present::NON_IP_RULES == 0 {
+            CLASS_DEFAULT
+        } else {
+            self.classify_non_ip(p)
+        };
+        Decision {
+            user,
+            class,
+            dir: direction,
+            verdict: if class == CLASS_DEFAULT {
+                Verdict::NonIp
+            } else {
+                self.non_ip_verdict(user, class)
+            },
         }
     }
 }

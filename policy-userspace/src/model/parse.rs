@@ -22,13 +22,16 @@ pub struct PacketInfo {
     /// TCP header flags, 0 for other protocols or a header cut short
     /// before them (the kernel needs bytes 12 and 13 to read them).
     pub tcp_flags: u8,
+    /// After VLAN tags.
+    pub ethertype: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     Ip(PacketInfo),
-    /// Neither IPv4 nor IPv6 (or behind more than two VLAN tags).
-    Other,
+    /// Neither IPv4 nor IPv6 (or behind more than two VLAN tags): only the
+    /// MACs, `l2_cast` and `ethertype` are set.
+    Other(PacketInfo),
     /// Shorter than its headers announce, or invalid.
     Malformed,
 }
@@ -67,6 +70,7 @@ fn parse_inner(f: &[u8]) -> Option<Parsed> {
         proto = be16(f, l3 + 2)?;
         l3 += 4;
     }
+    p.ethertype = proto;
     let (l4, first) = match proto {
         0x0800 => {
             let h = f.get(l3..l3 + 20)?;
@@ -125,7 +129,7 @@ fn parse_inner(f: &[u8]) -> Option<Parsed> {
             p.too_deep = !done && matches!(next, 0 | 43 | 60 | 51 | 44);
             (off, first)
         }
-        _ => return Some(Parsed::Other),
+        _ => return Some(Parsed::Other(p)),
     };
     if first && !p.too_deep {
         match p.proto {

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use policy_common::{
     ActionEntry, ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, Config, GROUP_BIT,
     MAX_MACS_PER_BINDING, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId, bits_for,
-    field, flag, kind, mac8, mode, present, scan_flag, v4_mapped,
+    field, flag, kind, mac8, matches_non_ip, mode, present, scan_flag, v4_mapped,
 };
 
 use super::types::*;
@@ -198,6 +198,10 @@ fn class_rules(policy: &Policy) -> Vec<ClassRule> {
         if let Some(d) = m.dscp {
             base.fields |= field::DSCP;
             base.dscp = d;
+        }
+        if let Some(t) = m.ethertype {
+            base.fields |= field::ETHERTYPE;
+            base.ethertype = t;
         }
         // Several ranges are an OR: one kernel rule per combination.
         let remote: Vec<Option<(u16, u16)>> = if m.remote_ports.is_empty() {
@@ -516,6 +520,10 @@ impl CompiledPolicy {
         set(
             self.config.scan_host_bits != 0 || self.config.scan_port_bits != 0,
             present::SCAN,
+        );
+        set(
+            self.class_rules.iter().any(|r| matches_non_ip(r.fields)),
+            present::NON_IP_RULES,
         );
         bits
     }

@@ -132,6 +132,8 @@ pub(super) struct MatchEntry {
     pub l2: Option<Spanned<String>>,
     pub icmp_type: Option<Spanned<i64>>,
     pub dscp: Option<Spanned<i64>>,
+    /// A non-IP EtherType: `arp`, `lldp` or a number (`0x88cc`).
+    pub ethertype: Option<Spanned<ProtoSpec>>,
 }
 
 #[derive(Debug, Deserialize)]

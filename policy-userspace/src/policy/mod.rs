@@ -100,6 +100,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
 #[cfg(test)]
 mod ceiling_tests;
 #[cfg(test)]
+mod non_ip_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod unid_tests;

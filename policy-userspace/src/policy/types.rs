@@ -177,6 +177,8 @@ pub struct Match {
     pub l2_cast: Option<u8>,
     pub icmp_type: Option<u8>,
     pub dscp: Option<u8>,
+    /// A non-IP EtherType (never IPv4, IPv6 or a VLAN tag's).
+    pub ethertype: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! `[sets]` and `[[class]]`: what traffic is in which class.
 
-use policy_common::{MAX_CLASS_RULES, MAX_CLASSES, MAX_SETS, cast};
+use policy_common::{MAX_CLASS_RULES, MAX_CLASSES, MAX_SETS, cast, ethertype};
 use toml::Spanned;
 
 use super::{
@@ -205,7 +205,49 @@ fn class_match(
                 })?,
         );
     }
+    if let Some(t) = &raw.ethertype {
+        let name = format!("{field}.ethertype");
+        out.ethertype = Some(ethertype(t.get_ref()).map_err(|e| cx.err(t, name.clone(), e))?);
+        // Refused rather than never matched: the class would be silently
+        // empty, as no frame is both non-IP and IP.
+        if out.proto.is_some() || !out.sets.is_empty() || out.dscp.is_some() {
+            return Err(cx.err(
+                t,
+                name,
+                "ethertype matches non-IP frames: it cannot be combined with `proto`, `ports`, `sets`, `icmp_type` or `dscp`",
+            ));
+        }
+    }
     Ok(out)
+}
+
+/// A non-IP EtherType by name or number. IPv4, IPv6 and VLAN tags are
+/// refused: IP is matched with `proto`, and tags are looked through.
+fn ethertype(spec: &ProtoSpec) -> Result<u16, String> {
+    let t = match spec {
+        ProtoSpec::Number(n) => u16::try_from(*n)
+            .ok()
+            .filter(|t| *t >= ethertype::MIN)
+            .ok_or_else(|| format!("`{n}` is not an EtherType (0x0600 to 0xffff)"))?,
+        ProtoSpec::Name(name) => match name.as_str() {
+            "arp" => ethertype::ARP,
+            "lldp" => ethertype::LLDP,
+            _ => {
+                return Err(format!(
+                    "unknown EtherType `{name}`, expected `arp`, `lldp` or a number (like 0x88cc)"
+                ));
+            }
+        },
+    };
+    if matches!(
+        t,
+        ethertype::IPV4 | ethertype::IPV6 | ethertype::VLAN | ethertype::QINQ
+    ) {
+        return Err(format!(
+            "EtherType {t:#06x} is IP or a VLAN tag: match IP with `proto`; tags are looked through"
+        ));
+    }
+    Ok(t)
 }
 
 fn port_range(spec: &PortSpec) -> Result<(u16, u16), String> {

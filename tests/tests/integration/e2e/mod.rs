@@ -5,6 +5,7 @@ mod conn;
 mod daemon;
 mod explain;
 mod hook;
+mod non_ip;
 mod reload;
 mod replay;
 mod restart;

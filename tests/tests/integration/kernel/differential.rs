@@ -42,6 +42,14 @@ elephant = "3KB"
 name = "sctp"
 match = { proto = "sctp", ports = ["1-65535"] }
 
+[[class]]
+name = "lldp"
+match = { ethertype = "lldp" }
+
+[[class]]
+name = "arp"
+match = { ethertype = "arp" }
+
 [[user]]
 name = "alice"
 ips = ["10.0.0.2", "2001:db8:a::2", "10.1.0.0/16"]
@@ -104,6 +112,16 @@ action = "deny"
 class = "default"
 user = "printer"
 action = "deny"
+
+[[rule]]
+class = "lldp"
+user = "alice"
+action = "deny"
+
+[[rule]]
+class = "arp"
+group = "staff"
+action = "limit 100Gbit"
 "#
 );
 
@@ -235,8 +253,11 @@ fn random_frame(rng: &mut Rng, pool6: &[[u8; 16]]) -> Vec<u8> {
         }
     }
     let mut frame = eth_macs(rng.pick(DST_MACS), rng.pick(MACS), ethertype, &l3);
-    if rng.chance(10) {
-        frame = eth_macs(DST_MAC, rng.pick(MACS), ETH_P_ARP, &[0; 28]);
+    if rng.chance(15) {
+        // Non-IP: ARP (broadcast requests, unicast replies), LLDP and a
+        // local experimental EtherType, to every kind of destination.
+        let ethertype = rng.pick(&[ETH_P_ARP, ETH_P_ARP, 0x88cc, 0x88b5]);
+        frame = eth_macs(rng.pick(DST_MACS), rng.pick(MACS), ethertype, &[0; 28]);
     }
     match rng.below(10) {
         0 => frame = vlan_tagged(&frame, &[ETH_P_8021Q]),
@@ -264,6 +285,10 @@ fn random_frame(rng: &mut Rng, pool6: &[[u8; 16]]) -> Vec<u8> {
 /// moved. Returns the model's decision.
 fn check(k: &Kernel, model: &mut Model<'_>, frame: &[u8], hook: Hook, what: &str) -> Decision {
     let want = model.decide(frame, hook);
+    let non_ip = matches!(
+        policyd::model::parse(frame),
+        policyd::model::Parsed::Other(_)
+    );
     let Decision {
         user,
         class,
@@ -338,7 +363,11 @@ fn check(k: &Kernel, model: &mut Model<'_>, frame: &[u8], hook: Hook, what: &str
             expected.limit_bytes += len;
         }
         Verdict::Malformed { .. } => expected_globals[0] += 1,
-        Verdict::NonIp => expected_globals[1] += 1,
+        Verdict::NonIp => {}
+    }
+    // Every non-IP frame, enforced or not.
+    if non_ip {
+        expected_globals[1] += 1;
     }
     assert_eq!(
         k.counters(&user_name, &class_name, dir),
@@ -392,6 +421,12 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
             v => format!("{v:?}"),
         };
         *seen.entry(outcome).or_default() += 1;
+        if matches!(
+            policyd::model::parse(&frame),
+            policyd::model::Parsed::Other(_)
+        ) {
+            *seen.entry(format!("NonIp{:?}", d.verdict)).or_default() += 1;
+        }
     }
     // The generator must exercise every outcome, or the test proves little.
     for v in [
@@ -403,6 +438,13 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
         "Spoofed",
         "NonIp",
         "Malformed",
+        // Non-IP frames a class enforces: broadcasts from the printer
+        // (passed) and carol (denied), alice's LLDP (denied) and unicast
+        // ARP (staff: limited), strangers' (monitored).
+        "NonIpPass",
+        "NonIpDeny",
+        "NonIpLimitConform",
+        "NonIpMonitor",
     ] {
         assert!(
             seen.get(v).copied().unwrap_or(0) >= 20,
@@ -453,6 +495,10 @@ fn kernel_and_model_agree_on_every_truncation() {
                 6,
                 &tcp(40000, 25, 0x02, &[4; 8]),
             ),
+        ),
+        vlan_tagged(
+            &eth_macs(BROADCAST_MAC, MACS[1], ETH_P_ARP, &[0; 28]),
+            &[ETH_P_8021Q],
         ),
         eth(
             ETH_P_IPV6,

@@ -9,6 +9,7 @@ mod differential;
 mod events;
 mod identity;
 mod limits;
+mod non_ip;
 mod parse;
 mod props;
 mod scan;
