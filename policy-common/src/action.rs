@@ -97,6 +97,8 @@ pub mod bucket {
     pub const RATE: u8 = 0;
     /// The connection rate.
     pub const CONN: u8 = 1;
+    /// An exhausted quota's limit.
+    pub const QUOTA: u8 = 2;
 }
 
 /// The highest early-drop probability, as a fraction of 2^16: 1/8.
@@ -187,7 +189,12 @@ pub struct Config {
     /// for all unidentified senders, in [`crate::MAP_BUCKETS`] like any
     /// user's (`buckets = "shared"`).
     pub unid_slots: u32,
-    pub _pad_unid: u32,
+    /// Quota slots per user in [`crate::MAP_QUOTAS`] (quota.rs; on when
+    /// [`present::QUOTAS`] is set).
+    pub quota_slots: u32,
+    /// Users with rows in [`crate::MAP_QUOTAS`]: ids below it.
+    pub quota_users: u32,
+    pub _pad_quota: u32,
 }
 
 /// Bits of [`Config::present`].
@@ -212,6 +219,8 @@ pub mod present {
     /// enforced; otherwise they pass, counted in
     /// [`crate::global_counter::NON_IP`] alone.
     pub const NON_IP_RULES: u32 = 1 << 10;
+    /// Some user has a byte quota (`[[quota]]`).
+    pub const QUOTAS: u32 = 1 << 11;
 }
 
 #[cfg(test)]

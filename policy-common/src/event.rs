@@ -19,6 +19,10 @@ pub mod event_kind {
     /// dry run, would have been): [`super::Event::reason`] says which.
     /// Once per quarantine (or window), so never rate-limited.
     pub const QUARANTINE: u32 = 5;
+    /// A user's passed bytes crossed 80 % or 100 % of a quota
+    /// ([`super::Event::reason`]: the percentage; `class` the quota's, or
+    /// [`crate::QUOTA_ALL_CLASSES`]). Once per crossing: not rate-limited.
+    pub const QUOTA: u32 = 6;
 }
 
 /// Value of [`crate::MAP_EVENT_LIMITER`] at a user's id: when the last
@@ -51,7 +55,8 @@ pub struct Event {
     pub dport: u16,
     pub proto: u8,
     pub dir: u8,
-    /// [`crate::reason`] code of a QUARANTINE event, else 0.
+    /// [`crate::reason`] code of a QUARANTINE event, the percentage of a
+    /// QUOTA event, else 0.
     pub reason: u8,
     pub _pad: u8,
 }

@@ -25,7 +25,7 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<GenU32>(), align_of::<GenU32>()), (8, 4));
     assert_eq!((size_of::<GenU64>(), align_of::<GenU64>()), (16, 8));
     assert_eq!((size_of::<BucketKey>(), align_of::<BucketKey>()), (8, 4));
-    assert_eq!((size_of::<Config>(), align_of::<Config>()), (104, 8));
+    assert_eq!((size_of::<Config>(), align_of::<Config>()), (112, 8));
     assert_eq!((size_of::<ScanState>(), align_of::<ScanState>()), (88, 8));
     assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
     assert_eq!((size_of::<Counters>(), align_of::<Counters>()), (72, 8));
@@ -33,6 +33,7 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<EventTimes>(), align_of::<EventTimes>()), (16, 4));
     assert_eq!((size_of::<NameSlot>(), align_of::<NameSlot>()), (72, 4));
     assert_eq!((size_of::<UnidSlot>(), align_of::<UnidSlot>()), (16, 8));
+    assert_eq!((size_of::<QuotaSlot>(), align_of::<QuotaSlot>()), (80, 8));
 }
 
 #[test]

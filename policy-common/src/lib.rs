@@ -16,6 +16,7 @@ pub mod generation;
 pub mod identity;
 pub mod maps;
 pub mod names;
+pub mod quota;
 pub mod scan;
 pub mod sketch;
 pub mod unid;
@@ -32,6 +33,7 @@ pub use generation::*;
 pub use identity::*;
 pub use maps::*;
 pub use names::*;
+pub use quota::*;
 pub use scan::*;
 pub use sketch::*;
 pub use unid::*;
@@ -63,6 +65,7 @@ mod pod {
         ActionEntry,
         BucketKey,
         ScanState,
+        QuotaSlot,
         CounterKey,
         Counters,
         Event,

@@ -49,6 +49,9 @@ pub const MAP_FLOW_SKETCH: &str = "FLOW_SKETCH";
 pub const MAP_CONN_FLOWS: &str = "CONN_FLOWS";
 /// Array: user id -> [`crate::ScanState`], scan detection and quarantine.
 pub const MAP_SCAN: &str = "SCAN";
+/// Array of [`crate::QuotaSlot`]: [`crate::Config::quota_slots`] per user
+/// id, byte quotas (see quota.rs).
+pub const MAP_QUOTAS: &str = "QUOTAS";
 
 // Actions.
 /// Array of [`crate::ActionEntry`]: per generation, rows of
@@ -111,6 +114,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_FLOW_SKETCH,
     MAP_CONN_FLOWS,
     MAP_SCAN,
+    MAP_QUOTAS,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,
     MAP_CLASS_BUCKETS,

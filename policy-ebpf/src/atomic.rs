@@ -28,3 +28,23 @@ pub(crate) unsafe fn compare_exchange(p: *mut u64, old: u64, new: u64) -> u64 {
     }
     r0
 }
+
+/// Atomically adds `v` to `*p`; returns the value before the add.
+///
+/// # Safety
+/// As for [`compare_exchange`].
+#[inline(always)]
+pub(crate) unsafe fn fetch_add(p: *mut u64, v: u64) -> u64 {
+    // BPF_ADD | BPF_FETCH (kernel 5.12): the old value comes back in the
+    // source register.
+    let mut r = v;
+    // SAFETY: the caller guarantees `p`.
+    unsafe {
+        asm!(
+            "{r} = atomic_fetch_add((u64 *)({p} + 0), {r})",
+            p = in(reg) p,
+            r = inout(reg) r,
+        );
+    }
+    r
+}

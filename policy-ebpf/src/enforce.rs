@@ -13,7 +13,7 @@ use crate::{
     counters,
     maps::{ACTIONS, ACTIVE_PROFILE, BUCKETS, CLASS_BUCKETS, CLASS_LIMITS, USER_INFO},
     parse::Packet,
-    unid,
+    quota, unid,
 };
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -131,12 +131,16 @@ fn police(
 
 #[inline(always)]
 fn user_bucket(user: UserId, class: u32, direction: u8, which: u8) -> Option<*mut u64> {
-    let key = BucketKey {
+    bucket_at(BucketKey {
         user,
         class: class as u16,
         dir: direction,
         bucket: which,
-    };
+    })
+}
+
+#[inline(always)]
+fn bucket_at(key: BucketKey) -> Option<*mut u64> {
     if let Some(p) = BUCKETS.get_ptr_mut(key) {
         return Some(p);
     }
@@ -237,6 +241,14 @@ pub(crate) fn decide(
     {
         aggregate(t, profile, signal, &mut clock, &mut out);
     }
+    if matches!(out.decision, Decision::Pass | Decision::Monitor)
+        && cfg.present & present::QUOTAS != 0
+        && let Some((q, bucket)) = quota::exhausted(user, class, cfg)
+    {
+        // SAFETY: a pointer to an array value, valid for the run.
+        let q = unsafe { &(*q).exhausted };
+        exhausted(t, q, bucket, signal, &mut clock, &mut out);
+    }
     if cfg.mode == mode::MONITOR && matches!(out.decision, Decision::Deny | Decision::Limited) {
         out.decision = Decision::Monitor;
     }
@@ -289,6 +301,43 @@ fn connections(
         (true, _) => None,
         (false, true) => Some(Decision::Monitor),
         (false, false) => Some(Decision::Limited),
+    }
+}
+
+/// An exhausted quota's action, on top of what the packet's class gave
+/// it. Its limit polices the user's bucket of
+/// kind [`bucket_kind::QUOTA`] for the quota's class (or all classes).
+#[inline(always)]
+fn exhausted(
+    t: &Traffic,
+    q: &ActionParams,
+    bucket: u16,
+    signal: Signal,
+    clock: &mut Clock,
+    out: &mut Enforced,
+) {
+    match q.kind {
+        kind::DENY => out.decision = Decision::Deny,
+        kind::MONITOR => out.decision = Decision::Monitor,
+        kind::LIMIT => {
+            let key = BucketKey {
+                user: t.user,
+                class: bucket,
+                dir: t.dir,
+                bucket: bucket_kind::QUOTA,
+            };
+            let conform = bucket_at(key).and_then(|tat| police(tat, q, t.len, signal, clock));
+            match conform {
+                Some(backlog) => {
+                    out.mark_ce |= q.flags & flag::ECN != 0
+                        && signal.ecn_capable
+                        && backlog > q.tolerance_ns / 2;
+                }
+                None if q.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
+                None => out.decision = Decision::Limited,
+            }
+        }
+        _ => {}
     }
 }
 

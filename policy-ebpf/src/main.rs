@@ -22,6 +22,7 @@ mod maps;
 mod non_ip;
 mod opaque;
 mod parse;
+mod quota;
 mod scan;
 mod unid;
 
@@ -264,10 +265,11 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             events::emit(kind, &t, p, cfg.event_interval_ns);
         }
     }
-    flow.finish(matches!(
-        enforced.decision,
-        Decision::Pass | Decision::Monitor
-    ));
+    let passed = matches!(enforced.decision, Decision::Pass | Decision::Monitor);
+    flow.finish(passed);
+    if passed && cfg.present & policy_common::present::QUOTAS != 0 {
+        quota::account(&t, p, cfg);
+    }
     match enforced.decision {
         Decision::Pass | Decision::Monitor => {
             elephant::account(p, cfg, len);

@@ -6,7 +6,7 @@
 //! a restarted policyd adopts them, so enforcement and counters carry on
 //! across its restarts. The two scratch maps are per-run and not pinned.
 
-use crate::{conn::Flow, parse::Packet};
+use crate::{conn::Flow, parse::Packet, quota::QuotaScratch};
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
@@ -18,8 +18,8 @@ use policy_common::{
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
     DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr,
     GenMac, GenPrefix, GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES,
-    MAX_IFINDEX, MacBinding, NameSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState, UnidSlot, UserId,
-    UserInfo, global_counter,
+    MAX_IFINDEX, MacBinding, NameSlot, QuotaSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState,
+    UnidSlot, UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -114,6 +114,19 @@ pub(crate) static CONN_FLOWS: Array<u64> = Array::pinned(2 * DEFAULT_CONN_FLOW_W
 // it to the users only when the policy detects scans, else one entry.
 #[map(name = "SCAN")]
 pub(crate) static SCAN: Array<ScanState> = Array::pinned(1, 0);
+
+// Byte quotas (quota.rs in policy-common): `quota_slots` per user id. An
+// array for the same reasons as SCAN: a budget must never be evicted, and
+// the slots of a user are found by index. 80 bytes a slot; sized to the
+// users times the most slots any user has only when the policy has quotas,
+// else one entry. Pinned: usage survives restarts.
+#[map(name = "QUOTAS")]
+pub(crate) static QUOTAS: Array<QuotaSlot> = Array::pinned(1, 0);
+
+// What quota.rs's loops found for the packet being processed: one slot per
+// CPU like SCRATCH and for the same reasons.
+#[map]
+pub(crate) static QUOTA_SCRATCH: PerCpuArray<QuotaScratch> = PerCpuArray::with_max_entries(1, 0);
 
 // Actions.
 // Rows of actions by class, indexed through the user's row (dataplane's

@@ -15,6 +15,7 @@ use crate::{
     enforce::{self, Decision},
     events, identity,
     parse::Packet,
+    quota,
 };
 
 #[inline(always)]
@@ -68,6 +69,11 @@ pub(crate) fn process<H: Hook>(
     };
     if kind != 0 {
         events::emit(kind, &t, p, cfg.event_interval_ns);
+    }
+    if matches!(enforced.decision, Decision::Pass | Decision::Monitor)
+        && cfg.present & policy_common::present::QUOTAS != 0
+    {
+        quota::account(&t, p, cfg);
     }
     match enforced.decision {
         Decision::Pass | Decision::Monitor => Verdict::Pass,

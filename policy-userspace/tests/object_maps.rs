@@ -15,7 +15,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/po
 
 /// Maps of the object that are not in `ALL_MAPS` on purpose: per-run
 /// scratch space, never sized, pinned or read by the loader.
-const PER_RUN: &[&str] = &["SCRATCH", "FLOW", "ZERO_COUNTERS"];
+const PER_RUN: &[&str] = &["SCRATCH", "FLOW", "QUOTA_SCRATCH", "ZERO_COUNTERS"];
 
 fn object() -> Object {
     assert!(

@@ -53,6 +53,82 @@ pub(super) struct ExplainArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// A running policyd's pin directory, to show this period's use of the
+    /// quotas that apply.
+    #[arg(long)]
+    pin_dir: Option<PathBuf>,
+}
+
+/// The quotas of `user` (in `group`) that count packets of `class`, with
+/// this period's use when a pin directory is given.
+fn quota_lines(
+    p: &Policy,
+    args: &ExplainArgs,
+    user: &str,
+    class: &str,
+) -> anyhow::Result<Vec<String>> {
+    let group = p
+        .users
+        .iter()
+        .find(|u| u.name == user)
+        .and_then(|u| u.group.as_deref());
+    let mine: Vec<&policy::Quota> = p
+        .quotas
+        .iter()
+        .filter(|q| q.applies_to(user, group) && q.class.as_deref().is_none_or(|c| c == class))
+        .collect();
+    if mine.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The live slots of this user, in the policy's order (dataplane's
+    // quota.rs lays them out so), when a daemon's pins are given.
+    let live = match &args.pin_dir {
+        Some(dir) => {
+            let ids = crate::dataplane::pinned_ids(dir)?;
+            let id = ids
+                .users
+                .iter()
+                .find(|(_, s)| matches!(s, policy::Slot::Live(n) if n == user))
+                .map(|(id, _)| id);
+            let usage = crate::dataplane::QuotaTable::from_pins(dir)?.usage()?;
+            Some(
+                usage
+                    .into_iter()
+                    .filter(|u| Some(u.user) == id)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        None => None,
+    };
+    let all_of_user: Vec<&policy::Quota> = p
+        .quotas
+        .iter()
+        .filter(|q| q.applies_to(user, group))
+        .collect();
+    Ok(mine
+        .iter()
+        .map(|q| {
+            let what = q.class.as_deref().unwrap_or("all traffic");
+            let head = format!("{} of {what}, then {}", q.describe(), q.exhausted);
+            let rank = all_of_user.iter().position(|x| std::ptr::eq(*x, *q));
+            match (live.as_ref(), rank) {
+                (Some(slots), Some(r)) => match slots.get(r) {
+                    Some(u) if u.exhausted() => format!(
+                        "{head}: used up ({} of {} bytes): `{}` applies",
+                        u.used, u.limit, q.exhausted
+                    ),
+                    Some(u) => format!(
+                        "{head}: {} of {} bytes used this period ({:.1}%)",
+                        u.used,
+                        u.limit,
+                        100.0 * u.used as f64 / u.limit.max(1) as f64
+                    ),
+                    None => format!("{head}: not in the running policy"),
+                },
+                _ => format!("{head} (`--pin-dir` shows this period's use)"),
+            }
+        })
+        .collect())
 }
 
 fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
@@ -321,6 +397,11 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             scan.window
         )
     });
+    let quotas = if user == USER_UNIDENTIFIED {
+        Vec::new()
+    } else {
+        quota_lines(p, args, &user_name, &class_name)?
+    };
     let e = Explanation {
         layers,
         user: user_name,
@@ -345,6 +426,7 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
                 "action": e.action, "action_why": e.action_why,
                 "verdict": e.verdict,
                 "quarantine": quarantine,
+                "quotas": quotas,
                 "bucket": e.bucket,
                 "layers": e.layers.as_ref().map(|v| serde_json::json!({
                     "files": v.layers.iter().map(|(path, l)| serde_json::json!({
@@ -368,6 +450,9 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         println!("verdict: {}", e.verdict);
         if let Some(q) = &quarantine {
             println!("scans:   {q}");
+        }
+        for q in &quotas {
+            println!("quota:   {q}");
         }
         if let Some(b) = &e.bucket {
             println!("bucket:  {b}");

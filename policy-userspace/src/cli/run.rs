@@ -246,11 +246,13 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     }));
     let mut registry = Registry::default();
     registry.register_collector(Box::new(
-        KernelCounters::new(dataplane.counters(), Arc::clone(&names)).with_scan(
-            dataplane
-                .scan_table()
-                .context("opening the scan-detection table")?,
-        ),
+        KernelCounters::new(dataplane.counters(), Arc::clone(&names))
+            .with_scan(
+                dataplane
+                    .scan_table()
+                    .context("opening the scan-detection table")?,
+            )
+            .with_quotas(dataplane.quota_table()),
     ));
     let ring = dataplane
         .take_events()
@@ -369,6 +371,7 @@ impl Started {
         };
         let mut scheduler = start_scheduler(&reloader, dataplane.profile_switch());
         let ageing = tokio::spawn(age_sketch(dataplane.flow_sketch()));
+        let quotas = tokio::spawn(roll_quotas(dataplane.quota_table(), reloader.clock));
         // Watch and handle signals before serving: the first answer on the
         // endpoint is what supervisors (and the tests) take for readiness,
         // and a SIGHUP that arrives before its handler would kill policyd.
@@ -414,6 +417,9 @@ impl Started {
         // Halving the sketch is idempotent enough to stop anywhere: a half
         // done pass leaves some cells halved once less.
         ageing.abort();
+        // Starting a period is one write per slot, each complete: a pass
+        // stopped half way is finished by the next policyd.
+        quotas.abort();
         let _ = stop_tx.send(());
         let served = server.await.map_err(|e| anyhow::anyhow!(e))?;
         let _ = stop_events_tx.send(());
@@ -463,6 +469,27 @@ async fn age_sketch(sketch: Arc<dataplane::FlowSketch>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot age the elephant sketch; will retry"),
             Err(e) => tracing::warn!(error = %e, "the sketch ageing task failed; will retry"),
+        }
+    }
+}
+
+/// Starts each quota's new period when its reset time comes: once a
+/// second, every slot whose period may have ended is looked at.
+async fn roll_quotas(table: Arc<std::sync::Mutex<dataplane::QuotaTable>>, clock: Clock) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let table = Arc::clone(&table);
+        let now = clock.now();
+        let rolled = tokio::task::spawn_blocking(move || {
+            table.lock().unwrap_or_else(|p| p.into_inner()).roll(now)
+        })
+        .await;
+        match rolled {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(slots = n, "quota periods started"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot start quota periods; will retry"),
+            Err(e) => tracing::warn!(error = %e, "the quota task failed; will retry"),
         }
     }
 }

@@ -193,7 +193,51 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
             100.0 * n as f64 / f64::from(cap.max(1))
         );
     }
-    quarantines(dir, &cfg)
+    quarantines(dir, &cfg)?;
+    quotas(dir, &cfg)
+}
+
+/// Byte quotas: each user's use of each budget this period.
+fn quotas(dir: &Path, cfg: &Config) -> anyhow::Result<()> {
+    if cfg.present & policy_common::present::QUOTAS == 0 {
+        println!("quotas: none");
+        return Ok(());
+    }
+    let usage = crate::dataplane::QuotaTable::from_pins(dir)?.usage()?;
+    println!(
+        "quotas: {} ({} used up)",
+        usage.len(),
+        usage.iter().filter(|u| u.exhausted()).count()
+    );
+    let ids = crate::dataplane::pinned_ids(dir).ok();
+    let name = |t: Option<&crate::policy::Table>, id: u32| {
+        t.and_then(|t| match t.get(id) {
+            Some(crate::policy::Slot::Live(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| format!("#{id}"))
+    };
+    for u in usage {
+        let class = if u.class == policy_common::QUOTA_ALL_CLASSES {
+            "(all traffic)".to_owned()
+        } else {
+            name(ids.as_ref().map(|i| &i.classes), u.class)
+        };
+        let since = i64::try_from(u.period_start)
+            .ok()
+            .filter(|s| *s > 0)
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .map_or_else(|| "not started".to_owned(), |t| format!("since {t}"));
+        println!(
+            "  {:<24} {class:<16} {:>14} / {:<14} ({:.1}%{}) {since}",
+            name(ids.as_ref().map(|i| &i.users), u.user),
+            u.used,
+            u.limit,
+            100.0 * u.used as f64 / u.limit.max(1) as f64,
+            if u.exhausted() { ", used up" } else { "" },
+        );
+    }
+    Ok(())
 }
 
 /// Scan detection: who is in quarantine, for how long yet, and why.

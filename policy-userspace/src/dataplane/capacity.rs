@@ -7,8 +7,8 @@ use policy_common::{
     DEFAULT_CONN_FLOW_WIDTH, DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
     DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS,
-    MAP_CONN_FLOWS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_SCAN,
-    MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
+    MAP_CONN_FLOWS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_QUOTAS,
+    MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
     MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS,
     MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir, mapped_v4, present,
 };
@@ -58,6 +58,10 @@ pub struct Capacity {
     /// 64 KiB), so a reload may switch from a shared bucket to per-source
     /// ones, or ask for a table up to that size.
     pub unid_slots: u32,
+    /// Quota slots per user (QUOTAS, 80 bytes each, users times this):
+    /// the most quotas any user has when the policy has quotas, else 0
+    /// (the map then has one entry).
+    pub quota_slots: u32,
 }
 
 impl Default for Capacity {
@@ -78,6 +82,7 @@ impl Default for Capacity {
             conn_flow_width: DEFAULT_CONN_FLOW_WIDTH,
             scan: 1,
             unid_slots: DEFAULT_UNID_SLOTS,
+            quota_slots: 0,
         }
     }
 }
@@ -157,6 +162,7 @@ impl Capacity {
             self.scan = self.scan.max(self.users);
         }
         self.unid_slots = self.unid_slots.max(policy.config.unid_slots);
+        self.quota_slots = self.quota_slots.max(policy.config.quota_slots);
         self
     }
 
@@ -178,6 +184,7 @@ impl Capacity {
             conn_flow_width: maps::max_entries(ebpf, MAP_CONN_FLOWS)? / 2,
             scan: maps::max_entries(ebpf, MAP_SCAN)?,
             unid_slots: maps::max_entries(ebpf, MAP_UNID_BUCKETS)?,
+            quota_slots: maps::max_entries(ebpf, MAP_QUOTAS)? / per_gen(MAP_USER_INFO)?.max(1),
             ..self
         })
     }
@@ -263,6 +270,14 @@ impl Capacity {
                 capacity: self.scan,
             },
             Need {
+                map: MAP_QUOTAS,
+                what: "quota slots per user (the table is sized when policyd first starts \
+                       with quotas in its policy, to the most any user has: `policyd unload`, \
+                       which forgets usage, and start again to give users more)",
+                need: policy.config.quota_slots as usize,
+                capacity: self.quota_slots,
+            },
+            Need {
                 map: MAP_UNID_BUCKETS,
                 what: "slots of the unidentified senders' buckets ([unidentified] slots)",
                 need: policy.config.unid_slots as usize,
@@ -316,8 +331,14 @@ impl Capacity {
                 SKETCH_ROWS.saturating_mul(self.sketch_cells()),
             )
             .map_max_entries(MAP_CONN_FLOWS, 2 * self.conn_flow_slots())
-            .map_max_entries(MAP_SCAN, self.scan.max(1));
+            .map_max_entries(MAP_SCAN, self.scan.max(1))
+            .map_max_entries(MAP_QUOTAS, self.quota_entries());
         loader
+    }
+
+    /// Entries of the quota table: a row of slots per user id.
+    pub(super) fn quota_entries(self) -> u32 {
+        self.users.saturating_mul(self.quota_slots).max(1)
     }
 
     /// Slots per row of the recent-flow table: a power of two (at most

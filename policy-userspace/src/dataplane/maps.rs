@@ -390,6 +390,12 @@ pub(super) fn write_policy(
         sketch_mask: capacity.sketch_mask(),
         conn_flow_mask: capacity.conn_flow_mask(),
         scan_users: capacity.scan,
+        quota_slots: capacity.quota_slots,
+        quota_users: if capacity.quota_slots == 0 {
+            0
+        } else {
+            capacity.users
+        },
         action_cells,
         action_stride: rows.stride,
         ..policy.config

@@ -14,6 +14,7 @@ mod ids;
 mod maps;
 mod pins;
 mod profile;
+mod quota;
 mod rows;
 mod scan;
 mod sketch;
@@ -39,6 +40,7 @@ pub use self::{
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
     profile::ProfileSwitch,
+    quota::{QuotaTable, QuotaUse},
     rows::ActionRows,
     scan::{Quarantine, ScanTable, coarse_now_ns, reason_name},
     sketch::FlowSketch,
@@ -66,6 +68,9 @@ pub struct Dataplane {
     counters: Arc<Counters>,
     profile: Arc<Mutex<ProfileSwitch>>,
     sketch: Arc<FlowSketch>,
+    /// The quota table, shared with the task that starts new periods: a
+    /// reload lays the new quotas on it under the lock.
+    quotas: Arc<Mutex<QuotaTable>>,
     /// What each generation of the policy tables holds, where known (maps
     /// this run created start empty; adopted ones are unknown).
     held: [held::Generation; 2],
@@ -161,7 +166,9 @@ impl Dataplane {
         .with_buckets(bucket_handle)?;
         let profile = ProfileSwitch::take(&mut ebpf)?;
         let ids = ids::read(&mut ebpf, capacity.users)?;
+        let quotas = QuotaTable::open(&ebpf, capacity.quota_slots)?;
         let dp = Self {
+            quotas: Arc::new(Mutex::new(quotas)),
             ids,
             ebpf,
             capacity,
@@ -214,14 +221,24 @@ impl Dataplane {
         let old = sw.generation();
         let new = 1 - old;
         let retiring = ids::record(&mut self.ebpf, &mut self.ids, policy)?;
-        if let Err(e) = maps::write_policy(
+        let written = maps::write_policy(
             &mut self.ebpf,
             policy,
             new,
             &self.capacity,
             limited.rows(),
             &mut self.held[new as usize],
-        ) {
+        )
+        // The slots are not per generation: laid out just before the
+        // switch, the old generation's packets see the new quotas for the
+        // microseconds until it.
+        .and_then(|()| {
+            self.quotas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write(policy)
+        });
+        if let Err(e) = written {
             // Nothing reads the idle generation: clear its prefixes for the
             // next try (what the hash tables hold is unknown now, held.rs).
             let _ = maps::remove_generation(&mut self.ebpf, new);
@@ -242,6 +259,11 @@ impl Dataplane {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(index)
+    }
+
+    /// The quota table, for the task that starts periods and the metrics.
+    pub fn quota_table(&self) -> Arc<Mutex<QuotaTable>> {
+        Arc::clone(&self.quotas)
     }
 
     /// A handle on the scan table, for the metrics.

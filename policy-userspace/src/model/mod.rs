@@ -12,6 +12,7 @@
 //! or hour, that is standing still too).
 
 mod conn;
+mod quota;
 mod scan;
 
 mod parse;
@@ -83,6 +84,7 @@ pub struct Model<'a> {
     sketch_mask: u32,
     conns: conn::Conns,
     scans: scan::Scans,
+    quotas: quota::Quotas,
 }
 
 /// Where the model's clock starts (any origin will do but 0, which the
@@ -108,7 +110,14 @@ impl<'a> Model<'a> {
             sketch_mask: DEFAULT_SKETCH_WIDTH - 1,
             conns: conn::Conns::starting_at(CLOCK_ORIGIN),
             scans: scan::Scans::default(),
+            quotas: quota::Quotas::new(policy),
         }
+    }
+
+    /// What `user`'s quota slot `i` (their quotas in the policy's order)
+    /// has counted.
+    pub fn quota_used(&self, user: UserId, i: usize) -> Option<u64> {
+        self.quotas.used(user, i)
     }
 
     /// Moves the model's clock (nanoseconds, any origin but 0: only
@@ -282,7 +291,7 @@ impl<'a> Model<'a> {
         };
         let p = match parse(frame) {
             Parsed::Ip(p) => p,
-            Parsed::Other(p) => return self.decide_non_ip(&p, hook),
+            Parsed::Other(p) => return self.decide_non_ip(&p, frame.len() as u64, hook),
             Parsed::Malformed => {
                 return none(Verdict::Malformed {
                     dropped: cfg.malformed_drop != 0,
@@ -362,10 +371,20 @@ impl<'a> Model<'a> {
                 _ => Verdict::Pass,
             }
         };
+        let verdict = if quarantined || spoofed {
+            verdict
+        } else {
+            self.quotas.verdict(user, class, verdict, monitor)
+        };
         let passed = matches!(
             verdict,
             Verdict::Pass | Verdict::Monitor | Verdict::LimitConform
         );
+        // Every packet that passes counts, as in the kernel: a dry run's
+        // quarantined or spoofed ones too.
+        if passed {
+            self.quotas.account(user, class, frame.len() as u64);
+        }
         if let Some(conn::Opens::Udp(o)) = &flow
             && (admitted || passed)
         {
@@ -407,7 +426,7 @@ impl<'a> Model<'a> {
     /// A non-IP frame (the kernel's non_ip.rs): enforced only when a rule
     /// that can match non-IP frames does; no sketch, no spoofing, no
     /// connections, no scan state.
-    fn decide_non_ip(&self, p: &PacketInfo, hook: Hook) -> Decision {
+    fn decide_non_ip(&mut self, p: &PacketInfo, len: u64, hook: Hook) -> Decision {
         let (user, direction) = self.identify_non_ip(p, hook);
         let class = if self.policy.config.present & present::NON_IP_RULES == 0 {
             CLASS_DEFAULT
@@ -421,7 +440,14 @@ impl<'a> Model<'a> {
             verdict: if class == CLASS_DEFAULT {
                 Verdict::NonIp
             } else {
-                self.non_ip_verdict(user, class)
+                let monitor = self.policy.config.mode == mode::MONITOR;
+                let v = self
+                    .quotas
+                    .verdict(user, class, self.non_ip_verdict(user, class), monitor);
+                if matches!(v, Verdict::Pass | Verdict::Monitor | Verdict::LimitConform) {
+                    self.quotas.account(user, class, len);
+                }
+                v
             },
         }
     }

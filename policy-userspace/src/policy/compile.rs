@@ -7,11 +7,14 @@ use std::{collections::HashMap, net::IpAddr, path::PathBuf};
 use ipnet::IpNet;
 use policy_common::{
     ActionEntry, ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, Config, GROUP_BIT,
-    MAX_MACS_PER_BINDING, Mac8, MacBinding, SUBJECT_ANY, USER_UNIDENTIFIED, UserId, bits_for,
-    field, flag, kind, mac8, matches_non_ip, mode, present, scan_flag, v4_mapped,
+    MAX_MACS_PER_BINDING, Mac8, MacBinding, QUOTA_ALL_CLASSES, SUBJECT_ANY, USER_UNIDENTIFIED,
+    UserId, bits_for, field, flag, kind, mac8, matches_non_ip, mode, present, scan_flag, v4_mapped,
 };
 
-use super::types::*;
+use super::{
+    quota::{Quota, QuotaPeriod, QuotaReset},
+    types::*,
+};
 
 /// One user as the kernel knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,48 @@ pub struct CompiledPolicy {
     pub actions: Vec<(ActionKey, ActionEntry)>,
     /// (class id, limits on the class as a whole).
     pub class_limits: Vec<(u32, ActionEntry)>,
+    /// Byte quotas, one per (user, quota) after groups and everyone are
+    /// folded in, in the policy's order: a user's slots are theirs in this
+    /// order.
+    pub quotas: Vec<CompiledQuota>,
+}
+
+/// One user's budget (policy-common's quota.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledQuota {
+    pub user: UserId,
+    /// The class id, or [`QUOTA_ALL_CLASSES`].
+    pub class: u32,
+    pub bytes: u64,
+    pub exhausted: ActionParams,
+    pub period: QuotaPeriod,
+    pub reset: QuotaReset,
+    /// The zone its periods are in (the policy's).
+    pub timezone: jiff::tz::TimeZone,
+    /// `5GiB/day (resets 00:00), then deny`.
+    pub describe: String,
+}
+
+impl CompiledQuota {
+    /// Its period's start at `now` (a Unix second).
+    pub fn period_start(&self, now: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> i64 {
+        self.as_quota().period_start(now, tz)
+    }
+
+    pub fn next_start(&self, now: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> i64 {
+        self.as_quota().next_start(now, tz)
+    }
+
+    fn as_quota(&self) -> Quota {
+        Quota {
+            subject: Subject::Everyone,
+            class: None,
+            bytes: self.bytes,
+            period: self.period,
+            reset: self.reset,
+            exhausted: ActionSpec::Deny,
+        }
+    }
 }
 
 /// An address or network in the kernel's 128-bit space: IPv4 as mapped.
@@ -377,11 +422,14 @@ impl CompiledPolicy {
             scan_flags: 0,
             scan_users: 0,
             unid_slots: policy.unidentified_buckets.kernel_slots(),
-            _pad_unid: 0,
+            quota_slots: 0,
+            quota_users: 0,
+            _pad_quota: 0,
         };
         if let Some(scan) = &policy.scan {
             out.scan(scan);
         }
+        out.quotas(policy);
         out.config.present = out.present();
         out
     }
@@ -404,6 +452,36 @@ impl CompiledPolicy {
             };
             self.config.quarantine_classes |= 1u64 << id;
         }
+    }
+
+    /// `[[quota]]`s, folded onto each user they apply to.
+    fn quotas(&mut self, policy: &Policy) {
+        let mut per_user: HashMap<UserId, u32> = HashMap::new();
+        for q in &policy.quotas {
+            let class = match &q.class {
+                None => QUOTA_ALL_CLASSES,
+                Some(c) if c == DEFAULT_CLASS => CLASS_DEFAULT,
+                Some(c) => self.class_id(c),
+            };
+            for user in &policy.users {
+                if !q.applies_to(&user.name, user.group.as_deref()) {
+                    continue;
+                }
+                let id = self.user_id(&user.name);
+                *per_user.entry(id).or_default() += 1;
+                self.quotas.push(CompiledQuota {
+                    user: id,
+                    class,
+                    bytes: q.bytes,
+                    exhausted: params(&q.exhausted),
+                    period: q.period,
+                    reset: q.reset,
+                    timezone: policy.settings.timezone.clone(),
+                    describe: format!("{}, then {}", q.describe(), q.exhausted),
+                });
+            }
+        }
+        self.config.quota_slots = per_user.values().copied().max().unwrap_or(0);
     }
 
     fn class_id(&self, name: &str) -> u32 {
@@ -521,6 +599,7 @@ impl CompiledPolicy {
             self.config.scan_host_bits != 0 || self.config.scan_port_bits != 0,
             present::SCAN,
         );
+        set(!self.quotas.is_empty(), present::QUOTAS);
         set(
             self.class_rules.iter().any(|r| matches_non_ip(r.fields)),
             present::NON_IP_RULES,

@@ -33,6 +33,26 @@ pub(super) struct PolicyFile {
     /// Threat detection: `[detect.scan]`.
     #[serde(default)]
     pub detect: Option<DetectSection>,
+    #[serde(default, rename = "quota")]
+    pub quotas: Vec<Spanned<QuotaEntry>>,
+}
+
+/// `[[quota]]`: a byte budget per period.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QuotaEntry {
+    /// Whose: a user, a group (each member their own budget), or neither:
+    /// every identified user, each their own.
+    pub user: Option<Spanned<String>>,
+    pub group: Option<Spanned<String>>,
+    /// Only this class's bytes; all the user's traffic when absent.
+    pub class: Option<Spanned<String>>,
+    /// `5GiB/day`, `/week` or `/month`.
+    pub quota: Spanned<String>,
+    /// `03:00` (daily), `mon 03:00` (weekly), `15 03:00` (monthly).
+    pub reset: Option<Spanned<String>>,
+    /// What applies once it is used up: `deny`, `monitor` or a `limit`.
+    pub exhausted: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -144,6 +144,27 @@ impl Merger<'_> {
         self.provenance.insert(what, (value, self.path.to_owned()));
     }
 
+    /// A quota, under its subject and class; several are numbered.
+    fn note_quota(&mut self, q: &super::Quota) {
+        let who = match &q.subject {
+            Subject::User(u) => format!("user {u}"),
+            Subject::Group(g) => format!("group {g}"),
+            _ => "everyone".to_owned(),
+        };
+        let base = format!("quota {who} {}", q.class.as_deref().unwrap_or("all"));
+        let key = (1..)
+            .map(|n| {
+                if n == 1 {
+                    base.clone()
+                } else {
+                    format!("{base} #{n}")
+                }
+            })
+            .find(|k| !self.provenance.contains_key(k))
+            .unwrap_or(base);
+        self.note(key, format!("{}, then {}", q.describe(), q.exhausted));
+    }
+
     fn note_scan(&mut self, scan: &ScanPolicy) {
         self.note("detect.scan".into(), describe_scan(scan));
     }
@@ -241,6 +262,9 @@ pub(super) fn first(policy: Policy, path: &Path) -> Layered {
     }
     if let Some(scan) = &policy.scan {
         m.note_scan(scan);
+    }
+    for q in &policy.quotas {
+        m.note_quota(q);
     }
     m.note_unid_buckets(&policy.unidentified_buckets);
     for r in &policy.rules {
@@ -401,6 +425,12 @@ pub(super) fn add(
             m.note_scan(&merged);
         }
         p.scan = Some(merged);
+    }
+    // Every layer's quotas apply, each its own budget: a later layer can add
+    // one, never lift or loosen an earlier one.
+    for q in &layer.quotas {
+        m.note_quota(q);
+        p.quotas.push(q.clone());
     }
     let buckets = p.unidentified_buckets.stricter(layer.unidentified_buckets);
     if buckets != p.unidentified_buckets {

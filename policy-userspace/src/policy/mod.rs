@@ -14,6 +14,7 @@ mod empty;
 mod error;
 mod file;
 mod merge;
+mod quota;
 pub mod sources;
 mod stable;
 mod types;
@@ -24,11 +25,13 @@ use std::path::Path;
 
 pub use ceiling::{Ceilings, Effective, Source, Verdicts, describe};
 pub use compile::{
-    CompiledPolicy, CompiledUser, addr16, blanket_actions, default_burst, net16, params, truncate,
+    CompiledPolicy, CompiledQuota, CompiledUser, addr16, blanket_actions, default_burst, net16,
+    params, truncate,
 };
 pub use empty::{enforces_nothing, is_blank, load_for_run};
 pub use error::PolicyError;
 pub use merge::{Layered, Provenance, provenance_key, stricter};
+pub use quota::{Quota, QuotaPeriod, QuotaReset, weekday_name};
 pub use sources::PolicyText;
 pub use stable::{Allocation, Changes, IdError, Slot, Table, assign, changes};
 pub use types::*;
@@ -101,6 +104,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
 mod ceiling_tests;
 #[cfg(test)]
 mod non_ip_tests;
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

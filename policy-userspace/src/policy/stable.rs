@@ -235,6 +235,12 @@ fn renumber(fresh: &CompiledPolicy, user_map: &[u32], class_map: &[u32]) -> Comp
     if out.config.elephant_bytes != 0 {
         out.config.elephant_class = c(out.config.elephant_class);
     }
+    for q in &mut out.quotas {
+        q.user = u(q.user);
+        if q.class != policy_common::QUOTA_ALL_CLASSES {
+            q.class = c(q.class);
+        }
+    }
     let allowed = fresh.config.quarantine_classes;
     out.config.quarantine_classes = (0..64u32)
         .filter(|i| allowed & (1 << i) != 0)

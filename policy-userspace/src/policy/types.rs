@@ -244,6 +244,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// `[detect.scan]`, if any file set it.
     pub scan: Option<ScanPolicy>,
+    /// Every layer's `[[quota]]`s: each applies (layering only adds).
+    pub quotas: Vec<super::Quota>,
 }
 
 /// Scan and fan-out detection (`[detect.scan]`, policy-common's scan.rs).

@@ -27,6 +27,7 @@ fn kind_name(kind: u32) -> &'static str {
         event_kind::SPOOF => "spoof",
         event_kind::MONITOR => "monitor",
         event_kind::QUARANTINE => "quarantine",
+        event_kind::QUOTA => "quota",
         _ => "unknown",
     }
 }
@@ -79,6 +80,14 @@ pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
     // the one whose new flow crossed the threshold.
     if e.kind == event_kind::QUARANTINE {
         v["reason"] = crate::dataplane::reason_name(u32::from(e.reason)).into();
+    }
+    // A quota crossed 80 % or 100 % of its budget; its class is the
+    // quota's (`_all`: all the user's traffic).
+    if e.kind == event_kind::QUOTA {
+        v["percent"] = e.reason.into();
+        if e.class == policy_common::QUOTA_ALL_CLASSES {
+            v["class"] = "_all".into();
+        }
     }
     v.to_string()
 }

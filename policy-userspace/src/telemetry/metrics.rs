@@ -16,7 +16,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    dataplane::{Counters, ScanTable},
+    dataplane::{Counters, QuotaTable, QuotaUse, ScanTable},
     policy::PerUser,
     wire::Direction,
 };
@@ -52,6 +52,8 @@ pub struct KernelCounters {
     names: SharedNames,
     /// Who is in quarantine, read at scrape.
     scan: Option<ScanTable>,
+    /// Quota usage, read at scrape.
+    quotas: Option<Arc<std::sync::Mutex<QuotaTable>>>,
 }
 
 impl KernelCounters {
@@ -60,7 +62,13 @@ impl KernelCounters {
             counters,
             names,
             scan: None,
+            quotas: None,
         }
+    }
+
+    pub fn with_quotas(mut self, quotas: Arc<std::sync::Mutex<QuotaTable>>) -> Self {
+        self.quotas = Some(quotas);
+        self
     }
 
     pub fn with_scan(mut self, scan: ScanTable) -> Self {
@@ -186,6 +194,65 @@ fn by_user_label(
     out.into_iter().collect()
 }
 
+impl KernelCounters {
+    /// `policyd_quota_used_bytes` and `policyd_quota_limit_bytes`, per user
+    /// and class (`_all` for a quota on all of a user's traffic). Every
+    /// quota's user is named: quotas are few per user, and a budget is
+    /// watched per person.
+    fn encode_quotas(
+        &self,
+        table: &std::sync::Mutex<QuotaTable>,
+        names: &Names,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> fmt::Result {
+        let usage = table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .usage()
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the quotas for a scrape");
+                fmt::Error
+            })?;
+        let label = |v: &[String], i: u32| {
+            v.get(i as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{i}"))
+        };
+        let labelled: Vec<_> = usage
+            .iter()
+            .map(|u| {
+                let class = if u.class == policy_common::QUOTA_ALL_CLASSES {
+                    "_all".to_owned()
+                } else {
+                    label(&names.classes, u.class)
+                };
+                ([("user", label(&names.users, u.user)), ("class", class)], u)
+            })
+            .collect();
+        let used: fn(&QuotaUse) -> u64 = |u| u.used;
+        let limit: fn(&QuotaUse) -> u64 = |u| u.limit;
+        for (name, help, value) in [
+            (
+                "policyd_quota_used_bytes",
+                "Bytes a user's quota has counted in its current period (passed traffic, both directions)",
+                used,
+            ),
+            (
+                "policyd_quota_limit_bytes",
+                "A user's quota: the bytes its period allows",
+                limit,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (labels, u) in &labelled {
+                ConstGauge::new(i64::try_from(value(u)).unwrap_or(i64::MAX))
+                    .encode(family.encode_family(labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Collector for KernelCounters {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let names = self
@@ -291,6 +358,9 @@ impl Collector for KernelCounters {
                 MetricType::Gauge,
             )?;
             ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX)).encode(gauge)?;
+        }
+        if let Some(table) = &self.quotas {
+            self.encode_quotas(table, &names, &mut encoder)?;
         }
         let mut family = encoder.encode_descriptor(
             "policyd_active_profile",

@@ -127,4 +127,4 @@ pub use conn::{ConnLimit, Period};
 pub use error::UnitError;
 pub use limit::LimitSpec;
 pub use rate::{Rate, parse_rate};
-pub use size::parse_size;
+pub use size::{format_size, parse_size};

@@ -94,6 +94,11 @@ impl fmt::Display for Size {
     }
 }
 
+/// `bytes` as [`parse_size`] reads it back (`5GiB`).
+pub fn format_size(bytes: u64) -> String {
+    Size(bytes).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::policy::units::{testing::*, *};

@@ -8,6 +8,7 @@
 mod classes;
 mod detect;
 mod net;
+mod quotas;
 mod rules;
 mod schedules;
 mod settings;
@@ -171,6 +172,8 @@ pub(super) fn validate(
         Some(entry) => Some(detect::scan(&cx, entry, &known)?),
         None => None,
     };
+    let earlier = base.map_or(&[][..], |b| &b.quotas[..]);
+    let quotas = quotas::quotas(&cx, &raw.quotas, &known, earlier, all_users())?;
     Ok(Policy {
         settings,
         per_user,
@@ -183,5 +186,6 @@ pub(super) fn validate(
         unidentified_buckets,
         rules,
         scan,
+        quotas,
     })
 }

@@ -583,3 +583,60 @@ fn scan_detection_and_quarantine_agree() {
         k.global(global_counter::QUARANTINE_DENIED)
     );
 }
+
+#[test]
+fn quotas_agree_with_the_model() {
+    let _timing = crate::rates::shared();
+    // Small budgets, so the generated traffic's users use them up early:
+    // everyone's is denied after 12 KB, alice's bulk gets a (generous)
+    // limit after 300 bytes, bob's is reported after 5 KB; the model must count
+    // the same bytes and give the same verdicts throughout.
+    let policy = format!(
+        "{POLICY}
+[[quota]]
+quota = \"12KB/day\"
+exhausted = \"deny\"
+
+[[quota]]
+user = \"alice\"
+class = \"bulk\"
+quota = \"300B/day\"
+exhausted = \"limit 1Gbit\"
+
+[[quota]]
+user = \"bob\"
+quota = \"5KB/day\"
+exhausted = \"monitor\"
+"
+    );
+    let k = Kernel::new(&policy);
+    let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    let pool6 = v6_pool();
+    for i in 0..3_000 {
+        let frame = random_frame(&mut rng, &pool6);
+        let (hook, name) = HOOKS[if i % 5 < 3 { 0 } else { 1 + i % 2 }];
+        check(
+            &k,
+            &mut model,
+            &frame,
+            hook,
+            &format!("packet {i} ({name})"),
+        );
+    }
+    let usage = k.dp.quota_table().lock().unwrap().usage().unwrap();
+    let mut exhausted = 0;
+    for user in k.policy.users.iter().filter(|u| u.id != 0) {
+        let slots: Vec<_> = usage.iter().filter(|u| u.user == user.id).collect();
+        for (i, u) in slots.iter().enumerate() {
+            assert_eq!(
+                Some(u.used),
+                model.quota_used(user.id, i),
+                "{}'s quota {i}",
+                user.name
+            );
+            exhausted += usize::from(u.exhausted());
+        }
+    }
+    assert!(exhausted >= 4, "quotas used up: {usage:?}");
+}

@@ -12,6 +12,7 @@ mod limits;
 mod non_ip;
 mod parse;
 mod props;
+mod quota;
 mod scan;
 mod unidentified;
 
