@@ -1,5 +1,5 @@
 //! Per-packet cost of the threat features (issue 11), each enabled and
-//! unused, in test runs: the same packet through a policy without the
+//! unused, and the memory of the tables they size to the users, in test runs: the same packet through a policy without the
 //! feature and one with it, side by side in the same rounds.
 
 use std::path::Path;
@@ -118,37 +118,116 @@ fn cases() -> Vec<(&'static str, &'static str, String, String, Vec<u8>)> {
                 &ipv4(alice, remote, 17, &udp(40000, 5060, &[0; 64])),
             ),
         ),
+        // A budget no test run uses up; one used up by the first packet
+        // (its limit, which nothing reaches, is then policed too); one of
+        // another class (looked at, not counted).
+        (
+            "byte quota",
+            "UDP, budget not used up",
+            without.clone(),
+            format!("{without}{}", quota("1000GiB/day", "deny", None)),
+            udp_frame(alice, remote),
+        ),
+        (
+            "byte quota",
+            "UDP, used up: its limit added",
+            without.clone(),
+            format!("{without}{}", quota("1B/day", "limit 10Gbit", None)),
+            udp_frame(alice, remote),
+        ),
+        (
+            "byte quota",
+            "UDP, a quota of another class",
+            without.clone(),
+            format!("{without}{}", quota("1000GiB/day", "deny", Some("mail"))),
+            udp_frame(alice, remote),
+        ),
+        // L2 classes: an IP packet never looks at them; an ARP broadcast
+        // passes uncounted without one and is identified, classified and
+        // limited with one.
+        (
+            "L2 classes",
+            "UDP (IP: unaffected)",
+            without.clone(),
+            format!("{without}{L2}"),
+            udp_frame(alice, remote),
+        ),
+        (
+            "L2 classes",
+            "ARP broadcast, limited",
+            without.clone(),
+            format!("{without}{L2}"),
+            eth_macs(BROADCAST_MAC, [2, 0, 0, 0, 0, 1], ETH_P_ARP, &[0; 28]),
+        ),
+        // The unidentified user's limit, one bucket for all against one
+        // per sender.
+        (
+            "per-source buckets",
+            "UDP of an unregistered sender",
+            format!("{without}{UNID}buckets = \"shared\"\n"),
+            format!("{without}{UNID}"),
+            udp_frame([10, 9, 9, 9], remote),
+        ),
     ]
 }
 
+fn udp_frame(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    eth(ETH_P_IP, &ipv4(src, dst, 17, &udp(40000, 5060, &[0; 64])))
+}
+
+fn quota(budget: &str, exhausted: &str, class: Option<&str>) -> String {
+    let class = class.map_or_else(String::new, |c| format!("class = \"{c}\"\n"));
+    format!(
+        "\n[[quota]]\nuser = \"alice\"\n{class}quota = \"{budget}\"\nexhausted = \"{exhausted}\"\n"
+    )
+}
+
+const L2: &str = "\n[[class]]\nname = \"broadcast\"\nmatch = { l2 = \"broadcast\" }\n\n[[rule]]\nclass = \"broadcast\"\naction = \"limit 10Gbit\"\n";
+
+const UNID: &str = "\n[unidentified]\naction = \"limit 10Gbit\"\n";
+
 const SCAN: &str = "[detect.scan]\nhosts = 100\nports = 100\n";
 
-/// The kernel memory of the scan table, which has an entry per user when
-/// the policy detects scans (and one otherwise).
-fn scan_memory(quick: bool) {
+/// The kernel memory of the tables a feature sizes to the users: the scan
+/// table (an entry per user when the policy detects scans) and the quota
+/// table (a slot per user and quota; here one quota each), one otherwise.
+fn feature_memory(quick: bool) {
     let sizes: &[u32] = if quick {
         &[10_000]
     } else {
         &[10_000, 1_000_000]
     };
-    println!("| users | `SCAN` with `[detect.scan]` (MiB) | without (MiB) |");
-    println!("|---:|---:|---:|");
+    println!(
+        "| users | `SCAN` with `[detect.scan]` (MiB) | without (MiB) | `QUOTAS` with a quota each (MiB) | without (MiB) |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
     for &n in sizes {
-        let mib = |scan: bool| {
+        let mib = |map: &str, on: bool| {
             let mut p = crate::workload::policy(n, 1);
-            if scan {
+            if on && map == policy_common::MAP_SCAN {
                 p.config.present |= policy_common::present::SCAN;
                 p.config.scan_port_bits = policy_common::bits_for(100);
+            }
+            if on && map == policy_common::MAP_QUOTAS {
+                p.config.present |= policy_common::present::QUOTAS;
+                p.config.quota_slots = 1;
             }
             let _dp = load(&p);
             crate::memory::maps()
                 .iter()
-                .filter(|m| m.name == policy_common::MAP_SCAN)
+                .filter(|m| m.name == map)
                 .map(|m| m.memlock)
                 .sum::<u64>() as f64
                 / (1024.0 * 1024.0)
         };
-        println!("| {n} | {:.1} | {:.3} |", mib(true), mib(false));
+        let (scan, quotas) = (policy_common::MAP_SCAN, policy_common::MAP_QUOTAS);
+        println!(
+            "| {n} | {:.1} | {:.3} | {:.1} | {:.3} |",
+            mib(scan, true),
+            mib(scan, false),
+            mib(quotas, true),
+            mib(quotas, false)
+        );
     }
     println!();
 }
@@ -174,5 +253,5 @@ pub(crate) fn features_table(s: &Settings, quick: bool) {
         );
     }
     println!();
-    scan_memory(quick);
+    feature_memory(quick);
 }
