@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use aya::maps::{MapInfo, MapType};
-use policy_common::{MAP_ACTIONS, MAP_CLASS_NAMES, MAP_EVENT_LIMITER, MAP_IFACES, MAP_USER_NAMES};
+use policy_common::{
+    Config, MAP_ACTIONS, MAP_CLASS_NAMES, MAP_CONFIG, MAP_EVENT_LIMITER, MAP_IFACES, MAP_USER_NAMES,
+};
 
 use super::DataplaneError;
 
@@ -21,6 +23,11 @@ const RETYPED: &[(&str, MapType)] = &[
     (MAP_USER_NAMES, MapType::Array),
     (MAP_CLASS_NAMES, MapType::Array),
 ];
+
+/// Maps whose value grew, with the size it has now: the configuration
+/// took the quota fields (104 to 112 bytes). A program handed the old map
+/// would be refused by the verifier for reading past its values.
+const RESIZED: &[(&str, usize)] = &[(MAP_CONFIG, size_of::<Config>())];
 
 /// Refuses a pin directory holding maps of an older layout.
 pub(super) fn check(dir: &Path) -> Result<(), DataplaneError> {
@@ -42,6 +49,20 @@ pub(super) fn check(dir: &Path) -> Result<(), DataplaneError> {
             source: e,
         })?;
         if info.map_type().ok() != Some(*now) {
+            return Err(old(name));
+        }
+    }
+    for (name, size) in RESIZED {
+        let pin = dir.join(name);
+        if !pin.exists() {
+            continue;
+        }
+        let info = MapInfo::from_pin(&pin).map_err(|e| DataplaneError::Map {
+            map: name,
+            what: "read the pinned map's value size".to_owned(),
+            source: e,
+        })?;
+        if info.value_size() as usize != *size {
             return Err(old(name));
         }
     }

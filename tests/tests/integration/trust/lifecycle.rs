@@ -347,8 +347,13 @@ fn pins_of_an_older_layout_are_refused_by_name_and_left_alone() {
     // What older policyds pinned: the LRU table of flows from before the
     // elephant sketch (40-byte flow keys, byte counts), and the name
     // allocation as a hash without preallocation (flags 1) from before it
-    // became an array.
+    // became an array, and the configuration of 104 bytes from before the
+    // quota fields.
     for (map, spec) in [
+        (
+            "CONFIG",
+            &["array", "key", "4", "value", "104", "entries", "2"][..],
+        ),
         (
             "FLOWS",
             &["lru_hash", "key", "40", "value", "8", "entries", "16"][..],
