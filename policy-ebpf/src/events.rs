@@ -11,7 +11,7 @@ use policy_common::{EVENT_TIME_SHIFT, Event, event_kind, global_counter};
 
 use crate::{
     counters,
-    enforce::Traffic,
+    enforce::{Decision, Traffic},
     maps::{EVENT_LIMITER, EVENTS},
     parse::Packet,
 };
@@ -19,6 +19,18 @@ use crate::{
 #[inline(always)]
 pub(crate) fn emit(kind: u32, t: &Traffic, p: &Packet, interval_ns: u64) {
     emit_with(kind, 0, t, p, interval_ns);
+}
+
+/// The event of an enforcement decision, if it has one (a pass has none).
+#[inline(always)]
+pub(crate) fn of_decision(decision: Decision, t: &Traffic, p: &Packet, interval_ns: u64) {
+    let kind = match decision {
+        Decision::Deny => event_kind::DENY,
+        Decision::Limited => event_kind::LIMIT,
+        Decision::Monitor => event_kind::MONITOR,
+        Decision::Pass => return,
+    };
+    emit(kind, t, p, interval_ns);
 }
 
 /// [`emit`] with a reason code (QUARANTINE events). Kinds past the

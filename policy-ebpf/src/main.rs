@@ -255,15 +255,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         enforced.decision == Decision::Pass && enforced.mark_ce && ecn::mark_ce(data, data_end, p);
     counters::account(&t, enforced.decision, marked);
     if !who.spoofed {
-        let kind = match enforced.decision {
-            Decision::Deny => event_kind::DENY,
-            Decision::Limited => event_kind::LIMIT,
-            Decision::Monitor => event_kind::MONITOR,
-            Decision::Pass => 0,
-        };
-        if kind != 0 {
-            events::emit(kind, &t, p, cfg.event_interval_ns);
-        }
+        events::of_decision(enforced.decision, &t, p, cfg.event_interval_ns);
     }
     let passed = matches!(enforced.decision, Decision::Pass | Decision::Monitor);
     flow.finish(passed);

@@ -6,7 +6,7 @@
 //! `deny`) never cuts a user off ARP, only a class that names L2 traffic
 //! does.
 
-use policy_common::{CLASS_DEFAULT, Config, event_kind};
+use policy_common::{CLASS_DEFAULT, Config};
 
 use crate::{
     Hook, Verdict, classify,
@@ -61,15 +61,7 @@ pub(crate) fn process<H: Hook>(
         ctx.set_classid(enforced.tc_classid);
     }
     counters::account(&t, enforced.decision, false);
-    let kind = match enforced.decision {
-        Decision::Deny => event_kind::DENY,
-        Decision::Limited => event_kind::LIMIT,
-        Decision::Monitor => event_kind::MONITOR,
-        Decision::Pass => 0,
-    };
-    if kind != 0 {
-        events::emit(kind, &t, p, cfg.event_interval_ns);
-    }
+    events::of_decision(enforced.decision, &t, p, cfg.event_interval_ns);
     if matches!(enforced.decision, Decision::Pass | Decision::Monitor)
         && cfg.present & policy_common::present::QUOTAS != 0
     {

@@ -551,6 +551,18 @@ fn profiles_agree_too() {
     assert_eq!(d.verdict, Verdict::Pass);
 }
 
+/// `n` random frames from `seed`, three in five at XDP, the rest at TC
+/// ingress and egress, each checked against the model.
+fn random_traffic(k: &Kernel, model: &mut Model<'_>, seed: u64, n: usize) {
+    let mut rng = Rng::new(seed);
+    let pool6 = v6_pool();
+    for i in 0..n {
+        let frame = random_frame(&mut rng, &pool6);
+        let (hook, name) = HOOKS[if i % 5 < 3 { 0 } else { 1 + i % 2 }];
+        check(k, model, &frame, hook, &format!("packet {i} ({name})"));
+    }
+}
+
 #[test]
 fn scan_detection_and_quarantine_agree() {
     let _timing = crate::rates::shared();
@@ -562,19 +574,7 @@ fn scan_detection_and_quarantine_agree() {
     );
     let k = Kernel::new(&policy);
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
-    let mut rng = Rng::new(0x2545_F491_4F6C_DD1D);
-    let pool6 = v6_pool();
-    for i in 0..3_000 {
-        let frame = random_frame(&mut rng, &pool6);
-        let (hook, name) = HOOKS[if i % 5 < 3 { 0 } else { 1 + i % 2 }];
-        check(
-            &k,
-            &mut model,
-            &frame,
-            hook,
-            &format!("packet {i} ({name})"),
-        );
-    }
+    random_traffic(&k, &mut model, 0x2545_F491_4F6C_DD1D, 3_000);
     let q = k.dp.scan_table().unwrap().quarantined().unwrap();
     assert!(q.len() >= 3, "users quarantined: {q:?}");
     assert!(
@@ -611,19 +611,7 @@ exhausted = \"monitor\"
     );
     let k = Kernel::new(&policy);
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
-    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
-    let pool6 = v6_pool();
-    for i in 0..3_000 {
-        let frame = random_frame(&mut rng, &pool6);
-        let (hook, name) = HOOKS[if i % 5 < 3 { 0 } else { 1 + i % 2 }];
-        check(
-            &k,
-            &mut model,
-            &frame,
-            hook,
-            &format!("packet {i} ({name})"),
-        );
-    }
+    random_traffic(&k, &mut model, 0xD1B5_4A32_D192_ED03, 3_000);
     let usage = k.dp.quota_table().lock().unwrap().usage().unwrap();
     let mut exhausted = 0;
     for user in k.policy.users.iter().filter(|u| u.id != 0) {

@@ -72,6 +72,17 @@ impl Kernel {
     }
 }
 
+/// Every event the kernel has queued, in order.
+fn events(k: &mut Kernel) -> Vec<Event> {
+    let mut ring = k.dp.take_events().unwrap();
+    let mut got = Vec::new();
+    while let Some(item) = ring.next() {
+        // SAFETY: the kernel writes whole Events.
+        got.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
+    }
+    got
+}
+
 const IDENTITY: &str = r#"
 [[user]]
 name = "alice"

@@ -39,16 +39,6 @@ fn usage(k: &Kernel) -> Vec<QuotaUse> {
     k.dp.quota_table().lock().unwrap().usage().unwrap()
 }
 
-fn events(k: &mut Kernel) -> Vec<Event> {
-    let mut ring = k.dp.take_events().unwrap();
-    let mut got = Vec::new();
-    while let Some(item) = ring.next() {
-        // SAFETY: the kernel writes whole Events.
-        got.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
-    }
-    got
-}
-
 /// A 1000-byte frame (14 + 20 + 8 + 958).
 fn kilobyte(src: [u8; 4], dport: u16) -> Vec<u8> {
     let f = udp4(src, REMOTE4, 5000, dport, 958);

@@ -42,16 +42,6 @@ fn scan_table(k: &Kernel) -> ScanTable {
     k.dp.scan_table().unwrap()
 }
 
-fn events(k: &mut Kernel) -> Vec<Event> {
-    let mut ring = k.dp.take_events().unwrap();
-    let mut got = Vec::new();
-    while let Some(item) = ring.next() {
-        // SAFETY: the kernel writes whole Events.
-        got.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<Event>()) });
-    }
-    got
-}
-
 /// Sweeps ports of one host until the kernel denies a SYN; returns how many
 /// SYNs passed before the one that started the quarantine.
 fn sweep_ports(k: &Kernel, src: [u8; 4], user: &str) -> u16 {
