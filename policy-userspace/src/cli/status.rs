@@ -10,7 +10,8 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
     ActionEntry, BucketKey, Config, CounterKey, Counters, GenAddr, GenPrefix, GenPrefix4, GenU32,
     MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH,
-    MAP_GENERATION, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USERS, MAP_USERS4, UserId, mode,
+    MAP_GENERATION, MAP_UNID_BUCKETS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USERS, MAP_USERS4,
+    UnidSlot, UserId, mode,
 };
 
 use crate::dataplane::DEFAULT_PIN_DIR;
@@ -184,6 +185,11 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
             MAP_FLOW_SKETCH,
             "elephant sketch cells in use",
             array_set::<u64>(dir, MAP_FLOW_SKETCH)?,
+        ),
+        (
+            MAP_UNID_BUCKETS,
+            "unidentified senders' bucket slots used",
+            array_set::<UnidSlot>(dir, MAP_UNID_BUCKETS)?,
         ),
     ];
     for (map, what, n) in rows {

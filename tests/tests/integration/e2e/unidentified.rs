@@ -117,4 +117,20 @@ fn two_unregistered_hosts_each_get_their_own_limit() {
         Some(0),
         "the two hosts have slots of their own{diag}"
     );
+    // `status` shows the slots they took (a slot per sender, class and
+    // direction: the two floods', and any of the hosts' other packets).
+    let status = topo
+        .gw
+        .command(&policyd_bin().display().to_string())
+        .args(["status", "--pin-dir"])
+        .arg(&topo.daemon.pin_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    let used: usize = text
+        .lines()
+        .find(|l| l.contains("unidentified senders' bucket slots used"))
+        .and_then(|l| l.split_whitespace().rev().nth(3)?.parse().ok())
+        .unwrap_or_else(|| panic!("no slot row in {text}"));
+    assert!(used >= 2, "{text}");
 }
