@@ -40,10 +40,10 @@ impl Reloader {
         let started = std::time::Instant::now();
         match self.try_reload(dataplane) {
             Ok(Outcome::Unchanged) => {
-                self.names
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .reloads_unchanged += 1;
+                let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
+                n.reloads_unchanged += 1;
+                n.last_reload_ok = true;
+                drop(n);
                 tracing::info!(trigger = why, "policy unchanged; nothing to write");
                 true
             }
@@ -51,6 +51,8 @@ impl Reloader {
                 let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
                 n.reloads_ok += 1;
                 n.generation += 1;
+                n.last_applied_at = super::run::unix_now();
+                n.last_reload_ok = true;
                 tracing::info!(
                     trigger = why,
                     users = self.policy.users.len(),
@@ -65,10 +67,10 @@ impl Reloader {
                 true
             }
             Err(e) => {
-                self.names
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .reloads_failed += 1;
+                let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
+                n.reloads_failed += 1;
+                n.last_reload_ok = false;
+                drop(n);
                 tracing::error!(trigger = why, error = %format!("{e:#}"), "reload refused; the previous policy stays in force");
                 false
             }
@@ -113,6 +115,7 @@ impl Reloader {
             n.users = compiled.users.iter().map(|u| u.name.clone()).collect();
             n.classes.clone_from(&compiled.classes);
             n.profile.clone_from(&compiled.profiles[profile]);
+            n.profiles.clone_from(&compiled.profiles);
             n.per_user = policy.per_user.unwrap_or_default();
             n.tables = dataplane.table_fill(&compiled);
         }

@@ -23,7 +23,8 @@ use crate::{
     policy::{self, CompiledPolicy},
     schedule::{self, Clock},
     telemetry::{
-        DEFAULT_METRICS_ADDR, EventSink, KernelCounters, MetricsServer, Names, open_events_file,
+        DEFAULT_METRICS_ADDR, DaemonMetrics, EventSink, KernelCounters, MetricsServer, Names,
+        ProcessMetrics, open_events_file,
     },
 };
 
@@ -132,7 +133,7 @@ pub(super) struct RunArgs {
     /// every class both ways and a quarter more, at least 4096, at most
     /// 2097152 (the map holds only what traffic creates; its bucket array
     /// costs 16 bytes an entry). When full, new triples are not counted
-    /// and `policyd_counter_map_full_total` says so.
+    /// and `policyd_uncounted_packets_total` says so.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_counters: Option<u32>,
     /// Token buckets (one per limited user, class and direction; never
@@ -238,8 +239,11 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     let names = Arc::new(RwLock::new(Names {
         users: compiled.users.iter().map(|u| u.name.clone()).collect(),
         classes: compiled.classes.clone(),
+        profiles: compiled.profiles.clone(),
         per_user: policy.per_user.unwrap_or_default(),
         tables: dataplane.table_fill(&compiled),
+        started_at: unix_now(),
+        last_reload_ok: true,
         counters_capacity: u64::from(dataplane.capacity().counters),
         buckets_capacity: u64::from(dataplane.capacity().buckets),
         ..Names::default()
@@ -252,8 +256,11 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
                     .scan_table()
                     .context("opening the scan-detection table")?,
             )
-            .with_quotas(dataplane.quota_table()),
+            .with_quotas(dataplane.quota_table())
+            .with_pins(dataplane.pins().dir().to_owned()),
     ));
+    registry.register_collector(Box::new(DaemonMetrics::new(Arc::clone(&names))));
+    registry.register_collector(Box::new(ProcessMetrics));
     let ring = dataplane
         .take_events()
         .context("opening the event ring buffer")?;
@@ -278,6 +285,7 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         let mut n = names.write().unwrap_or_else(|p| p.into_inner());
         n.profile.clone_from(&compiled.profiles[profile]);
         n.generation = 1;
+        n.last_applied_at = unix_now();
     }
     tracing::info!(
         policy = %describe_sources(&args.policies),
@@ -528,4 +536,11 @@ async fn follow_schedule(
             Err(e) => tracing::error!(error = %e, "cannot switch the profile; will retry"),
         }
     }
+}
+
+/// Seconds since the epoch, for the metrics' timestamps.
+pub(super) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -370,23 +370,23 @@ impl Capacity {
         let n = |len: usize| len as u64;
         let families = Families::of(policy);
         vec![
-            ("user_info", n(policy.users.len()), u64::from(self.users)),
-            ("users", n(families.exact6), u64::from(self.addrs)),
-            ("users4", n(families.exact4), u64::from(self.addrs4)),
-            ("user_macs", n(policy.macs.len()), u64::from(self.macs)),
+            (MAP_USER_INFO, n(policy.users.len()), u64::from(self.users)),
+            (MAP_USERS, n(families.exact6), u64::from(self.addrs)),
+            (MAP_USERS4, n(families.exact4), u64::from(self.addrs4)),
+            (MAP_USER_MACS, n(policy.macs.len()), u64::from(self.macs)),
             (
-                "ip_bindings",
+                MAP_IP_BINDINGS,
                 n(policy.bindings.len()),
                 u64::from(self.bindings),
             ),
-            ("user_cidrs", n(policy.cidrs.len()), u64::from(self.cidrs)),
+            (MAP_USER_CIDRS, n(policy.cidrs.len()), u64::from(self.cidrs)),
             (
-                "set_cidrs",
+                MAP_SET_CIDRS,
                 n(policy.set_cidrs.len()),
                 u64::from(self.set_cidrs),
             ),
             (
-                "actions",
+                MAP_ACTIONS,
                 n(ActionRows::need(policy)),
                 u64::from(self.actions),
             ),

@@ -13,6 +13,7 @@ mod held;
 mod ids;
 mod maps;
 mod pins;
+mod pressure;
 mod profile;
 mod quota;
 mod rows;
@@ -39,6 +40,7 @@ pub use self::{
     ids::from_pins as pinned_ids,
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
+    pressure::{Fill, traffic_fill},
     profile::ProfileSwitch,
     quota::{QuotaTable, QuotaUse},
     rows::ActionRows,

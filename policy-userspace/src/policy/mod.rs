@@ -35,6 +35,7 @@ pub use quota::{Quota, QuotaPeriod, QuotaReset, weekday_name};
 pub use sources::PolicyText;
 pub use stable::{Allocation, Changes, IdError, Slot, Table, assign, changes};
 pub use types::*;
+pub use validate::RESERVED_LABELS;
 
 impl CompiledPolicy {
     /// The slot of profile `name`, if the policy has it.

@@ -129,6 +129,20 @@ fn reserved_and_malformed_names_are_rejected() {
     assert!(e.contains("`unidentified` is reserved"), "{e}");
     let e = err("[[user]]\nname = \"a b\"\nips = [\"10.0.0.1\"]\n");
     assert!(e.contains("not a valid user name"), "{e}");
+    // The metrics' sums are labelled `_other` and `_all`.
+    for label in ["_other", "_all", "_x"] {
+        let e = err(&format!(
+            "[[user]]\nname = \"{label}\"\nips = [\"10.0.0.1\"]\n"
+        ));
+        assert!(
+            e.contains("user[0].name") && e.contains("reserved for policyd's own labels"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[[class]]\nname = \"{label}\"\nmatch = {{ ports = [25] }}\n"
+        ));
+        assert!(e.contains("class[0].name") && e.contains("reserved"), "{e}");
+    }
 }
 
 #[test]

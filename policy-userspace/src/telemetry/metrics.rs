@@ -3,20 +3,21 @@
 //! them in userspace.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
     fmt,
-    sync::{Arc, RwLock},
+    path::PathBuf,
+    sync::{Arc, Mutex, RwLock},
 };
 
-use policy_common::{CounterKey, Counters as Totals, global_counter};
+use policy_common::{MAP_BUCKETS, MAP_COUNTERS, global_counter};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
+use super::rollup::Rollup;
 use crate::{
-    dataplane::{Counters, QuotaTable, QuotaUse, ScanTable},
+    dataplane::{self, Counters, QuotaTable, QuotaUse, ScanTable},
     policy::PerUser,
     wire::Direction,
 };
@@ -28,6 +29,8 @@ use crate::{
 pub struct Names {
     pub users: Vec<String>,
     pub classes: Vec<String>,
+    /// Every profile of the policy, in its order.
+    pub profiles: Vec<String>,
     pub profile: String,
     /// Policies applied since start (the first one is 1).
     pub generation: u64,
@@ -35,6 +38,12 @@ pub struct Names {
     pub reloads_failed: u64,
     /// Reloads that found the policy in force already (nothing written).
     pub reloads_unchanged: u64,
+    /// When the daemon started, and when a policy was last applied (the
+    /// first one at start included), in seconds since the epoch.
+    pub started_at: f64,
+    pub last_applied_at: f64,
+    /// Whether the last reload (or the first apply) succeeded.
+    pub last_reload_ok: bool,
     /// Cardinality control of the per-user series.
     pub per_user: PerUser,
     /// Policy tables: (map, entries in force, capacity per generation).
@@ -53,7 +62,12 @@ pub struct KernelCounters {
     /// Who is in quarantine, read at scrape.
     scan: Option<ScanTable>,
     /// Quota usage, read at scrape.
-    quotas: Option<Arc<std::sync::Mutex<QuotaTable>>>,
+    quotas: Option<Arc<Mutex<QuotaTable>>>,
+    /// Where the maps are pinned: the traffic maps' fill is read there.
+    pins: Option<PathBuf>,
+    /// The sums under `per_user = "top:N"` and `"none"`, which keep state
+    /// between scrapes so that they never go down.
+    rollup: Mutex<Rollup>,
 }
 
 impl KernelCounters {
@@ -63,10 +77,17 @@ impl KernelCounters {
             names,
             scan: None,
             quotas: None,
+            pins: None,
+            rollup: Mutex::default(),
         }
     }
 
-    pub fn with_quotas(mut self, quotas: Arc<std::sync::Mutex<QuotaTable>>) -> Self {
+    pub fn with_pins(mut self, dir: PathBuf) -> Self {
+        self.pins = Some(dir);
+        self
+    }
+
+    pub fn with_quotas(mut self, quotas: Arc<Mutex<QuotaTable>>) -> Self {
         self.quotas = Some(quotas);
         self
     }
@@ -106,8 +127,8 @@ const GLOBALS: [(u32, &str, &str); 12] = [
     ),
     (
         global_counter::MAP_FULL,
-        "policyd_counter_map_full",
-        "Packets not counted because the counter map was full",
+        "policyd_uncounted_packets",
+        "Packets not counted per user because the COUNTERS map was full (raise --max-counters)",
     ),
     (
         global_counter::EVENTS_LOST,
@@ -146,54 +167,6 @@ const GLOBALS: [(u32, &str, &str); 12] = [
     ),
 ];
 
-/// Rows keyed by (user label, class, direction), summed as `per_user` says:
-/// every user on their own, the top N by bytes (the rest as `_other`), or
-/// everyone as `_all`.
-fn by_user_label(
-    rows: Vec<(CounterKey, Totals)>,
-    names: &Names,
-) -> Vec<((String, u16, u8), Totals)> {
-    // Ids without a name are free, or retired with their counters about to
-    // go: they belong to nobody, so they export nothing.
-    let named = |v: &[String], i: usize| v.get(i).is_some_and(|n| !n.is_empty());
-    let rows: Vec<(CounterKey, Totals)> = rows
-        .into_iter()
-        .filter(|(k, _)| {
-            named(&names.users, k.user as usize) && named(&names.classes, usize::from(k.class))
-        })
-        .collect();
-    let bytes = |c: &Totals| c.pass_bytes + c.deny_bytes + c.limit_bytes + c.monitor_bytes;
-    let keep: Option<HashSet<u32>> = match names.per_user {
-        PerUser::All => None,
-        PerUser::None => Some(HashSet::new()),
-        PerUser::Top(n) => {
-            let mut per_user: HashMap<u32, u64> = HashMap::new();
-            for (k, c) in &rows {
-                *per_user.entry(k.user).or_default() += bytes(c);
-            }
-            let mut ranked: Vec<(u32, u64)> = per_user.into_iter().collect();
-            ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            Some(ranked.into_iter().take(n).map(|(u, _)| u).collect())
-        }
-    };
-    let rest = if names.per_user == PerUser::None {
-        "_all"
-    } else {
-        "_other"
-    };
-    let mut out: BTreeMap<(String, u16, u8), Totals> = BTreeMap::new();
-    for (k, c) in rows {
-        let user = match &keep {
-            Some(set) if !set.contains(&k.user) => rest.to_owned(),
-            _ => names.users[k.user as usize].clone(),
-        };
-        out.entry((user, k.class, k.dir))
-            .or_default()
-            .accumulate(&c);
-    }
-    out.into_iter().collect()
-}
-
 impl KernelCounters {
     /// `policyd_quota_used_bytes` and `policyd_quota_limit_bytes`, per user
     /// and class (`_all` for a quota on all of a user's traffic). Every
@@ -201,7 +174,7 @@ impl KernelCounters {
     /// watched per person.
     fn encode_quotas(
         &self,
-        table: &std::sync::Mutex<QuotaTable>,
+        table: &Mutex<QuotaTable>,
         names: &Names,
         encoder: &mut DescriptorEncoder<'_>,
     ) -> fmt::Result {
@@ -253,6 +226,26 @@ impl KernelCounters {
     }
 }
 
+impl KernelCounters {
+    /// The traffic maps' fill from the pins; none when they cannot be read
+    /// (logged: the rest of the scrape is still worth having).
+    fn traffic_fill(&self) -> Vec<(&'static str, u64, u64)> {
+        let Some(dir) = &self.pins else {
+            return Vec::new();
+        };
+        match dataplane::traffic_fill(dir) {
+            Ok(fill) => fill
+                .into_iter()
+                .map(|f| (f.map, f.entries, f.capacity))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %anyhow::Error::from(e), "cannot read the traffic maps' fill for a scrape");
+                Vec::new()
+            }
+        }
+    }
+}
+
 impl Collector for KernelCounters {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let names = self
@@ -272,7 +265,29 @@ impl Collector for KernelCounters {
         })?;
         let counter_entries = raw.len();
         let label = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
-        let rows = by_user_label(raw, &names);
+        let named = |id: u32| {
+            names
+                .users
+                .get(id as usize)
+                .map(String::as_str)
+                .filter(|n| !n.is_empty())
+        };
+        // Ids of classes without a name export nothing either: free, or
+        // retired with their counters about to go.
+        let raw = raw
+            .into_iter()
+            .filter(|(k, _)| {
+                names
+                    .classes
+                    .get(usize::from(k.class))
+                    .is_some_and(|n| !n.is_empty())
+            })
+            .collect();
+        let rows =
+            self.rollup
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .rows(names.per_user, raw, named);
         type Labels = [(&'static str, String); 4];
         let mut packets: Vec<(Labels, u64)> = Vec::new();
         let mut bytes: Vec<(Labels, u64)> = Vec::new();
@@ -362,53 +377,26 @@ impl Collector for KernelCounters {
         if let Some(table) = &self.quotas {
             self.encode_quotas(table, &names, &mut encoder)?;
         }
-        let mut family = encoder.encode_descriptor(
-            "policyd_active_profile",
-            "The schedule profile in force (1 for the active one)",
-            None,
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(1i64)
-            .encode(family.encode_family(&[("profile", names.profile.as_str())])?)?;
-        let gauge = encoder.encode_descriptor(
-            "policyd_policy_generation",
-            "Policies applied since policyd started (1 for the first)",
-            None,
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(i64::try_from(names.generation).unwrap_or(i64::MAX)).encode(gauge)?;
-        let mut family = encoder.encode_descriptor(
-            "policyd_reloads",
-            "Policy reloads, by result (a failed one leaves the previous policy in force; an unchanged one writes nothing)",
-            None,
-            MetricType::Counter,
-        )?;
-        for (result, n) in [
-            ("success", names.reloads_ok),
-            ("failure", names.reloads_failed),
-            ("unchanged", names.reloads_unchanged),
-        ] {
-            ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
-        }
         let tables: Vec<(&str, u64, u64)> = names
             .tables
             .iter()
             .copied()
             .chain(std::iter::once((
-                "counters",
+                MAP_COUNTERS,
                 counter_entries as u64,
                 names.counters_capacity,
             )))
             .chain(
                 self.counters
                     .bucket_entries()
-                    .map(|n| ("buckets", n, names.buckets_capacity)),
+                    .map(|n| (MAP_BUCKETS, n, names.buckets_capacity)),
             )
+            .chain(self.traffic_fill())
             .collect();
         let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
         let mut entries = encoder.encode_descriptor(
             "policyd_map_entries",
-            "Entries in use in a kernel map (policy tables: the generation in force)",
+            "Entries in use in a kernel map, by its name (policy tables: the generation in force; arrays: cells not zero)",
             None,
             MetricType::Gauge,
         )?;
@@ -425,64 +413,5 @@ impl Collector for KernelCounters {
             gauge(*cap).encode(capacity.encode_family(&[("map", *map)])?)?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(user: u32, bytes: u64) -> (CounterKey, Totals) {
-        (
-            CounterKey {
-                user,
-                class: 0,
-                dir: 0,
-                _pad: 0,
-            },
-            Totals {
-                pass_packets: 1,
-                pass_bytes: bytes,
-                ..Totals::default()
-            },
-        )
-    }
-
-    fn names(per_user: PerUser) -> Names {
-        Names {
-            users: vec!["unidentified".into(), "a".into(), "b".into(), "c".into()],
-            classes: vec!["default".into()],
-            per_user,
-            ..Names::default()
-        }
-    }
-
-    #[test]
-    fn per_user_series_can_be_capped() {
-        let rows = || vec![row(1, 100), row(2, 300), row(3, 200), row(0, 50)];
-        let all = by_user_label(rows(), &names(PerUser::All));
-        assert_eq!(all.len(), 4);
-        let top = by_user_label(rows(), &names(PerUser::Top(2)));
-        let labels: Vec<(&str, u64)> = top
-            .iter()
-            .map(|((u, _, _), c)| (u.as_str(), c.pass_bytes))
-            .collect();
-        assert_eq!(labels, [("_other", 150), ("b", 300), ("c", 200)]);
-        let none = by_user_label(rows(), &names(PerUser::None));
-        assert_eq!(none.len(), 1);
-        assert_eq!(none[0].0.0, "_all");
-        assert_eq!((none[0].1.pass_packets, none[0].1.pass_bytes), (4, 650));
-    }
-
-    #[test]
-    fn ids_without_a_name_export_nothing() {
-        let mut n = names(PerUser::All);
-        // Id 2 is free (or retired); 9 was never given out.
-        n.users[2].clear();
-        let rows = by_user_label(vec![row(1, 100), row(2, 300), row(9, 5)], &n);
-        let users: Vec<&str> = rows.iter().map(|((u, _, _), _)| u.as_str()).collect();
-        assert_eq!(users, ["a"]);
-        let none = by_user_label(vec![row(1, 100), row(2, 300)], &names(PerUser::None));
-        assert_eq!(none[0].1.pass_bytes, 400, "named ids only, summed");
     }
 }

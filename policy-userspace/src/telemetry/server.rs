@@ -1,9 +1,18 @@
-//! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz`, `/readyz`.
+//! The HTTP endpoint: `/metrics` (the classic text format, or OpenMetrics
+//! when the scraper asks for it), `/healthz`, `/readyz`.
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, header},
+    response::IntoResponse,
+    routing::get,
+};
 use prometheus_client::{encoding::text::encode, registry::Registry};
+
+use super::format::{Format, to_classic};
 
 /// Loopback by default: counters name users, so exposing them is the
 /// operator's choice.
@@ -58,17 +67,16 @@ impl MetricsServer {
     }
 }
 
-async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+async fn metrics(State(registry): State<Arc<Registry>>, headers: HeaderMap) -> impl IntoResponse {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let mut body = String::new();
     match encode(&mut body, &registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(()) => {
+            if format == Format::Classic {
+                body = to_classic(&body);
+            }
+            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "encoding metrics failed");
             axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()

@@ -26,6 +26,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("xdp-tools", "xdp-filter, the XDP baseline in benchmarks"),
     ("tcpdump", "capturing test traffic"),
+    (
+        "prometheus",
+        "`promtool check metrics` / `test rules`, and a real Prometheus scraping policyd in the tests",
+    ),
 ];
 
 pub(super) fn ensure() -> anyhow::Result<Outcome> {

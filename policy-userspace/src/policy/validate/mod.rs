@@ -63,6 +63,18 @@ impl Ctx<'_> {
         what: &str,
     ) -> Result<String, PolicyError> {
         let name = value.get_ref();
+        if name.starts_with('_') {
+            // The metrics label sums with these (`_other`, `_all`): a user
+            // or class so named would be mistaken for one.
+            return Err(self.err(
+                value,
+                field,
+                format!(
+                    "`{name}`: names starting with `_` are reserved for policyd's own labels ({})",
+                    RESERVED_LABELS.join(", ")
+                ),
+            ));
+        }
         if valid_name(name) {
             Ok(name.clone())
         } else {
@@ -103,6 +115,10 @@ impl Ctx<'_> {
 
 /// Names are ASCII, and at most [`MAX_NAME_LEN`] bytes: a user's or class's
 /// name must fit its slot in the pinned id allocation.
+/// The labels policyd's metrics give to sums of users or classes: no name
+/// in a policy may start with `_`, so none can be taken for them.
+pub const RESERVED_LABELS: [&str; 2] = ["_other", "_all"];
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN

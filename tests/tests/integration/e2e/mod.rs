@@ -5,6 +5,7 @@ mod conn;
 mod daemon;
 mod explain;
 mod hook;
+mod monitoring;
 mod non_ip;
 mod quota;
 mod reload;

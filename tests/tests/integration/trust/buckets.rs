@@ -185,13 +185,13 @@ fn with_the_fitted_default_every_limited_user_is_held_to_the_limit() {
     // An upload bucket per sender; download buckets for the ICMP errors
     // the warm-up drew, and `unidentified`'s for IPv6 neighbour discovery:
     // never more than the need.
-    let entries = metric_value(&body, "policyd_map_entries", &[("map", "buckets")]);
+    let entries = metric_value(&body, "policyd_map_entries", &[("map", "BUCKETS")]);
     assert!(
         entries.is_some_and(|n| (u64::from(USERS)..=NEED).contains(&n)),
         "buckets in use: {entries:?}{diag}"
     );
     assert_eq!(
-        metric_value(&body, "policyd_map_capacity", &[("map", "buckets")]),
+        metric_value(&body, "policyd_map_capacity", &[("map", "BUCKETS")]),
         Some(1024),
         "twice the need, at least 1024{diag}"
     );

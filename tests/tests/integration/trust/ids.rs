@@ -401,7 +401,7 @@ fn two_hundred_reloads_of_a_thousand_new_names_need_no_restart() {
         ids.users.highest()
     );
     assert!(
-        metric_value(&body, "policyd_map_entries", &[("map", "user_info")]).unwrap() <= 2002,
+        metric_value(&body, "policyd_map_entries", &[("map", "USER_INFO")]).unwrap() <= 2002,
         "{}",
         topo.diag(&body)
     );
