@@ -3,14 +3,41 @@
 use crate::UserId;
 
 /// Key of [`crate::MAP_COUNTERS`]: one entry per (user, class, direction)
-/// that has seen traffic.
+/// that has seen traffic, and one more per [`drop_reason`] other than
+/// [`drop_reason::RULE`] that dropped some of it (drops of those reasons
+/// are counted only there, so entries of one (user, class, direction) add
+/// up; most traffic never makes one).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CounterKey {
     pub user: UserId,
     pub class: u16,
     pub dir: u8,
-    pub _pad: u8,
+    /// A [`drop_reason`]; the byte was padding (always 0) before drop
+    /// reasons, so pinned counters of an older policyd read as `RULE`.
+    pub reason: u8,
+}
+
+/// Why a packet was dropped: the `reason` of its counter key.
+pub mod drop_reason {
+    /// The user's own action: a `deny`, or their own limit (byte, packet
+    /// or connection rate). Passed and monitored packets count here too.
+    pub const RULE: u8 = 0;
+    /// Its source address is bound to other MAC addresses; counted under
+    /// the sender the MAC identifies (or `unidentified`), not the user
+    /// whose address it claimed.
+    pub const SPOOFED: u8 = 1;
+    /// Its user is in quarantine (scan detection).
+    pub const QUARANTINE: u8 = 2;
+    /// The class's limit for all users together.
+    pub const CLASS_LIMIT: u8 = 3;
+    /// A used-up byte quota's `exhausted` action (deny or limit).
+    pub const QUOTA: u8 = 4;
+    /// Malformed (with `malformed = "drop"`): counted under `unidentified`,
+    /// class `default`, before any identity.
+    pub const MALFORMED: u8 = 5;
+    /// One more than the highest reason.
+    pub const COUNT: u8 = 6;
 }
 
 /// Packets and bytes by verdict, per CPU; userspace sums the CPUs.
@@ -19,7 +46,8 @@ pub struct CounterKey {
 pub struct Counters {
     pub pass_packets: u64,
     pub pass_bytes: u64,
-    /// Dropped by a `deny` action (or as spoofed).
+    /// Dropped by a `deny` action (or, in the entries of other
+    /// [`drop_reason`]s, as spoofed, quarantined, by a quota or malformed).
     pub deny_packets: u64,
     pub deny_bytes: u64,
     /// Dropped by a rate limit.

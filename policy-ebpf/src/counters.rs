@@ -1,21 +1,27 @@
 //! Per-CPU counters: plain increments are enough because no other CPU writes
 //! this CPU's slot, and the program runs with preemption disabled.
 
-use policy_common::{CounterKey, global_counter};
+use policy_common::{CounterKey, drop_reason, global_counter};
 
 use crate::{
     enforce::{Decision, Traffic},
     maps::{COUNTERS, GLOBAL_COUNTERS, ZERO_COUNTERS},
 };
 
+/// Counts the packet under (user, class, direction) and, for a drop,
+/// `reason` (a [`drop_reason`]: any but `RULE` has an entry of its own).
 #[inline(always)]
-pub(crate) fn account(t: &Traffic, decision: Decision, marked: bool) {
+pub(crate) fn account(t: &Traffic, decision: Decision, marked: bool, reason: u8) {
     let len = t.len;
     let key = CounterKey {
         user: t.user,
         class: t.class as u16,
         dir: t.dir,
-        _pad: 0,
+        reason: if matches!(decision, Decision::Deny | Decision::Limited) {
+            reason
+        } else {
+            drop_reason::RULE
+        },
     };
     let ptr = match COUNTERS.get_ptr_mut(key) {
         Some(p) => p,

@@ -4,7 +4,7 @@
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
 use policy_common::{
     ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, bucket as bucket_kind,
-    flag, global_counter, kind, mode, present,
+    drop_reason, flag, global_counter, kind, mode, present,
 };
 
 use crate::{
@@ -33,6 +33,8 @@ pub(crate) struct Enforced {
     pub mark_ce: bool,
     /// TC egress only: hand the packet to this HTB class instead of policing.
     pub tc_classid: u32,
+    /// Why, when `decision` drops it: a [`drop_reason`].
+    pub reason: u8,
 }
 
 #[inline(always)]
@@ -201,6 +203,7 @@ pub(crate) fn decide(
         decision: Decision::Pass,
         mark_ce: false,
         tc_classid: 0,
+        reason: drop_reason::RULE,
     };
     let mut clock = Clock(0);
     match a.kind {
@@ -317,7 +320,10 @@ fn exhausted(
     out: &mut Enforced,
 ) {
     match q.kind {
-        kind::DENY => out.decision = Decision::Deny,
+        kind::DENY => {
+            out.decision = Decision::Deny;
+            out.reason = drop_reason::QUOTA;
+        }
         kind::MONITOR => out.decision = Decision::Monitor,
         kind::LIMIT => {
             let key = BucketKey {
@@ -334,7 +340,10 @@ fn exhausted(
                         && backlog > q.tolerance_ns / 2;
                 }
                 None if q.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
-                None => out.decision = Decision::Limited,
+                None => {
+                    out.decision = Decision::Limited;
+                    out.reason = drop_reason::QUOTA;
+                }
             }
         }
         _ => {}
@@ -370,6 +379,9 @@ fn aggregate(t: &Traffic, profile: usize, signal: Signal, clock: &mut Clock, out
                 a.flags & flag::ECN != 0 && signal.ecn_capable && backlog > a.tolerance_ns / 2;
         }
         None if a.flags & flag::MONITOR_ONLY != 0 => out.decision = Decision::Monitor,
-        None => out.decision = Decision::Limited,
+        None => {
+            out.decision = Decision::Limited;
+            out.reason = drop_reason::CLASS_LIMIT;
+        }
     }
 }

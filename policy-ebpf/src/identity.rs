@@ -59,7 +59,8 @@ pub(crate) fn identify(
     let by_mac = iface_side == side::USERS && present & present::MACS != 0;
     // Straight-line, not `Option::or_else` closures: LLVM kept one of those
     // as a BPF subprogram call.
-    let user = if let Some(u) = by_mac.then(|| by_mac_address(*mac, generation)).flatten() {
+    let mac_user = by_mac.then(|| by_mac_address(*mac, generation)).flatten();
+    let user = if let Some(u) = mac_user {
         u
     } else if let Some(u) = by_address(p, upload, v4, generation) {
         u
@@ -79,8 +80,10 @@ pub(crate) fn identify(
         && let Some(b) = unsafe { IP_BINDINGS.get(keys::Addr::new(generation, p.words32(true)).key()) }
         && !bound(b, p.src_mac)
     {
+        // Counted under whoever sent it: the user its MAC identifies, or
+        // nobody, never the user whose address it claimed.
         return Who {
-            user: b.user,
+            user: mac_user.unwrap_or(USER_UNIDENTIFIED),
             dir: direction,
             spoofed: true,
         };

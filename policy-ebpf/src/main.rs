@@ -32,7 +32,7 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use policy_common::{GenU32, GenU64, UserId, event_kind, global_counter};
+use policy_common::{GenU32, GenU64, UserId, drop_reason, event_kind, global_counter};
 
 use crate::{
     enforce::Decision,
@@ -180,11 +180,26 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
         }
         Err(Malformed) => {
             counters::global(global_counter::MALFORMED);
-            return if cfg.malformed_drop != 0 {
-                Verdict::Drop
-            } else {
-                Verdict::Pass
+            if cfg.malformed_drop == 0 {
+                return Verdict::Pass;
+            }
+            // A drop is counted like any other, under nobody: it has no
+            // identity to be had.
+            let upload =
+                (identity::iface_side(ctx.ifindex()) == policy_common::side::USERS) != H::EGRESS;
+            let t = enforce::Traffic {
+                user: policy_common::USER_UNIDENTIFIED,
+                class: policy_common::CLASS_DEFAULT,
+                dir: if upload {
+                    policy_common::dir::UPLOAD
+                } else {
+                    policy_common::dir::DOWNLOAD
+                },
+                len: ctx.len(),
+                generation,
             };
+            counters::account(&t, Decision::Deny, false, drop_reason::MALFORMED);
+            return Verdict::Drop;
         }
     }
     if p.too_deep {
@@ -227,6 +242,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             },
             mark_ce: false,
             tc_classid: 0,
+            reason: drop_reason::QUARANTINE,
         }
     } else if who.spoofed {
         counters::global(global_counter::SPOOFED);
@@ -240,6 +256,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             decision,
             mark_ce: false,
             tc_classid: 0,
+            reason: drop_reason::SPOOFED,
         }
     } else {
         let signal = enforce::Signal {
@@ -253,7 +270,7 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     }
     let marked =
         enforced.decision == Decision::Pass && enforced.mark_ce && ecn::mark_ce(data, data_end, p);
-    counters::account(&t, enforced.decision, marked);
+    counters::account(&t, enforced.decision, marked, enforced.reason);
     if !who.spoofed {
         events::of_decision(enforced.decision, &t, p, cfg.event_interval_ns);
     }

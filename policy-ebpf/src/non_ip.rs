@@ -60,7 +60,7 @@ pub(crate) fn process<H: Hook>(
     if enforced.tc_classid != 0 {
         ctx.set_classid(enforced.tc_classid);
     }
-    counters::account(&t, enforced.decision, false);
+    counters::account(&t, enforced.decision, false, enforced.reason);
     events::of_decision(enforced.decision, &t, p, cfg.event_interval_ns);
     if matches!(enforced.decision, Decision::Pass | Decision::Monitor)
         && cfg.present & policy_common::present::QUOTAS != 0

@@ -130,13 +130,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         n += 1;
         let frame = &packet.data;
         let d = model.decide(frame, hook);
-        let key = CounterKey {
-            user: d.user,
-            class: d.class as u16,
-            dir: d.dir,
-            _pad: 0,
-        };
-        let before = counters.get(&key)?;
+        let before = counters.total(d.user, d.class as u16, d.dir)?;
         let opts = TestRunOptions {
             data_in: Some(frame),
             ..TestRunOptions::default()
@@ -160,7 +154,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             HookArg::Xdp => result.return_value == 1,
             _ => result.return_value == 2,
         };
-        let after = counters.get(&key)?;
+        let after = counters.total(d.user, d.class as u16, d.dir)?;
         let counted =
             matches!(d.verdict, Verdict::Malformed { .. } | Verdict::NonIp) || after != before;
         let model_drops = matches!(

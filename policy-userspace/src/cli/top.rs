@@ -250,7 +250,7 @@ mod tests {
             user,
             class,
             dir,
-            _pad: 0,
+            reason: 0,
         }
     }
 

@@ -4,6 +4,7 @@
 use aya::maps::{HashMap, IterableMap as _, MapData, PerCpuArray, PerCpuHashMap};
 use policy_common::{
     BucketKey, CounterKey, Counters as Totals, MAP_BUCKETS, MAP_COUNTERS, MAP_GLOBAL_COUNTERS,
+    drop_reason,
 };
 
 use super::{DataplaneError, batch};
@@ -72,8 +73,9 @@ impl Counters {
         Self::new(open(MAP_COUNTERS)?, open(MAP_GLOBAL_COUNTERS)?)
     }
 
-    /// One (user, class, direction)'s counters, summed over CPUs; zero if
-    /// that combination has seen no traffic.
+    /// One key's counters (a drop reason's share of them unless its
+    /// `reason` is `RULE`), summed over CPUs; zero if that combination has
+    /// seen no traffic.
     pub fn get(&self, key: &CounterKey) -> Result<Totals, DataplaneError> {
         match self.per_key.get(key, 0) {
             Ok(per_cpu) => Ok(sum(per_cpu.iter())),
@@ -82,10 +84,41 @@ impl Counters {
         }
     }
 
+    /// All of one (user, class, direction)'s counters, whatever dropped
+    /// them: the sum over every [`drop_reason`] (a lookup each).
+    pub fn total(&self, user: u32, class: u16, dir: u8) -> Result<Totals, DataplaneError> {
+        let mut total = Totals::default();
+        for reason in 0..drop_reason::COUNT {
+            total.accumulate(&self.get(&CounterKey {
+                user,
+                class,
+                dir,
+                reason,
+            })?);
+        }
+        Ok(total)
+    }
+
     /// Every (user, class, direction) that has seen traffic, summed over
-    /// CPUs: listed in batches, a call per 16 384 entries where a listing
-    /// key by key took two calls per entry (what a scrape reads).
+    /// CPUs and drop reasons (the key's `reason` is `RULE`).
     pub fn all(&self) -> Result<Vec<(CounterKey, Totals)>, DataplaneError> {
+        let mut folded: std::collections::BTreeMap<CounterKey, Totals> = Default::default();
+        for (k, c) in self.all_by_reason()? {
+            folded
+                .entry(CounterKey {
+                    reason: drop_reason::RULE,
+                    ..k
+                })
+                .or_default()
+                .accumulate(&c);
+        }
+        Ok(folded.into_iter().collect())
+    }
+
+    /// Every key, drop reasons apart, summed over CPUs: listed in batches,
+    /// a call per 16 384 entries where a listing key by key took two calls
+    /// per entry (what a scrape reads).
+    pub fn all_by_reason(&self) -> Result<Vec<(CounterKey, Totals)>, DataplaneError> {
         let mut out = Vec::new();
         batch::scan_per_cpu::<CounterKey, Totals>(self.per_key.map(), |k, per_cpu| {
             out.push((k, sum(per_cpu.iter())));

@@ -154,9 +154,10 @@ impl<'a> Model<'a> {
         } else {
             (&p.dst, &p.dst_mac)
         };
-        let user = users_side
+        let mac_user = users_side
             .then(|| self.macs.get(&mac8(*mac)).copied())
-            .flatten()
+            .flatten();
+        let user = mac_user
             .or_else(|| self.exact.get(addr).copied())
             .or_else(|| longest(&self.policy.cidrs, addr))
             .unwrap_or(USER_UNIDENTIFIED);
@@ -165,7 +166,9 @@ impl<'a> Model<'a> {
             && let Some((_, b)) = self.policy.bindings.iter().find(|(a, _)| *a == p.src)
             && !b.macs[..b.count as usize].contains(&mac8(p.src_mac))
         {
-            return (b.user, direction, true);
+            // Counted under the sender its MAC names, not the user whose
+            // address it claimed.
+            return (mac_user.unwrap_or(USER_UNIDENTIFIED), direction, true);
         }
         (user, direction, false)
     }
@@ -283,10 +286,15 @@ impl<'a> Model<'a> {
     /// Decides one frame seen at `hook`, updating flow state like the kernel.
     pub fn decide(&mut self, frame: &[u8], hook: Hook) -> Decision {
         let cfg = self.policy.config;
+        // Malformed packets are nobody's, in the hook's direction.
         let none = |verdict| Decision {
             user: USER_UNIDENTIFIED,
             class: CLASS_DEFAULT,
-            dir: dir::UPLOAD,
+            dir: if (hook.side == side::USERS) != hook.egress {
+                dir::UPLOAD
+            } else {
+                dir::DOWNLOAD
+            },
             verdict,
         };
         let p = match parse(frame) {

@@ -3,12 +3,13 @@
 //! them in userspace.
 
 use std::{
+    collections::BTreeMap,
     fmt,
     path::PathBuf,
     sync::{Arc, Mutex, RwLock},
 };
 
-use policy_common::{MAP_BUCKETS, MAP_COUNTERS, global_counter};
+use policy_common::{Counters as Totals, MAP_BUCKETS, MAP_COUNTERS, drop_reason, global_counter};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _},
@@ -226,6 +227,30 @@ impl KernelCounters {
     }
 }
 
+/// The drops of one counter entry by reason label: (label, packets, bytes).
+/// The `RULE` entry holds the user's own deny and limit drops (a label for
+/// each, when not zero); the other reasons' entries hold only their drops.
+fn drop_reasons(reason: u8, c: &Totals) -> Vec<(&'static str, u64, u64)> {
+    let both = || c.deny_packets + c.limit_packets;
+    let both_bytes = || c.deny_bytes + c.limit_bytes;
+    let one = |name| vec![(name, both(), both_bytes())];
+    match reason {
+        drop_reason::RULE => [
+            ("deny_rule", c.deny_packets, c.deny_bytes),
+            ("limit_user", c.limit_packets, c.limit_bytes),
+        ]
+        .into_iter()
+        .filter(|(_, p, _)| *p != 0)
+        .collect(),
+        drop_reason::SPOOFED => one("spoofed"),
+        drop_reason::QUARANTINE => one("quarantine"),
+        drop_reason::CLASS_LIMIT => one("limit_class"),
+        drop_reason::QUOTA => one("quota"),
+        drop_reason::MALFORMED => one("malformed"),
+        _ => one("other"),
+    }
+}
+
 impl KernelCounters {
     /// The traffic maps' fill from the pins; none when they cannot be read
     /// (logged: the rest of the scrape is still worth having).
@@ -255,7 +280,7 @@ impl Collector for KernelCounters {
             .clone();
         // A scrape that cannot read the counters fails (an error answer, so
         // the target shows as down) rather than leaving series out.
-        let raw = self.counters.all().map_err(|e| {
+        let raw = self.counters.all_by_reason().map_err(|e| {
             let e = anyhow::Error::from(e);
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -289,10 +314,31 @@ impl Collector for KernelCounters {
                 .unwrap_or_else(|p| p.into_inner())
                 .rows(names.per_user, raw, named);
         type Labels = [(&'static str, String); 4];
+        let mut dropped_packets: Vec<(Labels, u64)> = Vec::new();
+        let mut dropped_bytes: Vec<(Labels, u64)> = Vec::new();
+        let mut folded: BTreeMap<(String, u16, u8), Totals> = BTreeMap::new();
+        for ((user, class_id, direction_id, reason), c) in rows {
+            let class = label(&names.classes, usize::from(class_id));
+            let direction = Direction::from_wire(direction_id).as_str();
+            for (name, p, b) in drop_reasons(reason, &c) {
+                let labels = [
+                    ("user", user.clone()),
+                    ("class", class.clone()),
+                    ("direction", direction.to_owned()),
+                    ("reason", name.to_owned()),
+                ];
+                dropped_packets.push((labels.clone(), p));
+                dropped_bytes.push((labels, b));
+            }
+            folded
+                .entry((user, class_id, direction_id))
+                .or_default()
+                .accumulate(&c);
+        }
         let mut packets: Vec<(Labels, u64)> = Vec::new();
         let mut bytes: Vec<(Labels, u64)> = Vec::new();
         let mut marked: Vec<([(&'static str, String); 3], u64)> = Vec::new();
-        for ((user, class_id, direction_id), c) in &rows {
+        for ((user, class_id, direction_id), c) in &folded {
             let class = label(&names.classes, usize::from(*class_id));
             let direction = Direction::from_wire(*direction_id).as_str();
             for (verdict, p, b) in [
@@ -336,6 +382,23 @@ impl Collector for KernelCounters {
         )?;
         for (labels, v) in &bytes {
             ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
+        }
+        for (name, help, rows) in [
+            (
+                "policyd_dropped_packets",
+                "Packets dropped per user, class, direction and reason: deny_rule, limit_user, limit_class, quota, spoofed (under the sender, not the user whose address it claimed), quarantine, malformed (under unidentified); a series appears with its first drop (monitor mode drops nothing: see verdict monitor)",
+                &dropped_packets,
+            ),
+            (
+                "policyd_dropped_bytes",
+                "Bytes (whole frames) dropped per user, class, direction and reason",
+                &dropped_bytes,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (labels, v) in rows {
+                ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
+            }
         }
         let mut family = encoder.encode_descriptor(
             "policyd_ecn_marked_packets",

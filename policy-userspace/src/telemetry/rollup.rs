@@ -28,24 +28,24 @@ pub(super) const OTHER: &str = "_other";
 /// The label of everyone's sum under `per_user = "none"`.
 pub(super) const ALL: &str = "_all";
 
-/// Per (user label, class, direction), what to export.
-pub(super) type Rows = Vec<((String, u16, u8), Totals)>;
+/// Per (user label, class, direction, drop reason), what to export.
+pub(super) type Rows = Vec<((String, u16, u8, u8), Totals)>;
 
-/// Per (class, direction), what the sum took of a user before their
-/// promotion.
-type Taken = HashMap<(u16, u8), Totals>;
+/// Per (class, direction, drop reason), what the sum took of a user before
+/// their promotion.
+type Taken = HashMap<(u16, u8, u8), Totals>;
 
 #[derive(Debug, Default)]
 pub(super) struct Rollup {
     mode: PerUser,
     /// Users with a series of their own: by id, their name (an id reused by
-    /// another user starts over) and, per (class, direction), the part of
-    /// their counters the sum took before they were promoted.
+    /// another user starts over) and the part of their counters the sum
+    /// took before they were promoted.
     promoted: HashMap<u32, (String, Taken)>,
     /// Each summed counter's value at the last scrape.
     seen: HashMap<CounterKey, Totals>,
-    /// The sums per (class, direction): they only grow.
-    rest: BTreeMap<(u16, u8), Totals>,
+    /// The sums per (class, direction, drop reason): they only grow.
+    rest: BTreeMap<(u16, u8, u8), Totals>,
 }
 
 fn fields(c: &Totals) -> [u64; 9] {
@@ -113,7 +113,12 @@ impl Rollup {
                 .into_iter()
                 .map(|(k, c)| {
                     (
-                        (name(k.user).unwrap_or_default().to_owned(), k.class, k.dir),
+                        (
+                            name(k.user).unwrap_or_default().to_owned(),
+                            k.class,
+                            k.dir,
+                            k.reason,
+                        ),
                         c,
                     )
                 })
@@ -121,28 +126,30 @@ impl Rollup {
         }
         self.promote(mode, &rows, &name);
         let rest_label = if mode == PerUser::None { ALL } else { OTHER };
-        let mut out: BTreeMap<(String, u16, u8), Totals> = BTreeMap::new();
+        let mut out: BTreeMap<(String, u16, u8, u8), Totals> = BTreeMap::new();
         let mut present = HashSet::with_capacity(rows.len());
         for (k, c) in rows {
             if let Some((user, taken)) = self.promoted.get(&k.user) {
                 let own = growth(
                     &c,
-                    taken.get(&(k.class, k.dir)).unwrap_or(&Totals::default()),
+                    taken
+                        .get(&(k.class, k.dir, k.reason))
+                        .unwrap_or(&Totals::default()),
                 );
-                out.insert((user.clone(), k.class, k.dir), own);
+                out.insert((user.clone(), k.class, k.dir, k.reason), own);
                 continue;
             }
             present.insert(k);
             let last = self.seen.insert(k, c).unwrap_or_default();
             self.rest
-                .entry((k.class, k.dir))
+                .entry((k.class, k.dir, k.reason))
                 .or_default()
                 .accumulate(&growth(&c, &last));
         }
         // Counters deleted in the kernel (retired ids) leave no state.
         self.seen.retain(|k, _| present.contains(k));
-        for ((class, dir), c) in &self.rest {
-            out.insert((rest_label.to_owned(), *class, *dir), *c);
+        for ((class, dir, reason), c) in &self.rest {
+            out.insert((rest_label.to_owned(), *class, *dir, *reason), *c);
         }
         out.into_iter().collect()
     }
@@ -184,10 +191,12 @@ impl Rollup {
             for (k, c) in rows.iter().filter(|(k, _)| k.user == id) {
                 let own = growth(
                     c,
-                    taken.get(&(k.class, k.dir)).unwrap_or(&Totals::default()),
+                    taken
+                        .get(&(k.class, k.dir, k.reason))
+                        .unwrap_or(&Totals::default()),
                 );
                 self.rest
-                    .entry((k.class, k.dir))
+                    .entry((k.class, k.dir, k.reason))
                     .or_default()
                     .accumulate(&own);
                 self.seen.insert(*k, *c);
@@ -202,7 +211,12 @@ impl Rollup {
             let taken = rows
                 .iter()
                 .filter(|(k, _)| k.user == *id)
-                .map(|(k, _)| ((k.class, k.dir), self.seen.remove(k).unwrap_or_default()))
+                .map(|(k, _)| {
+                    (
+                        (k.class, k.dir, k.reason),
+                        self.seen.remove(k).unwrap_or_default(),
+                    )
+                })
                 .collect();
             self.promoted.insert(*id, (user.to_owned(), taken));
         }
@@ -219,7 +233,7 @@ mod tests {
                 user,
                 class: 0,
                 dir: 0,
-                _pad: 0,
+                reason: 0,
             },
             Totals {
                 pass_packets: bytes / 100,
@@ -237,7 +251,7 @@ mod tests {
 
     fn view(rows: &Rows) -> Vec<(&str, u64)> {
         rows.iter()
-            .map(|((u, _, _), c)| (u.as_str(), c.pass_bytes))
+            .map(|((u, _, _, _), c)| (u.as_str(), c.pass_bytes))
             .collect()
     }
 
@@ -317,7 +331,7 @@ mod tests {
             assert_eq!(total, kernel.iter().sum::<u64>());
             // A series present in two scrapes in a row never went down.
             let mut now = HashMap::new();
-            for ((user, _, _), c) in &out {
+            for ((user, _, _, _), c) in &out {
                 if let Some(before) = prev.get(user) {
                     assert!(*before <= c.pass_bytes, "{user} went down");
                 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use aya::programs::{TestRun as _, TestRunOptions};
-use policy_common::{CounterKey, Counters, dir};
+use policy_common::{Counters, dir};
 use policyd::{
     dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
     policy::{self, CompiledPolicy},
@@ -160,12 +160,7 @@ impl Kernel {
     pub(crate) fn counters(&self, user: &str, class: &str, direction: u8) -> Counters {
         self.dp
             .counters()
-            .get(&CounterKey {
-                user: self.user_id(user),
-                class: self.class_id(class) as u16,
-                dir: direction,
-                _pad: 0,
-            })
+            .total(self.user_id(user), self.class_id(class) as u16, direction)
             .unwrap()
     }
 

@@ -465,15 +465,24 @@ macs = ["{cl_mac}"]
             "policyd_packets_total",
             &[("user", "alice"), ("verdict", "deny")]
         ),
+        0,
+        "the spoofed packets are not counted against alice, the victim{diag}"
+    );
+    assert_eq!(
+        metric_sum(
+            &body,
+            "policyd_dropped_packets_total",
+            &[("user", "unidentified"), ("reason", "spoofed")]
+        ),
         N as u64,
-        "the spoofed packets are alice's denied ones{diag}"
+        "the spoofed packets are the unregistered sender's, with their reason{diag}"
     );
     let event = topo.wait_for_event(Duration::from_secs(5), |l| {
         event_has(
             l,
             &[
                 ("event", "spoof"),
-                ("user", "alice"),
+                ("user", "unidentified"),
                 ("src", "10.214.0.2"),
                 ("src_mac", SPOOF_MAC),
             ],

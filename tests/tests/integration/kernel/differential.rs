@@ -362,7 +362,15 @@ fn check(k: &Kernel, model: &mut Model<'_>, frame: &[u8], hook: Hook, what: &str
             expected.limit_packets += 1;
             expected.limit_bytes += len;
         }
-        Verdict::Malformed { .. } => expected_globals[0] += 1,
+        Verdict::Malformed { dropped } => {
+            expected_globals[0] += 1;
+            // A dropped one is counted as unidentified's (drop reason
+            // `malformed`).
+            if dropped {
+                expected.deny_packets += 1;
+                expected.deny_bytes += len;
+            }
+        }
         Verdict::NonIp => {}
     }
     // Every non-IP frame, enforced or not.

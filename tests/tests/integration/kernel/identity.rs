@@ -106,17 +106,29 @@ ips = ["10.0.0.9"]
         UP,
         V::Pass,
     );
-    // eve's machine claims alice's address.
+    // eve's machine claims alice's address: counted under the sender (an
+    // unregistered MAC: nobody), never under alice, the victim.
     for _ in 0..3 {
         k.expect(
             &from([2, 0, 0, 0, 0, 0xee]),
-            "alice",
+            "unidentified",
             "default",
             UP,
             V::Deny,
         );
     }
     assert_eq!(k.global(global_counter::SPOOFED), 3);
+    assert_eq!(k.counters("alice", "default", UP).deny_packets, 0);
+    let spoofed =
+        k.dp.counters()
+            .get(&policy_common::CounterKey {
+                user: 0,
+                class: 0,
+                dir: UP,
+                reason: policy_common::drop_reason::SPOOFED,
+            })
+            .unwrap();
+    assert_eq!(spoofed.deny_packets, 3, "counted with their drop reason");
     let mut got = Vec::new();
     while let Some(item) = events.next() {
         // SAFETY: the kernel writes whole Events.
@@ -128,7 +140,8 @@ ips = ["10.0.0.9"]
         "one event per user and kind per interval: {got:?}"
     );
     assert_eq!(got[0].kind, event_kind::SPOOF);
-    assert_eq!(got[0].user, k.user_id("alice"));
+    assert_eq!(got[0].user, k.user_id("unidentified"));
+    assert_eq!(&got[0].src[12..16], &ALICE4, "the address it claimed");
     assert_eq!(&got[0].src_mac[..6], &[2, 0, 0, 0, 0, 0xee]);
 }
 
