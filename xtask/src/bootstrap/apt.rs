@@ -26,6 +26,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("xdp-tools", "xdp-filter, the XDP baseline in benchmarks"),
     ("tcpdump", "capturing test traffic"),
+    (
+        "python3-venv",
+        "a venv for kubernetes-validate, which checks the Kubernetes manifests",
+    ),
 ];
 
 pub(super) fn ensure() -> anyhow::Result<Outcome> {
