@@ -6,6 +6,7 @@
 
 mod apt;
 pub(crate) mod bpf_linker;
+pub(crate) mod kube_validate;
 mod rust_src;
 mod toolchain;
 
@@ -27,6 +28,8 @@ pub(crate) fn run() -> anyhow::Result<()> {
         rust_src::ensure(&nightly)?,
         bpf_linker::ensure()?,
         apt::ensure()?,
+        // After apt: it needs python3-venv.
+        kube_validate::ensure()?,
     ];
     let elapsed = started.elapsed().as_secs_f64();
     if outcomes.iter().all(|&o| o == Outcome::AlreadyPresent) {

@@ -1,8 +1,10 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first
 //! failure: fmt, clippy on the host crates, clippy on the kernel crate,
-//! building policyd, then all tests (the end-to-end ones load eBPF, so this
-//! needs root), then one quick pass of the benchmark harness.
+//! building policyd, checking the Kubernetes manifests, then all tests (the
+//! end-to-end ones load eBPF, so this needs root), then one quick pass of
+//! the benchmark harness.
 
+mod manifests;
 mod steps;
 mod tally;
 
@@ -64,6 +66,9 @@ fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> a
     steps.run("clippy (kernel crate)", || cmd::run(&mut kernel_clippy()))?;
     steps.run("build policyd", || {
         cmd::run(&mut build_cmd::build_policyd(false))
+    })?;
+    steps.run("kubernetes manifests", || {
+        manifests::check(&target_dir().join("debug").join("policyd"))
     })?;
     // Built here so that the quick bench step below times the harness
     // running, not compiling.

@@ -178,6 +178,11 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     if args.ifaces.is_empty() && args.uplinks.is_empty() {
         bail!("nothing to enforce on: give at least one --iface or --uplink");
     }
+    // Before anything touches the kernel: a missing feature is named here,
+    // not left to a verifier log or an attach error.
+    let probing = std::time::Instant::now();
+    let kernel = dataplane::kernel_floor::check()?;
+    tracing::debug!(%kernel, took = ?probing.elapsed(), "the kernel has every feature policyd needs");
     // A mistyped interface fails here, before anything is loaded.
     for iface in args.ifaces.iter().chain(&args.uplinks) {
         dataplane::ifindex(iface)?;
@@ -220,8 +225,15 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         )
     };
 
-    let mut dataplane = Dataplane::load(capacity, Pins::Persistent(args.pin_dir.clone()))
-        .context("loading the kernel programs failed")?;
+    let mut dataplane =
+        Dataplane::load(capacity, Pins::Persistent(args.pin_dir.clone())).map_err(|e| {
+            let refused = matches!(e, dataplane::DataplaneError::Verify { .. });
+            let e = anyhow::Error::from(e).context("loading the kernel programs failed");
+            match dataplane::kernel_floor::older_verifier(kernel) {
+                Some(note) if refused => e.context(note),
+                _ => e,
+            }
+        })?;
     // Names keep the ids a previous policyd pinned (and their counters).
     let compiled = match dataplane.assign_ids(&compiled) {
         Ok(c) => c,

@@ -316,6 +316,27 @@ mod tests {
         );
     }
 
+    /// `--policy DIR` on a ConfigMap mounted as a directory (the
+    /// DaemonSet's layout): one key a layer, each `KEY -> ..data/KEY`.
+    #[test]
+    fn a_configmap_directory_matches_the_swap_and_new_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().canonicalize().unwrap();
+        configmap(&dir, "..2026_a");
+        std::fs::write(dir.join("..2026_a/20-agency.toml"), "").unwrap();
+        symlink("..data/20-agency.toml", dir.join("20-agency.toml")).unwrap();
+        let wanted = Wanted::of(std::slice::from_ref(&dir));
+        // The kubelet's rename of `..data_tmp` over `..data`.
+        assert!(wanted.matches(&dir.join("..data")));
+        assert!(!wanted.matches(&dir.join("..data_tmp")));
+        // A key added to the ConfigMap appears as a new top-level link.
+        assert!(wanted.matches(&dir.join("30-new.toml")));
+        assert!(wanted.matches(&dir.join("..2026_a/20-agency.toml")));
+        let watched = wanted.dirs_to_watch();
+        assert!(watched.contains(&dir), "{watched:?}");
+        assert!(watched.contains(&dir.join("..2026_a")), "{watched:?}");
+    }
+
     #[test]
     fn a_policy_directory_matches_its_layer_files_coming_and_going() {
         let d = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ mod counters;
 mod error;
 mod held;
 mod ids;
+pub mod kernel_floor;
 mod maps;
 mod pins;
 mod pressure;

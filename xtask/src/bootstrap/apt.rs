@@ -30,6 +30,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "prometheus",
         "`promtool check metrics` / `test rules`, and a real Prometheus scraping policyd in the tests",
     ),
+    (
+        "python3-venv",
+        "a venv for kubernetes-validate, which checks the Kubernetes manifests",
+    ),
 ];
 
 pub(super) fn ensure() -> anyhow::Result<Outcome> {
