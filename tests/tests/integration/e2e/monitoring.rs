@@ -198,6 +198,21 @@ exhausted = "deny"
         ),
         Some(1)
     );
+    // Drops by reason: bob's own limit; the spoofed frames under their
+    // unregistered sender (summed into `_other` by top:1), never alice.
+    let dropped = |user, reason| {
+        policyd_tests::metric_sum(
+            &classic,
+            "policyd_dropped_packets_total",
+            &[("user", user), ("reason", reason)],
+        )
+    };
+    let (bob_limited, spoofed) = (dropped("bob", "limit_user"), dropped("_other", "spoofed"));
+    assert!(
+        (bob_limited > 0 || dropped("_other", "limit_user") > 0) && spoofed == 20,
+        "bob limited {bob_limited}, spoofed {spoofed}:\n{classic}"
+    );
+    assert_eq!(dropped("alice", "spoofed"), 0);
     // OpenMetrics when asked.
     let (head, open) = topo
         .gw
