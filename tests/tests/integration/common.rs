@@ -164,6 +164,22 @@ impl Kernel {
             .unwrap()
     }
 
+    /// Packets dropped for `reason` (a `policy_common::drop_reason` other
+    /// than `RULE`: those have an entry of their own).
+    pub(crate) fn dropped(&self, user: &str, class: &str, direction: u8, reason: u8) -> u64 {
+        let c = self
+            .dp
+            .counters()
+            .get(&policy_common::CounterKey {
+                user: self.user_id(user),
+                class: self.class_id(class) as u16,
+                dir: direction,
+                reason,
+            })
+            .unwrap();
+        c.deny_packets + c.limit_packets
+    }
+
     pub(crate) fn global(&self, index: u32) -> u64 {
         self.dp.counters().global(index).unwrap()
     }

@@ -119,16 +119,16 @@ ips = ["10.0.0.9"]
     }
     assert_eq!(k.global(global_counter::SPOOFED), 3);
     assert_eq!(k.counters("alice", "default", UP).deny_packets, 0);
-    let spoofed =
-        k.dp.counters()
-            .get(&policy_common::CounterKey {
-                user: 0,
-                class: 0,
-                dir: UP,
-                reason: policy_common::drop_reason::SPOOFED,
-            })
-            .unwrap();
-    assert_eq!(spoofed.deny_packets, 3, "counted with their drop reason");
+    assert_eq!(
+        k.dropped(
+            "unidentified",
+            "default",
+            UP,
+            policy_common::drop_reason::SPOOFED
+        ),
+        3,
+        "counted with their drop reason"
+    );
     let mut got = Vec::new();
     while let Some(item) = events.next() {
         // SAFETY: the kernel writes whole Events.

@@ -119,6 +119,9 @@ action = "limit 10pps burst 4"
     }
     k.expect(&a, "alice", "bulk", UP, V::Limit);
     k.expect(&b, "bob", "bulk", UP, V::Limit);
+    let class_limit = policy_common::drop_reason::CLASS_LIMIT;
+    assert_eq!(k.dropped("alice", "bulk", UP, class_limit), 1);
+    assert_eq!(k.dropped("bob", "bulk", UP, class_limit), 1);
     // Other classes are not affected.
     k.expect(
         &udp4(ALICE4, REMOTE4, 1, 10, 8),

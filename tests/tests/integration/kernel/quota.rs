@@ -59,6 +59,11 @@ fn a_used_up_quota_denies_and_says_so_at_80_and_100_percent() {
     for _ in 0..3 {
         k.expect(&frame, "alice", "default", UP, V::Deny);
     }
+    assert_eq!(
+        k.dropped("alice", "default", UP, policy_common::drop_reason::QUOTA),
+        3,
+        "denied with the quota as their reason"
+    );
     let alice = k.user_id("alice");
     let u = usage(&k);
     let mine: Vec<_> = u.iter().filter(|u| u.user == alice).collect();
