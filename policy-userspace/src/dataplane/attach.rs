@@ -140,6 +140,15 @@ impl Dataplane {
         if !ingress_only {
             self.attach_tc(iface, TC_EGRESS_PROGRAM, TcAttachType::Egress)?;
         }
+        let xdp = matches!(ingress, Ingress::Xdp { .. });
+        let code = super::daemon::ingress_code(mode, xdp, iface, &self.daemon_before);
+        self.daemon.push_iface(super::daemon::iface_record(
+            iface,
+            maps::ifindex(iface)?,
+            code,
+            side,
+            !ingress_only,
+        ));
         Ok(mode)
     }
 
