@@ -1,32 +1,155 @@
-//! `policyd status`: what the kernel is enforcing right now, read from the
-//! pinned maps and links (so it works while policyd runs, and after it
-//! crashed): attachments, mode, the policy generation and profile in force,
-//! and how full the maps are.
+//! `policyd status`: what the kernel is enforcing right now, and whether a
+//! daemon serves it, read from the pinned maps and links alone (so it works
+//! while policyd runs, after it stopped and after it was killed):
+//! the daemon, attachments, mode, the generation and profile in force, ids,
+//! and how full the maps are. `--json` gives the same as one document
+//! (its fields are in [`Report`] and in `policyd status --help`).
 
 use std::path::{Path, PathBuf};
+
+mod liveness;
+mod text;
 
 use anyhow::Context as _;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
-    ActionEntry, BucketKey, Config, CounterKey, Counters, GenAddr, GenPrefix, GenPrefix4, GenU32,
-    MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOW_SKETCH,
-    MAP_GENERATION, MAP_UNID_BUCKETS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USERS, MAP_USERS4,
-    UnidSlot, UserId, mode,
+    ActionEntry, BucketKey, Config, CounterKey, Counters, DAEMON_IFACE_NETWORK, GenAddr, GenPrefix,
+    GenPrefix4, GenU32, MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS,
+    MAP_FLOW_SKETCH, MAP_GENERATION, MAP_UNID_BUCKETS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USERS,
+    MAP_USERS4, UnidSlot, UserId, ingress_mode, mode,
+};
+use serde::Serialize;
+
+use self::liveness::State;
+use crate::{
+    dataplane::{self, DEFAULT_PIN_DIR},
+    policy::{Slot, Table},
 };
 
-use crate::dataplane::DEFAULT_PIN_DIR;
-
-/// Show what is being enforced: attachments, mode, generation, profile, map
-/// fill levels (read from the pinned state).
+/// Show what is being enforced and whether a daemon serves it: the
+/// daemon (pid, uptime, version), attachments and XDP mode, mode,
+/// generation, profile, ids, map fill levels (all read from the pinned
+/// state).
+///
+/// `--json` prints one JSON document; its fields are stable (new ones may
+/// be added): `pin_dir`; `daemon` {`state` (serving, starting, stopped,
+/// gone, not_running), `pid`, `lock_holder`, `version`, `started_at`,
+/// `uptime_seconds`, `stopped_at`, `policy_written_at`, `reloads`};
+/// `interfaces` [{`name`, `ifindex`, `side` (users, network), `ingress`
+/// (xdp_native, xdp_generic, xdp, tc, unknown), `tc_egress`}]; `links`;
+/// `mode` (enforce, monitor); `generation`; `class_rules`; `profile`
+/// {`index`, `name`}; `ids` {`users`, `users_retiring`, `highest_user_id`,
+/// `classes`}; `maps` [{`map`, `what`, `entries`, `capacity`}]; `scan`
+/// {`enabled`, `report_only`, `quarantined` [{`user`, `seconds_left`,
+/// `reason`}]}; `quotas` {`enabled`, `slots` [{`user`, `class`, `used`,
+/// `limit`, `exhausted`, `period_start`}]}. Times are RFC 3339.
 #[derive(Debug, clap::Args)]
 pub(super) struct StatusArgs {
     /// The pin directory `policyd run` uses.
     #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
     pin_dir: PathBuf,
-    /// The policy files in force, to name the profile (the kernel knows
-    /// only its index).
+    /// The policy files in force, to name the profile when the pins have no
+    /// names for it (left by a policyd older than the pinned names).
     #[arg(long = "policy", short = 'p', value_name = "FILE")]
     policies: Vec<PathBuf>,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything `status` says, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub(super) struct Report {
+    pin_dir: String,
+    daemon: DaemonReport,
+    interfaces: Vec<IfaceReport>,
+    links: Vec<String>,
+    mode: &'static str,
+    generation: u32,
+    class_rules: u32,
+    profile: ProfileReport,
+    ids: Option<IdsReport>,
+    maps: Vec<MapReport>,
+    scan: ScanReport,
+    quotas: QuotaReport,
+}
+
+#[derive(Debug, Serialize)]
+struct DaemonReport {
+    state: State,
+    /// The recorded daemon's pid (serving or not).
+    pid: Option<u32>,
+    /// Who holds the pin directory's lock now.
+    lock_holder: Option<u32>,
+    version: Option<String>,
+    started_at: Option<String>,
+    uptime_seconds: Option<u64>,
+    stopped_at: Option<String>,
+    policy_written_at: Option<String>,
+    reloads: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct IfaceReport {
+    name: String,
+    ifindex: u32,
+    side: &'static str,
+    ingress: &'static str,
+    tc_egress: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ProfileReport {
+    index: u32,
+    name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IdsReport {
+    users: usize,
+    users_retiring: usize,
+    highest_user_id: u32,
+    classes: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct MapReport {
+    map: &'static str,
+    what: &'static str,
+    entries: usize,
+    capacity: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct ScanReport {
+    enabled: bool,
+    report_only: bool,
+    quarantined: Vec<QuarantineReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct QuarantineReport {
+    user: String,
+    seconds_left: u64,
+    reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct QuotaReport {
+    enabled: bool,
+    slots: Vec<QuotaSlotReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct QuotaSlotReport {
+    user: String,
+    /// The class's name, or null for a quota of all traffic.
+    class: Option<String>,
+    used: u64,
+    limit: u64,
+    exhausted: bool,
+    /// When the period began (RFC 3339), null until the daemon starts it.
+    period_start: Option<String>,
 }
 
 fn open(dir: &Path, name: &str) -> anyhow::Result<MapData> {
@@ -70,18 +193,82 @@ fn trie_entries<K: aya::Pod, V: aya::Pod>(dir: &Path, name: &str) -> anyhow::Res
     Ok(trie.keys().filter_map(Result::ok).count())
 }
 
-pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
+/// Unix ns -> RFC 3339; `None` for 0 (never).
+fn timestamp(ns: u64) -> Option<String> {
+    (ns > 0)
+        .then(|| jiff::Timestamp::from_nanosecond(i128::from(ns)).ok())
+        .flatten()
+        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string())
+}
+
+fn ingress_name(code: u32) -> &'static str {
+    match code {
+        ingress_mode::XDP_NATIVE => "xdp_native",
+        ingress_mode::XDP_GENERIC => "xdp_generic",
+        ingress_mode::XDP => "xdp",
+        ingress_mode::TC => "tc",
+        _ => "unknown",
+    }
+}
+
+fn daemon_report(dir: &Path) -> anyhow::Result<(DaemonReport, Vec<IfaceReport>)> {
+    let record = dataplane::pinned_daemon(dir)?;
+    let holder = dataplane::lock_holder(dir);
+    let facts = liveness::Facts {
+        record,
+        holder,
+        recorded_is_policyd: record.is_some_and(|r| liveness::is_policyd(r.pid)),
+    };
+    let state = liveness::judge(&facts);
+    let now = dataplane::unix_now_ns();
+    let report = DaemonReport {
+        state,
+        pid: record.map(|r| r.pid),
+        lock_holder: holder,
+        version: record.map(|r| String::from_utf8_lossy(r.version()).into_owned()),
+        started_at: record.and_then(|r| timestamp(r.started_ns)),
+        uptime_seconds: (state == State::Serving)
+            .then(|| record.map(|r| now.saturating_sub(r.started_ns) / 1_000_000_000))
+            .flatten(),
+        stopped_at: record.and_then(|r| timestamp(r.stopped_ns)),
+        policy_written_at: record.and_then(|r| timestamp(r.applied_ns)),
+        reloads: record.map(|r| r.reloads),
+    };
+    let ifaces = record
+        .map(|r| {
+            r.ifaces()
+                .iter()
+                .map(|i| IfaceReport {
+                    name: String::from_utf8_lossy(i.name()).into_owned(),
+                    ifindex: i.ifindex,
+                    side: if i.side == DAEMON_IFACE_NETWORK {
+                        "network"
+                    } else {
+                        "users"
+                    },
+                    ingress: ingress_name(i.ingress),
+                    tc_egress: i.egress != 0,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((report, ifaces))
+}
+
+/// `table`'s name for `id`, or `#id`.
+fn name_in(table: Option<&Table>, id: u32) -> String {
+    table
+        .and_then(|t| match t.get(id) {
+            Some(Slot::Live(n)) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| format!("#{id}"))
+}
+
+pub(super) fn gather(args: &StatusArgs) -> anyhow::Result<Report> {
     let dir = &args.pin_dir;
     super::require_pins(dir)?;
-    println!("pins:        {}", dir.display());
-    // Whoever holds the directory's lock is the policyd serving it.
-    println!(
-        "daemon:      {}",
-        crate::dataplane::lock_holder(dir).map_or_else(
-            || "none serving (enforcement stays in force from the pins)".to_owned(),
-            |pid| format!("policyd pid {pid} serving")
-        )
-    );
+    let (daemon, interfaces) = daemon_report(dir)?;
     let mut links: Vec<String> = std::fs::read_dir(dir.join("links"))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -90,62 +277,33 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     links.sort();
-    println!(
-        "attached:    {}",
-        if links.is_empty() {
-            "nothing (programs are not attached)".to_owned()
-        } else {
-            links.join(", ")
-        }
-    );
     let generation: Array<MapData, u32> =
         Map::from_map_data(open(dir, MAP_GENERATION)?)?.try_into()?;
     let g = generation.get(&0, 0)? & 1;
     let config: Array<MapData, Config> = Map::from_map_data(open(dir, MAP_CONFIG)?)?.try_into()?;
     let cfg = config.get(&g, 0)?;
-    println!(
-        "mode:        {}",
-        if cfg.mode == mode::MONITOR {
-            "monitor (dry run)"
-        } else {
-            "enforce"
-        }
-    );
     let profiles: Array<MapData, u32> =
         Map::from_map_data(open(dir, MAP_ACTIVE_PROFILE)?)?.try_into()?;
-    let p = profiles.get(&g, 0)? as usize;
-    let name = match super::names_from(&args.policies)? {
-        None => format!("#{p} (give --policy to name it)"),
-        Some(compiled) => compiled
-            .profiles
-            .get(p)
-            .cloned()
-            .unwrap_or_else(|| format!("#{p}")),
-    };
-    println!("profile:     {name}");
-    println!(
-        "generation:  slot {g} in force; {} class rules",
-        cfg.rule_count
-    );
-    match crate::dataplane::pinned_ids(dir) {
-        Ok(ids) => {
-            let retiring = |t: &crate::policy::Table| {
-                t.iter()
-                    .filter(|(_, s)| matches!(s, crate::policy::Slot::Retired(_)))
-                    .count()
-            };
-            println!(
-                "ids:         {} users ({} being retired, highest id {}), {} classes",
-                ids.users.len(),
-                retiring(&ids.users),
-                ids.users.highest().unwrap_or(0),
-                ids.classes.len()
-            );
+    let p = profiles.get(&g, 0)?;
+    let pinned_names = dataplane::profile_names_from_pins(dir, g)?;
+    let profile_name = match pinned_names {
+        Some(names) => names.get(p as usize).filter(|n| !n.is_empty()).cloned(),
+        None => {
+            super::names_from(&args.policies)?.and_then(|c| c.profiles.get(p as usize).cloned())
         }
-        Err(e) => println!("ids:         unknown ({e})"),
-    }
-    println!("maps (entries / capacity):");
-    let rows = [
+    };
+    let ids = dataplane::pinned_ids(dir).ok();
+    let ids_report = ids.as_ref().map(|ids| IdsReport {
+        users: ids.users.len(),
+        users_retiring: ids
+            .users
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Retired(_)))
+            .count(),
+        highest_user_id: ids.users.highest().unwrap_or(0),
+        classes: ids.classes.len(),
+    });
+    let counts = [
         (
             MAP_USERS4,
             "exact IPv4 addresses (both generations)",
@@ -192,88 +350,226 @@ pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
             array_set::<UnidSlot>(dir, MAP_UNID_BUCKETS)?,
         ),
     ];
-    for (map, what, n) in rows {
-        let cap = info(dir, map)?.max_entries();
-        println!(
-            "  {what:<40} {n:>9} / {cap:<9} ({:.1}%)",
-            100.0 * n as f64 / f64::from(cap.max(1))
-        );
+    let mut maps = Vec::with_capacity(counts.len());
+    for (map, what, entries) in counts {
+        maps.push(MapReport {
+            map,
+            what,
+            entries,
+            capacity: info(dir, map)?.max_entries(),
+        });
     }
-    quarantines(dir, &cfg)?;
-    quotas(dir, &cfg)
+    Ok(Report {
+        pin_dir: dir.display().to_string(),
+        daemon,
+        interfaces,
+        links,
+        mode: if cfg.mode == mode::MONITOR {
+            "monitor"
+        } else {
+            "enforce"
+        },
+        generation: g,
+        class_rules: cfg.rule_count,
+        profile: ProfileReport {
+            index: p,
+            name: profile_name,
+        },
+        ids: ids_report,
+        maps,
+        scan: quarantines(dir, &cfg, ids.as_ref())?,
+        quotas: quotas(dir, &cfg, ids.as_ref())?,
+    })
+}
+
+pub(super) fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let report = gather(args)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        text::render(&report, !args.policies.is_empty())
+    };
+    super::write_stdout(text.as_bytes())
 }
 
 /// Byte quotas: each user's use of each budget this period.
-fn quotas(dir: &Path, cfg: &Config) -> anyhow::Result<()> {
+fn quotas(
+    dir: &Path,
+    cfg: &Config,
+    ids: Option<&crate::policy::Allocation>,
+) -> anyhow::Result<QuotaReport> {
     if cfg.present & policy_common::present::QUOTAS == 0 {
-        println!("quotas: none");
-        return Ok(());
+        return Ok(QuotaReport {
+            enabled: false,
+            slots: Vec::new(),
+        });
     }
-    let usage = crate::dataplane::QuotaTable::from_pins(dir)?.usage()?;
-    println!(
-        "quotas: {} ({} used up)",
-        usage.len(),
-        usage.iter().filter(|u| u.exhausted()).count()
-    );
-    let ids = crate::dataplane::pinned_ids(dir).ok();
-    let name = |t: Option<&crate::policy::Table>, id: u32| {
-        t.and_then(|t| match t.get(id) {
-            Some(crate::policy::Slot::Live(n)) => Some(n.clone()),
-            _ => None,
+    let usage = dataplane::QuotaTable::from_pins(dir)?.usage()?;
+    let slots = usage
+        .into_iter()
+        .map(|u| QuotaSlotReport {
+            user: name_in(ids.map(|i| &i.users), u.user),
+            class: (u.class != policy_common::QUOTA_ALL_CLASSES)
+                .then(|| name_in(ids.map(|i| &i.classes), u.class)),
+            used: u.used,
+            limit: u.limit,
+            exhausted: u.exhausted(),
+            period_start: i64::try_from(u.period_start)
+                .ok()
+                .filter(|s| *s > 0)
+                .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .map(|t| t.to_string()),
         })
-        .unwrap_or_else(|| format!("#{id}"))
-    };
-    for u in usage {
-        let class = if u.class == policy_common::QUOTA_ALL_CLASSES {
-            "(all traffic)".to_owned()
-        } else {
-            name(ids.as_ref().map(|i| &i.classes), u.class)
-        };
-        let since = i64::try_from(u.period_start)
-            .ok()
-            .filter(|s| *s > 0)
-            .and_then(|s| jiff::Timestamp::from_second(s).ok())
-            .map_or_else(|| "not started".to_owned(), |t| format!("since {t}"));
-        println!(
-            "  {:<24} {class:<16} {:>14} / {:<14} ({:.1}%{}) {since}",
-            name(ids.as_ref().map(|i| &i.users), u.user),
-            u.used,
-            u.limit,
-            100.0 * u.used as f64 / u.limit.max(1) as f64,
-            if u.exhausted() { ", used up" } else { "" },
-        );
-    }
-    Ok(())
+        .collect();
+    Ok(QuotaReport {
+        enabled: true,
+        slots,
+    })
 }
 
 /// Scan detection: who is in quarantine, for how long yet, and why.
-fn quarantines(dir: &Path, cfg: &Config) -> anyhow::Result<()> {
+fn quarantines(
+    dir: &Path,
+    cfg: &Config,
+    ids: Option<&crate::policy::Allocation>,
+) -> anyhow::Result<ScanReport> {
     if cfg.present & policy_common::present::SCAN == 0 {
-        println!("scan detection: off");
-        return Ok(());
+        return Ok(ScanReport {
+            enabled: false,
+            report_only: false,
+            quarantined: Vec::new(),
+        });
     }
-    let monitor = cfg.scan_flags & policy_common::scan_flag::MONITOR != 0;
-    let table = crate::dataplane::ScanTable::from_pins(dir)?;
-    let quarantined = table.quarantined()?;
-    println!(
-        "scan detection: on ({}); {} in quarantine",
-        if monitor { "report only" } else { "quarantine" },
-        quarantined.len()
-    );
-    let names = crate::dataplane::pinned_ids(dir).ok();
-    for q in quarantined {
-        let name = names
-            .as_ref()
-            .and_then(|ids| match ids.users.get(q.user) {
-                Some(crate::policy::Slot::Live(n)) => Some(n.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| format!("#{}", q.user));
-        println!(
-            "  {name:<24} {:>6} s left  (too many distinct {})",
-            q.left_ns.div_ceil(1_000_000_000),
-            q.reason_name()
+    let table = dataplane::ScanTable::from_pins(dir)?;
+    let quarantined = table
+        .quarantined()?
+        .into_iter()
+        .map(|q| QuarantineReport {
+            user: name_in(ids.map(|i| &i.users), q.user),
+            seconds_left: q.left_ns.div_ceil(1_000_000_000),
+            reason: q.reason_name(),
+        })
+        .collect();
+    Ok(ScanReport {
+        enabled: true,
+        report_only: cfg.scan_flags & policy_common::scan_flag::MONITOR != 0,
+        quarantined,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(state: State) -> Report {
+        Report {
+            pin_dir: "/sys/fs/bpf/policyd".into(),
+            daemon: DaemonReport {
+                state,
+                pid: Some(1234),
+                lock_holder: (state == State::Serving).then_some(1234),
+                version: Some("0.1.0".into()),
+                started_at: Some("2026-12-02T03:00:00Z".into()),
+                uptime_seconds: (state == State::Serving).then_some(192),
+                stopped_at: None,
+                policy_written_at: Some("2026-12-02T03:00:00Z".into()),
+                reloads: Some(2),
+            },
+            interfaces: vec![IfaceReport {
+                name: "gw0".into(),
+                ifindex: 4,
+                side: "users",
+                ingress: "xdp_generic",
+                tc_egress: true,
+            }],
+            links: vec!["gw0-tc_egress".into(), "gw0-xdp".into()],
+            mode: "enforce",
+            generation: 1,
+            class_rules: 3,
+            profile: ProfileReport {
+                index: 1,
+                name: Some("off_hours".into()),
+            },
+            ids: None,
+            maps: vec![MapReport {
+                map: MAP_USERS4,
+                what: "exact IPv4 addresses (both generations)",
+                entries: 4,
+                capacity: 8192,
+            }],
+            scan: ScanReport {
+                enabled: false,
+                report_only: false,
+                quarantined: Vec::new(),
+            },
+            quotas: QuotaReport {
+                enabled: false,
+                slots: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn json_field_names_are_the_documented_ones() {
+        let v = serde_json::to_value(report(State::Serving)).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut documented = [
+            "pin_dir",
+            "daemon",
+            "interfaces",
+            "links",
+            "mode",
+            "generation",
+            "class_rules",
+            "profile",
+            "ids",
+            "maps",
+            "scan",
+            "quotas",
+        ];
+        documented.sort_unstable();
+        assert_eq!(keys, documented);
+        assert_eq!(v["daemon"]["state"], "serving");
+        assert_eq!(v["daemon"]["pid"], 1234);
+        assert_eq!(v["daemon"]["uptime_seconds"], 192);
+        assert_eq!(v["interfaces"][0]["ingress"], "xdp_generic");
+        assert_eq!(v["profile"]["name"], "off_hours");
+        let gone = serde_json::to_value(report(State::Gone)).unwrap();
+        assert_eq!(gone["daemon"]["state"], "gone");
+        assert!(gone["daemon"]["uptime_seconds"].is_null());
+        assert_eq!(
+            serde_json::to_value(State::NotRunning).unwrap(),
+            "not_running"
         );
     }
-    Ok(())
+
+    #[test]
+    fn text_says_who_serves_and_who_is_gone() {
+        let serving = text::render(&report(State::Serving), false);
+        assert!(
+            serving.contains("daemon:      serving (pid 1234, up 3m12s, policyd 0.1.0)"),
+            "{serving}"
+        );
+        assert!(
+            serving.contains("gw0              users    ingress xdp generic"),
+            "{serving}"
+        );
+        assert!(serving.contains("profile:     off_hours\n"), "{serving}");
+        assert!(
+            serving.contains("slot 1 in force; 3 class rules; written 2026-12-02T03:00:00Z"),
+            "{serving}"
+        );
+        let gone = text::render(&report(State::Gone), false);
+        assert!(
+            gone.contains("daemon:      not running (enforcement pinned by pid 1234"),
+            "{gone}"
+        );
+        assert!(gone.contains("which is gone without stopping"), "{gone}");
+        let mut unnamed = report(State::Serving);
+        unnamed.profile.name = None;
+        assert!(
+            text::render(&unnamed, false).contains("profile:     #1 (the pins name no profiles"),
+        );
+    }
 }
