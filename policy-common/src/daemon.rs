@@ -33,7 +33,7 @@ pub mod ingress_mode {
     /// TC ingress (TCX).
     pub const TC: u32 = 3;
     /// XDP, in a mode not known: a link adopted from a policyd that
-    /// recorded nothing.
+    /// recorded nothing, on an interface whose mode could not be read.
     pub const XDP: u32 = 4;
 }
 

@@ -112,14 +112,26 @@ pub(super) fn write_profile_names(
     Ok(())
 }
 
-/// The ingress code of an attachment; an adopted link keeps what the
-/// previous daemon recorded for the interface, as no call of the kernel's
-/// tells a BPF link's XDP mode back.
-pub(super) fn ingress_code(mode: AttachMode, xdp: bool, iface: &str, before: &DaemonInfo) -> u32 {
+/// The ingress code of an attachment. For an adopted XDP link, the mode
+/// is what the interface reports (`live`, an IFLA_XDP_ATTACHED code, see
+/// xdp_mode.rs), else what the previous daemon recorded for it.
+pub(super) fn ingress_code(
+    mode: AttachMode,
+    xdp: bool,
+    iface: &str,
+    live: Option<u8>,
+    before: &DaemonInfo,
+) -> u32 {
     match mode {
         AttachMode::Native => ingress_mode::XDP_NATIVE,
         AttachMode::Generic => ingress_mode::XDP_GENERIC,
         AttachMode::Tc => ingress_mode::TC,
+        AttachMode::Adopted if xdp && live == Some(super::xdp_mode::XDP_ATTACHED_DRV) => {
+            ingress_mode::XDP_NATIVE
+        }
+        AttachMode::Adopted if xdp && live == Some(super::xdp_mode::XDP_ATTACHED_SKB) => {
+            ingress_mode::XDP_GENERIC
+        }
         AttachMode::Adopted => before
             .ifaces()
             .iter()
@@ -200,14 +212,18 @@ mod tests {
             Side::Users,
             true,
         ));
-        let code = |iface, xdp| ingress_code(AttachMode::Adopted, xdp, iface, &before);
+        let code = |iface, xdp| ingress_code(AttachMode::Adopted, xdp, iface, None, &before);
         assert_eq!(code("gw0", true), ingress_mode::XDP_GENERIC);
         // Nothing recorded: the hook is known, the XDP mode is not.
         assert_eq!(code("gw1", true), ingress_mode::XDP);
         // A record of another hook than the pin's is not believed.
         assert_eq!(code("gw0", false), ingress_mode::TC);
+        // What the interface reports wins over the record.
+        let live = |v| ingress_code(AttachMode::Adopted, true, "gw0", Some(v), &before);
+        assert_eq!(live(1), ingress_mode::XDP_NATIVE);
+        assert_eq!(live(0), ingress_mode::XDP_GENERIC);
         assert_eq!(
-            ingress_code(AttachMode::Native, true, "gw1", &before),
+            ingress_code(AttachMode::Native, true, "gw1", None, &before),
             ingress_mode::XDP_NATIVE
         );
     }

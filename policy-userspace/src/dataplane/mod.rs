@@ -20,6 +20,7 @@ mod rows;
 mod scan;
 mod sketch;
 mod upgrade;
+mod xdp_mode;
 
 use std::sync::{Arc, Mutex};
 

@@ -9,7 +9,7 @@ fn ingress_text(code: &str) -> &'static str {
     match code {
         "xdp_native" => "xdp native",
         "xdp_generic" => "xdp generic (skb mode: the driver has no native XDP)",
-        "xdp" => "xdp (mode not recorded: adopted from an older policyd)",
+        "xdp" => "xdp (mode unknown: adopted from an older policyd)",
         "tc" => "tc ingress",
         _ => "unknown",
     }

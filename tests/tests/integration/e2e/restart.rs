@@ -111,8 +111,12 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
         (&"serving".into(), &next.pid().into()),
         "{adopted:#}"
     );
-    // The link's XDP mode went unrecorded by the daemon that made it.
-    assert_eq!(adopted["interfaces"][0]["ingress"], "xdp", "{adopted:#}");
+    // The daemon that made the link recorded nothing: the mode is what the
+    // interface reports.
+    assert_eq!(
+        adopted["interfaces"][0]["ingress"], "xdp_native",
+        "{adopted:#}"
+    );
     assert_eq!(adopted["profile"]["name"], "off_hours", "{adopted:#}");
 
     // A clean stop leaves enforcement in force (a restart or an upgrade
