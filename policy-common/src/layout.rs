@@ -34,6 +34,15 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<NameSlot>(), align_of::<NameSlot>()), (72, 4));
     assert_eq!((size_of::<UnidSlot>(), align_of::<UnidSlot>()), (16, 8));
     assert_eq!((size_of::<QuotaSlot>(), align_of::<QuotaSlot>()), (80, 8));
+    assert_eq!(
+        (size_of::<DaemonIface>(), align_of::<DaemonIface>()),
+        (32, 4)
+    );
+    assert_eq!(
+        (size_of::<DaemonInfo>(), align_of::<DaemonInfo>()),
+        (2128, 8)
+    );
+    assert_eq!(core::mem::offset_of!(DaemonInfo, ifaces), 80);
 }
 
 #[test]

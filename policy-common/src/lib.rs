@@ -11,6 +11,7 @@ pub mod action;
 pub mod classify;
 pub mod conn;
 pub mod counters;
+pub mod daemon;
 pub mod event;
 pub mod generation;
 pub mod identity;
@@ -28,6 +29,7 @@ pub use action::*;
 pub use classify::*;
 pub use conn::*;
 pub use counters::*;
+pub use daemon::*;
 pub use event::*;
 pub use generation::*;
 pub use identity::*;
@@ -76,5 +78,6 @@ mod pod {
         GenU64,
         NameSlot,
         UnidSlot,
+        DaemonInfo,
     );
 }

@@ -91,6 +91,13 @@ pub const MAP_EVENT_LIMITER: &str = "EVENT_LIMITER";
 pub const MAP_USER_NAMES: &str = "USER_NAMES";
 /// Class id (`u32`) -> [`crate::NameSlot`].
 pub const MAP_CLASS_NAMES: &str = "CLASS_NAMES";
+/// `generation * MAX_PROFILES + profile` -> [`crate::NameSlot`]: the
+/// profile names of each generation (see daemon.rs).
+pub const MAP_PROFILE_NAMES: &str = "PROFILE_NAMES";
+
+// The daemon (see daemon.rs).
+/// One [`crate::DaemonInfo`]: the daemon serving the pins, or the last one.
+pub const MAP_DAEMON: &str = "DAEMON";
 
 /// Every `MAP_*` name above, in the same order: the one list a check
 /// walks (the kernel's `#[map(name = ...)]` must spell each of them, as
@@ -129,6 +136,8 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_EVENT_LIMITER,
     MAP_USER_NAMES,
     MAP_CLASS_NAMES,
+    MAP_PROFILE_NAMES,
+    MAP_DAEMON,
 ];
 
 // Least sizes of the tables filled from the policy (per generation). The

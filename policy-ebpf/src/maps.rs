@@ -16,10 +16,10 @@ use policy_common::{
     ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_CONN_FLOW_WIDTH,
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
-    DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr,
-    GenMac, GenPrefix, GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES, MAX_CLASSES,
-    MAX_IFINDEX, MacBinding, NameSlot, QuotaSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState,
-    UnidSlot, UserId, UserInfo, global_counter,
+    DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, DaemonInfo, EVENTS_BYTES, EventTimes, GENERATIONS,
+    GenAddr, GenMac, GenPrefix, GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES,
+    MAX_CLASSES, MAX_IFINDEX, MAX_PROFILES, MacBinding, NameSlot, QuotaSlot, SET_FILTER_WORDS,
+    SKETCH_ROWS, ScanState, UnidSlot, UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -228,3 +228,15 @@ pub(crate) static USER_NAMES: Array<NameSlot> = Array::pinned(DEFAULT_MAX_USERS,
 
 #[map(name = "CLASS_NAMES")]
 pub(crate) static CLASS_NAMES: Array<NameSlot> = Array::pinned(MAX_CLASSES, 0);
+
+// The profile names of each generation, and the daemon's record of itself
+// (policy-common's daemon.rs): for `policyd status`, which reads the pins
+// alone. In the object, like the names above, so that they are pinned with
+// the state; a pin directory an older policyd made gets them created on
+// adoption (a map whose pin is missing is made and pinned).
+#[map(name = "PROFILE_NAMES")]
+pub(crate) static PROFILE_NAMES: Array<NameSlot> =
+    Array::pinned(GENERATIONS * MAX_PROFILES as u32, 0);
+
+#[map(name = "DAEMON")]
+pub(crate) static DAEMON: Array<DaemonInfo> = Array::pinned(1, 0);

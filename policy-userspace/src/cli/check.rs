@@ -8,6 +8,13 @@ use crate::policy::{self, CompiledPolicy};
 /// Validate policy files (layered in the order given: the more restrictive
 /// setting wins), print the effective policy and, for every effective
 /// setting, the file it came from. Exit non-zero on any error.
+///
+/// `--json` prints one JSON document; its fields are stable (new ones may
+/// be added): `ok` (false: `error` holds the message and the exit status is
+/// non-zero), `files`, `users`, `groups`, `classes`, `kernel_rules`,
+/// `sets`, `rules`, `profiles` (names, in slot order), `unidentified` (its
+/// action, or null: treated as everyone), `settings` [{`setting`, `value`,
+/// `from`}] and `overridden` (lines, as the text shows them).
 #[derive(Debug, clap::Args)]
 pub(super) struct CheckArgs {
     /// Policy files, base first; a directory stands for its `*.toml` files
@@ -17,14 +24,26 @@ pub(super) struct CheckArgs {
     /// Print only the summary, not every setting's origin.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let layered = match policy::load_layers(&args.files) {
         Ok(l) => l,
         Err(e) => {
-            // The error names its file, line and field; say nothing more.
-            eprintln!("{e}");
+            if args.json {
+                let doc = serde_json::json!({
+                    "ok": false,
+                    "files": files(args),
+                    "error": format!("{e:#}"),
+                });
+                super::write_stdout(format!("{doc:#}\n").as_bytes())?;
+            } else {
+                // The error names its file, line and field; say nothing more.
+                eprintln!("{e}");
+            }
             anyhow::bail!(
                 "the policy is invalid ({})",
                 args.files
@@ -37,7 +56,40 @@ pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
     };
     let p = &layered.policy;
     let c = CompiledPolicy::compile(p);
-    let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+    let names = files(args);
+    if args.json {
+        let settings: Vec<serde_json::Value> = layered
+            .provenance
+            .iter()
+            .map(|(what, (value, from))| {
+                serde_json::json!({
+                    "setting": what,
+                    "value": value,
+                    "from": from.display().to_string(),
+                })
+            })
+            .collect();
+        let overridden = if layered.layers.len() > 1 {
+            super::ceilings::differences(&layered)
+        } else {
+            Vec::new()
+        };
+        let doc = serde_json::json!({
+            "ok": true,
+            "files": names,
+            "users": p.users.len(),
+            "groups": c.groups.len(),
+            "classes": p.classes.len(),
+            "kernel_rules": c.class_rules.len(),
+            "sets": p.sets.len(),
+            "rules": p.rules.len(),
+            "profiles": c.profiles,
+            "unidentified": p.unidentified.map(|a| a.to_string()),
+            "settings": settings,
+            "overridden": overridden,
+        });
+        return super::write_stdout(format!("{doc:#}\n").as_bytes());
+    }
     println!(
         "{}: ok: {} users, {} groups, {} classes ({} kernel rules), {} sets, {} rules, \
          profiles {}; unidentified: {}",
@@ -76,4 +128,8 @@ pub(super) fn check(args: &CheckArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn files(args: &CheckArgs) -> Vec<String> {
+    args.files.iter().map(|f| f.display().to_string()).collect()
 }

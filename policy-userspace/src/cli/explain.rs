@@ -20,6 +20,13 @@ use crate::{
 ///
 /// Example: `policyd explain -p policy.toml --src 10.10.0.2 --dst 203.0.113.7
 /// --proto tcp --dport 445 --at 2026-12-01T10:00`.
+///
+/// `--json` prints one JSON object; its fields are stable (new ones may be
+/// added): `user`, `user_why`, `class`, `class_why`, `direction` (upload,
+/// download), `profile`, `profile_why`, `action`, `action_why`, `verdict`
+/// (pass, deny, limit, monitor), `quarantine` (text or null), `quotas`
+/// (lines), `bucket` (text or null), `layers` (null for one file, else
+/// {`files` [{`file`, `action`, `why`}], `enforced`, `from`}).
 #[derive(Debug, clap::Args)]
 pub(super) struct ExplainArgs {
     /// Policy files (layered as for `run`); none: the built-in baseline.

@@ -48,6 +48,9 @@ impl Reloader {
                 true
             }
             Ok(Outcome::Applied { added, removed }) => {
+                if let Err(e) = dataplane.record_reload() {
+                    tracing::warn!(error = %e, "cannot record the reload in the pins");
+                }
                 let mut n = self.names.write().unwrap_or_else(|p| p.into_inner());
                 n.reloads_ok += 1;
                 n.generation += 1;

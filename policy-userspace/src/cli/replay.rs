@@ -40,6 +40,14 @@ pub(super) enum HookArg {
 /// not at the capture's timing: use replay for identity, classes, deny and
 /// monitor decisions. Only classic pcap files of Ethernet frames are read
 /// (convert pcapng with `tcpdump -r in.pcapng -w out.pcap`).
+///
+/// `--json` prints one JSON document; its fields are stable (new ones may
+/// be added): `packets`, `refused`, `disagreements`; `verdicts` [{`n`,
+/// `bytes`, `user`, `class`, `direction`, `verdict`, `agrees`}, or {`n`,
+/// `bytes`, `refused`: true}] (with --quiet only the packets where the
+/// kernel and the model disagree); `summary` [{`user`, `class`,
+/// `direction`, `pass`, `deny`, `limit`, `monitor`, `bytes`}], the
+/// kernel's counters. Disagreements still exit non-zero.
 #[derive(Debug, clap::Args)]
 pub(super) struct ReplayArgs {
     /// The capture (pcap, Ethernet).
@@ -59,6 +67,9 @@ pub(super) struct ReplayArgs {
     /// Print only the summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// One JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn verdict_name(v: Verdict, kernel_dropped: bool) -> &'static str {
@@ -125,6 +136,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let counters = dataplane.counters();
     let mut out = std::io::stdout().lock();
     let (mut n, mut disagreements, mut refused) = (0u64, 0u64, 0u64);
+    let mut verdicts: Vec<serde_json::Value> = Vec::new();
     while let Some(packet) = reader.next_packet() {
         let packet = packet.context("reading the capture")?;
         n += 1;
@@ -143,11 +155,17 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         let Ok(result) = run else {
             // The skb test run refuses frames too short for their headers.
             refused += 1;
-            writeln!(
-                out,
-                "#{n} {} bytes: refused by the kernel's test run (truncated)",
-                frame.len()
-            )?;
+            if args.json {
+                verdicts.push(serde_json::json!({
+                    "n": n, "bytes": frame.len(), "refused": true,
+                }));
+            } else {
+                writeln!(
+                    out,
+                    "#{n} {} bytes: refused by the kernel's test run (truncated)",
+                    frame.len()
+                )?;
+            }
             continue;
         };
         let dropped = match args.hook {
@@ -168,7 +186,19 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         if !agrees {
             disagreements += 1;
         }
-        if !args.quiet || !agrees {
+        if args.json {
+            if !args.quiet || !agrees {
+                verdicts.push(serde_json::json!({
+                    "n": n,
+                    "bytes": frame.len(),
+                    "user": compiled.users[d.user as usize].name,
+                    "class": compiled.classes[d.class as usize],
+                    "direction": Direction::from_wire(d.dir).as_str(),
+                    "verdict": verdict_name(d.verdict, dropped),
+                    "agrees": agrees,
+                }));
+            }
+        } else if !args.quiet || !agrees {
             writeln!(
                 out,
                 "#{n} {} bytes: user={} class={} direction={} verdict={}{}",
@@ -186,21 +216,41 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         }
     }
     let totals = counters.all().context("reading the counters")?;
-    summary(&mut out, &compiled, &totals, n, refused)?;
+    if args.json {
+        let summary: Vec<serde_json::Value> = by_name(&compiled, &totals)
+            .iter()
+            .map(|((user, class, d), c)| {
+                serde_json::json!({
+                    "user": user, "class": class, "direction": d,
+                    "pass": c.pass_packets, "deny": c.deny_packets,
+                    "limit": c.limit_packets, "monitor": c.monitor_packets,
+                    "bytes": c.pass_bytes + c.deny_bytes + c.limit_bytes + c.monitor_bytes,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "packets": n,
+            "refused": refused,
+            "disagreements": disagreements,
+            "verdicts": verdicts,
+            "summary": summary,
+        });
+        writeln!(out, "{doc:#}")?;
+    } else {
+        summary(&mut out, &compiled, &totals, n, refused)?;
+    }
     if disagreements > 0 {
         bail!("{disagreements} of {n} packets: the kernel and the reference model disagreed");
     }
     Ok(())
 }
 
-fn summary(
-    out: &mut impl std::io::Write,
+/// The kernel's counters by (user, class, direction) name, sorted.
+fn by_name(
     policy: &CompiledPolicy,
     rows: &[(CounterKey, Counters)],
-    n: u64,
-    refused: u64,
-) -> anyhow::Result<()> {
-    let mut sorted: BTreeMap<(String, String, &str), Counters> = BTreeMap::new();
+) -> BTreeMap<(String, String, &'static str), Counters> {
+    let mut sorted = BTreeMap::new();
     for (k, c) in rows {
         let user = policy
             .users
@@ -215,6 +265,17 @@ fn summary(
         let d = Direction::from_wire(k.dir).as_str();
         sorted.insert((user, class, d), *c);
     }
+    sorted
+}
+
+fn summary(
+    out: &mut impl std::io::Write,
+    policy: &CompiledPolicy,
+    rows: &[(CounterKey, Counters)],
+    n: u64,
+    refused: u64,
+) -> anyhow::Result<()> {
+    let sorted = by_name(policy, rows);
     writeln!(
         out,
         "\n{n} packets replayed ({refused} refused by the test run); the kernel counted:"

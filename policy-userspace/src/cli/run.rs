@@ -293,6 +293,10 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         let _ = dataplane.remove_created_pins();
         return Err(e);
     }
+    // For `policyd status`: who serves the pins, since when, attached how.
+    if let Err(e) = dataplane.record_serving() {
+        tracing::warn!(error = %e, "cannot record this daemon in the pins; `policyd status` will not see it");
+    }
     {
         let mut n = names.write().unwrap_or_else(|p| p.into_inner());
         n.profile.clone_from(&compiled.profiles[profile]);
@@ -431,6 +435,9 @@ impl Started {
         // Drain. The scheduler only flips profiles: stopping it loses
         // nothing (the profile in force stays until the next policyd).
         tracing::info!("draining: stopping the endpoint, writing the queued events");
+        if let Err(e) = dataplane.record_stopped() {
+            tracing::warn!(error = %e, "cannot record the clean stop in the pins");
+        }
         if let Some(s) = scheduler {
             s.abort();
         }

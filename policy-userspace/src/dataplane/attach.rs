@@ -140,6 +140,25 @@ impl Dataplane {
         if !ingress_only {
             self.attach_tc(iface, TC_EGRESS_PROGRAM, TcAttachType::Egress)?;
         }
+        let xdp = matches!(ingress, Ingress::Xdp { .. });
+        let ifindex = maps::ifindex(iface)?;
+        let live = (xdp && mode == AttachMode::Adopted)
+            .then(|| {
+                super::xdp_mode::attached(ifindex)
+                    .inspect_err(|e| {
+                        tracing::debug!(iface, error = %e, "cannot read the interface's XDP mode");
+                    })
+                    .ok()
+            })
+            .flatten();
+        let code = super::daemon::ingress_code(mode, xdp, iface, live, &self.daemon_before);
+        self.daemon.push_iface(super::daemon::iface_record(
+            iface,
+            ifindex,
+            code,
+            side,
+            !ingress_only,
+        ));
         Ok(mode)
     }
 

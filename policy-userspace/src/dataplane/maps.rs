@@ -35,7 +35,7 @@ pub(super) fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Map, Dataplane
     ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name))
 }
 
-fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, DataplaneError>
+pub(super) fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, DataplaneError>
 where
     T: TryFrom<&'a mut Map, Error = MapError>,
 {

@@ -8,6 +8,7 @@ mod bench;
 mod buckets;
 mod capacity;
 mod counters;
+mod daemon;
 mod error;
 mod held;
 mod ids;
@@ -21,6 +22,7 @@ mod rows;
 mod scan;
 mod sketch;
 mod upgrade;
+mod xdp_mode;
 
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +39,7 @@ pub use self::{
     attach::{AttachMode, Ingress, Side},
     capacity::Capacity,
     counters::Counters,
+    daemon::{from_pins as pinned_daemon, profile_names_from_pins, unix_now_ns},
     error::DataplaneError,
     ids::from_pins as pinned_ids,
     maps::ifindex,
@@ -85,6 +88,9 @@ pub struct Dataplane {
     adopted: bool,
     /// The pinned name -> id allocation, as last read or written.
     ids: Allocation,
+    /// This run's record of itself (daemon.rs), and the one it found.
+    daemon: policy_common::DaemonInfo,
+    daemon_before: policy_common::DaemonInfo,
 }
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
@@ -170,7 +176,10 @@ impl Dataplane {
         let profile = ProfileSwitch::take(&mut ebpf)?;
         let ids = ids::read(&mut ebpf, capacity.users)?;
         let quotas = QuotaTable::open(&ebpf, capacity.quota_slots)?;
+        let daemon_before = daemon::read(&ebpf)?;
         let dp = Self {
+            daemon: policy_common::DaemonInfo::default(),
+            daemon_before,
             quotas: Arc::new(Mutex::new(quotas)),
             ids,
             ebpf,
@@ -240,7 +249,8 @@ impl Dataplane {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .write(policy)
-        });
+        })
+        .and_then(|()| daemon::write_profile_names(&mut self.ebpf, new, &policy.profiles));
         if let Err(e) = written {
             // Nothing reads the idle generation: clear its prefixes for the
             // next try (what the hash tables hold is unknown now, held.rs).

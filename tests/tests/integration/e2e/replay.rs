@@ -126,11 +126,28 @@ fn replay_reports_each_packet_and_the_kernel_summary() {
         Some("0 2 0 0 120"),
         "{stdout}"
     );
-    // --quiet keeps the summary only.
-    let (ok, quiet, _) = run(&capture(&frames), &["--quiet"]);
-    assert!(ok);
-    assert!(!quiet.contains("#1 "), "{quiet}");
-    assert!(quiet.contains("7 packets replayed"), "{quiet}");
+    // --quiet keeps the summary only (and the packets the kernel and the
+    // model disagree on: none); --json gives it as one document.
+    let (ok, quiet, stderr) = run(&capture(&frames), &["--quiet", "--json"]);
+    assert!(ok, "{quiet}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&quiet).expect(&quiet);
+    assert_eq!(
+        (&doc["packets"], &doc["refused"], &doc["disagreements"]),
+        (&7.into(), &0.into(), &0.into()),
+        "{quiet}"
+    );
+    assert_eq!(doc["verdicts"], serde_json::json!([]), "{quiet}");
+    let mallory = doc["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == "mallory")
+        .expect(&quiet);
+    assert_eq!(
+        (&mallory["class"], &mallory["deny"], &mallory["bytes"]),
+        (&"default".into(), &2.into(), &120.into()),
+        "{quiet}"
+    );
 }
 
 /// The threats' state machines replay as in the kernel: alice's 150-byte

@@ -74,7 +74,12 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
     );
 
     // The next daemon adopts maps and links: the counters carry on,
-    // including what was dropped while no daemon ran.
+    // including what was dropped while no daemon ran. Without the daemon's
+    // record and the profile names, as a policyd older than them left its
+    // pins: the next one makes them.
+    for newer in ["DAEMON", "PROFILE_NAMES"] {
+        std::fs::remove_file(pins.join(newer)).unwrap();
+    }
     let pin_arg = pins.display().to_string();
     let mut next = Daemon::start(
         &topo.gw,
@@ -100,6 +105,19 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
     );
     assert_eq!(topo.through("10.225.0.3", 7103, 50).unwrap(), 0);
     assert_eq!(denied(&topo.metrics().unwrap()), 150);
+    let adopted = status_json(&pins);
+    assert_eq!(
+        (&adopted["daemon"]["state"], &adopted["daemon"]["pid"]),
+        (&"serving".into(), &next.pid().into()),
+        "{adopted:#}"
+    );
+    // The daemon that made the link recorded nothing: the mode is what the
+    // interface reports.
+    assert_eq!(
+        adopted["interfaces"][0]["ingress"], "xdp_native",
+        "{adopted:#}"
+    );
+    assert_eq!(adopted["profile"]["name"], "off_hours", "{adopted:#}");
 
     // A clean stop leaves enforcement in force (a restart or an upgrade
     // leaves no gap); `policyd unload` ends it.
@@ -114,6 +132,9 @@ fn enforcement_survives_kill_9_and_the_next_daemon_adopts_it() {
     );
     assert!(pins.join("links").join("gw0-xdp").exists());
     assert!(topo.gw.xdp_attached("gw0"));
+    let stopped = status_json(&pins);
+    assert_eq!(stopped["daemon"]["state"], "stopped", "{stopped:#}");
+    assert!(stopped["daemon"]["stopped_at"].is_string(), "{stopped:#}");
     assert_eq!(
         topo.through("10.225.0.3", 7104, 50).unwrap(),
         0,
@@ -165,6 +186,67 @@ fn unload_cleans_up_after_a_crash() {
         text.contains("exact IPv4 addresses (both generations)"),
         "{text}"
     );
+    // The same as JSON, from the pins alone (no --policy): who serves,
+    // since when, attached how, and the names.
+    let serving = status_json(&pins);
+    let daemon = &serving["daemon"];
+    assert_eq!(daemon["state"], "serving", "{serving:#}");
+    assert_eq!(daemon["pid"], topo.daemon.pid(), "{serving:#}");
+    assert_eq!(daemon["lock_holder"], topo.daemon.pid(), "{serving:#}");
+    let version = std::process::Command::new(policyd_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        format!("policyd {}", daemon["version"].as_str().unwrap()),
+        String::from_utf8_lossy(&version.stdout).trim(),
+    );
+    assert!(daemon["uptime_seconds"].as_u64().is_some(), "{serving:#}");
+    assert_eq!(daemon["reloads"], 0, "{serving:#}");
+    let iface = &serving["interfaces"][0];
+    assert_eq!(
+        (&iface["name"], &iface["side"], &iface["tc_egress"]),
+        (&"gw0".into(), &"users".into(), &true.into()),
+        "{serving:#}"
+    );
+    // veth has native XDP: no fallback to generic mode.
+    assert_eq!(iface["ingress"], "xdp_native", "{serving:#}");
+    assert_eq!(serving["profile"]["name"], "off_hours", "{serving:#}");
+    assert_eq!(serving["mode"], "enforce", "{serving:#}");
+    assert_eq!(
+        serving["ids"]["users"], 3,
+        "unidentified, alice, mallory: {serving:#}"
+    );
+    // `check` and `explain` as JSON, on the same policy.
+    let policy_file = topo.dir.path().join("policy.toml");
+    let check = json_of(
+        std::process::Command::new(policyd_bin())
+            .args(["check", "--json"])
+            .arg(&policy_file),
+    );
+    assert_eq!(
+        (&check["ok"], &check["users"], &check["profiles"][0]),
+        (&true.into(), &2.into(), &"off_hours".into()),
+        "{check:#}"
+    );
+    let explain = json_of(
+        std::process::Command::new(policyd_bin())
+            .args([
+                "explain",
+                "--json",
+                "--src",
+                "10.226.0.3",
+                "--dst",
+                "10.226.0.1",
+                "--policy",
+            ])
+            .arg(&policy_file),
+    );
+    assert_eq!(
+        (&explain["user"], &explain["verdict"]),
+        (&"mallory".into(), &"deny".into()),
+        "{explain:#}"
+    );
 
     // `policyd top` ranks users from the pinned counters: mallory's
     // denied burst is in her totals; alice, sending during the interval,
@@ -203,23 +285,68 @@ fn unload_cleans_up_after_a_crash() {
             .map(str::to_owned)
             .collect()
     };
-    // USER bit/s pkt/s drop/s limit/s | bytes dropped limited
+    // USER pass/s drop/s pkt/s drop/s limit/s | passed dropped, under a
+    // line of units: bits per second passed and dropped apart.
     let (alice, mallory) = (row("alice"), row("mallory"));
-    assert!(text.lines().nth(1).unwrap().starts_with("alice "), "{text}");
-    assert!(alice[2].parse::<f64>().unwrap() > 0.0, "{text}");
-    assert_eq!(alice[7], "0", "{text}");
+    assert!(text.lines().nth(2).unwrap().starts_with("alice "), "{text}");
+    assert!(text.lines().next().unwrap().contains("pass/s*"), "{text}");
+    assert!(alice[1] != "0" && alice[3] != "0", "alice passes: {text}");
+    assert_eq!((alice[2].as_str(), alice[8].as_str()), ("0", "0"), "{text}");
+    // Mallory's burst was before the interval: no rate, but her dropped
+    // bytes are in the totals, none passed.
     assert_eq!(
-        (mallory[2].as_str(), mallory[7].as_str()),
-        ("0", "50"),
+        (
+            mallory[1].as_str(),
+            mallory[2].as_str(),
+            mallory[7].as_str()
+        ),
+        ("0", "0", "0"),
         "{text}"
+    );
+    assert_ne!(mallory[8], "0", "{text}");
+    // By direction: everything so far was uploads.
+    let out = std::process::Command::new(policyd_bin())
+        .args([
+            "top",
+            "--by",
+            "direction",
+            "--count",
+            "1",
+            "--interval",
+            "0.1",
+        ])
+        .arg("--pin-dir")
+        .arg(&pins)
+        .output()
+        .unwrap();
+    let by_dir = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        by_dir.starts_with("DIRECTION ") && by_dir.lines().any(|l| l.starts_with("upload ")),
+        "{by_dir}"
     );
 
     topo.daemon
         .stop_with(libc::SIGKILL, Duration::from_secs(5))
         .unwrap();
-    // The kernel state outlives the daemon, and status reads it.
+    // The kernel state outlives the daemon, and status reads it, saying
+    // the daemon is gone.
     let (ok, after_crash) = status();
     assert!(ok && after_crash.contains("gw0-xdp"), "{after_crash}");
+    assert!(
+        after_crash.contains(&format!(
+            "daemon:      not running (enforcement pinned by pid {}",
+            daemon["pid"]
+        )),
+        "{after_crash}"
+    );
+    let gone = status_json(&pins);
+    assert_eq!(
+        (&gone["daemon"]["state"], &gone["daemon"]["pid"]),
+        (&"gone".into(), &daemon["pid"]),
+        "{gone:#}"
+    );
+    assert!(gone["daemon"]["lock_holder"].is_null(), "{gone:#}");
+    assert_eq!(gone["interfaces"], serving["interfaces"], "{gone:#}");
     assert!(topo.gw.xdp_attached("gw0"));
     let out = std::process::Command::new(policyd_bin())
         .args(["unload", "--pin-dir"])
@@ -248,4 +375,20 @@ fn unload_cleans_up_after_a_crash() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to unload"));
+}
+
+/// The JSON document a command prints; it must succeed.
+fn json_of(cmd: &mut std::process::Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn status_json(pins: &std::path::Path) -> serde_json::Value {
+    json_of(
+        std::process::Command::new(policyd_bin())
+            .args(["status", "--json", "--pin-dir"])
+            .arg(pins),
+    )
 }

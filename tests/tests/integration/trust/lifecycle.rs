@@ -174,7 +174,7 @@ fn a_second_daemon_on_the_same_pin_dir_is_refused_and_the_first_keeps_enforcing(
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(&format!("policyd pid {pid} serving")),
+        text.contains(&format!("daemon:      serving (pid {pid}, up ")),
         "{text}"
     );
     assert_eq!(through(&topo, 101, 3, 7010), 0, "mallory still denied");
