@@ -1,7 +1,8 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first
 //! failure: fmt, clippy on the host crates, clippy on the kernel crate,
 //! building policyd, then all tests (the end-to-end ones load eBPF, so this
-//! needs root), then one quick pass of the benchmark harness.
+//! needs root), then one quick pass of the benchmark harness and the package
+//! test (build, install, run and purge the `.deb`).
 
 mod steps;
 mod tally;
@@ -86,6 +87,10 @@ fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> a
     // chasing one test.
     if args.test_args.is_empty() {
         steps.run("bench --quick (harness check)", quick_bench)?;
+        steps.run(
+            "package (.deb: build, inspect, install, run, purge)",
+            crate::package::check,
+        )?;
     }
     Ok(())
 }

@@ -194,8 +194,10 @@ mod tests {
         let run = std::fs::read_to_string(dir.path().join("policyd-run.1")).unwrap();
         assert!(run.starts_with(".ie"), "not roff: {}", &run[..40]);
         assert!(run.contains(".TH policyd-run 1"), "{run}");
-        // The variables policyd.service sets are documented where the
-        // flags are.
-        assert!(run.contains("POLICYD_IFACE"), "{run}");
+        // The variables policyd.service sets are documented with their
+        // flags (the description names none of these).
+        for var in ["POLICYD_PIN_DIR", "POLICYD_EVENTS", "POLICYD_UPLINK"] {
+            assert!(run.contains(var), "{var} missing from\n{run}");
+        }
     }
 }

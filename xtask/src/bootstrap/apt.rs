@@ -26,6 +26,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("xdp-tools", "xdp-filter, the XDP baseline in benchmarks"),
     ("tcpdump", "capturing test traffic"),
+    (
+        "systemd",
+        "`systemd-analyze verify` on the packaged unit (systemd need not be running)",
+    ),
+    ("man-db", "`man` rendering the packaged manual pages"),
 ];
 
 pub(super) fn ensure() -> anyhow::Result<Outcome> {
