@@ -3,7 +3,8 @@
 //! EnvironmentFile's variables, ExecStart with `$VAR` expanded, only the
 //! CapabilityBoundingSet's capabilities and no new privileges, a
 //! NOTIFY_SOCKET to hear READY=1 on, stderr as the journal's stream, then
-//! ExecReload's SIGHUP and KillSignal's SIGTERM. Not reproduced: the
+//! ExecReload's SIGHUP, a broken policy layer (its reload refused, logged
+//! as an error), and KillSignal's SIGTERM. Not reproduced: the
 //! namespaces the sandboxing options build (ProtectSystem= and the like).
 //!
 //! The operator's one edit is made in the environment, not the file: the
@@ -121,6 +122,13 @@ pub(super) fn run_as_the_unit() -> anyhow::Result<()> {
     );
     super::check::captured(Command::new(&reload[0]).args(&reload[1..]))?;
     wait_for_line(&log_path, "<6>policy unchanged", Duration::from_secs(10))?;
+    // A broken layer in the policy directory: the reload it triggers is
+    // refused, as an error the journal files under `-p err`.
+    let policy_dir = PathBuf::from(env.get("POLICYD_POLICY").context("no POLICYD_POLICY")?);
+    let broken = Layer(policy_dir.join("50-broken.toml"));
+    fs::write(&broken.0, "[[user]\n")?;
+    wait_for_line(&log_path, "<3>reload refused", Duration::from_secs(10))?;
+    drop(broken);
     // KillSignal, and the drain within TimeoutStopSec.
     let kill_signal = service
         .get("KillSignal")
@@ -276,6 +284,16 @@ fn wait_exit(daemon: &mut Child, timeout: Duration) -> anyhow::Result<std::proce
             bail!("the daemon did not exit within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A policy file the check added, removed whatever happens (the purge
+/// leaves a directory with a file it does not know).
+struct Layer(PathBuf);
+
+impl Drop for Layer {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 
