@@ -8,6 +8,7 @@ mod bootstrap;
 mod build_cmd;
 mod cmd;
 mod lab;
+mod package;
 mod paths;
 mod privileges;
 mod test;
@@ -36,6 +37,9 @@ enum Task {
     Lab(lab::LabArgs),
     /// Measure per-packet cost, scale and rate accuracy; write BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Bootstrap, build the release policyd and make a `.deb` of it: the
+    /// binary, the systemd unit, /etc/policyd/, manual pages, completions.
+    Package(package::PackageArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Task::Test(args) => test::run(&args),
         Task::Lab(args) => lab::run(args),
         Task::Bench(args) => bench::run(&args),
+        Task::Package(args) => package::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,8 @@
 //! failure: fmt, clippy on the host crates, clippy on the kernel crate,
 //! building policyd, checking the Kubernetes manifests, then all tests (the
 //! end-to-end ones load eBPF, so this needs root), then one quick pass of
-//! the benchmark harness.
+//! the benchmark harness and the package test (build, install, run and
+//! purge the `.deb`).
 
 mod manifests;
 mod steps;
@@ -91,6 +92,10 @@ fn run_steps(steps: &mut Steps, tally: &mut Option<Tally>, args: &TestArgs) -> a
     // chasing one test.
     if args.test_args.is_empty() {
         steps.run("bench --quick (harness check)", quick_bench)?;
+        steps.run(
+            "package (.deb: build, inspect, install, run, purge)",
+            crate::package::check,
+        )?;
     }
     Ok(())
 }

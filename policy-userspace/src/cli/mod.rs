@@ -4,6 +4,8 @@
 mod ceilings;
 mod check;
 mod explain;
+mod logging;
+mod notify;
 mod release;
 mod reload;
 mod replay;
@@ -49,11 +51,22 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages (policyd.1 and one per subcommand) into DIR:
+    /// for packaging, hence hidden.
+    #[command(hide = true)]
+    Man {
+        dir: std::path::PathBuf,
+    },
+}
+
+/// The whole command line, as the manual pages and completions describe it.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let stderr = logging::init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(&args),
@@ -66,17 +79,33 @@ pub fn main() -> ExitCode {
         Command::DefaultPolicy => write_stdout(crate::policy::BASELINE.as_bytes()),
         Command::Completions { shell } => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "policyd", &mut script);
+            clap_complete::generate(shell, &mut command(), "policyd", &mut script);
             write_stdout(&script)
         }
+        Command::Man { dir } => write_man_pages(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("policyd: error: {e:#}");
+            let text = format!("policyd: error: {e:#}");
+            match stderr {
+                logging::Stderr::Journal => {
+                    eprint!("{}", logging::prefixed(tracing::Level::ERROR, &text));
+                }
+                logging::Stderr::Plain => eprintln!("{text}"),
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// policyd(1) and policyd-SUBCOMMAND(1) for every subcommand shown in
+/// `--help`, generated from the same definitions as the parser.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clap_mangen::generate_to(command(), dir)
+        .with_context(|| format!("cannot write the manual pages into {}", dir.display()))
 }
 
 /// The profile slot to enforce: `name` when given (it must be one of the
@@ -139,15 +168,36 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal: a log file or journald
-    // would get raw escape sequences.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_page_for_the_command_and_each_shown_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        write_man_pages(dir.path()).unwrap();
+        let mut pages: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        pages.sort();
+        let mut expected = vec!["policyd.1".to_owned()];
+        expected.extend(
+            command()
+                .get_subcommands()
+                .filter(|s| !s.is_hide_set())
+                .map(|s| format!("policyd-{}.1", s.get_name())),
+        );
+        expected.sort();
+        assert_eq!(pages, expected);
+        assert!(!pages.contains(&"policyd-man.1".to_owned()), "{pages:?}");
+        let run = std::fs::read_to_string(dir.path().join("policyd-run.1")).unwrap();
+        assert!(run.starts_with(".ie"), "not roff: {}", &run[..40]);
+        assert!(run.contains(".TH policyd-run 1"), "{run}");
+        // The variables policyd.service sets are documented with their
+        // flags (the description names none of these).
+        for var in ["POLICYD_PIN_DIR", "POLICYD_EVENTS", "POLICYD_UPLINK"] {
+            assert!(run.contains(var), "{var} missing from\n{run}");
+        }
+    }
 }

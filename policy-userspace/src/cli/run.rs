@@ -55,19 +55,41 @@ pub(super) enum HookArg {
 /// facing the users (`--iface`) ingress traffic is their upload, identified
 /// by source address or MAC; on one facing the network (`--uplink`) ingress
 /// traffic is their download, identified by destination address.
+///
+/// Flags that name a variable (`POLICYD_IFACE`, ...) can be set through it
+/// instead: policyd.service reads them from /etc/policyd/policyd.conf.
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
-    /// Interface facing the users; repeat for several.
-    #[arg(long = "iface", short = 'i', value_name = "IFACE")]
+    /// Interface facing the users; repeat for several (in the variable,
+    /// separated by spaces: no interface name holds one).
+    #[arg(
+        long = "iface",
+        short = 'i',
+        value_name = "IFACE",
+        env = "POLICYD_IFACE",
+        value_delimiter = ' '
+    )]
     ifaces: Vec<String>,
-    /// Interface facing the network (uplink); repeat for several.
-    #[arg(long = "uplink", value_name = "IFACE")]
+    /// Interface facing the network (uplink); repeat for several (in the
+    /// variable, separated by spaces).
+    #[arg(
+        long = "uplink",
+        value_name = "IFACE",
+        env = "POLICYD_UPLINK",
+        value_delimiter = ' '
+    )]
     uplinks: Vec<String>,
     /// Policy file (TOML); see `policyd check`. Repeat to layer files (the
     /// more restrictive setting wins); a directory layers its `*.toml` files
     /// in name order. Without it, the built-in acceptable-use baseline is
-    /// enforced (`policyd default-policy`).
-    #[arg(long = "policy", short = 'p', value_name = "FILE|DIR")]
+    /// enforced (`policyd default-policy`). The variable names one file or
+    /// directory.
+    #[arg(
+        long = "policy",
+        short = 'p',
+        value_name = "FILE|DIR",
+        env = "POLICYD_POLICY"
+    )]
     policies: Vec<PathBuf>,
     /// Accept a policy that enforces nothing: an empty file (or one of only
     /// comments), a directory with no `*.toml` file, or, on a reload, a
@@ -96,24 +118,30 @@ pub(super) struct RunArgs {
     #[arg(long, env = "POLICYD_NOW", value_name = "TIME")]
     now: Option<jiff::Timestamp>,
     /// Address for the Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`).
-    #[arg(long, default_value = DEFAULT_METRICS_ADDR, value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        default_value = DEFAULT_METRICS_ADDR,
+        value_name = "ADDR:PORT",
+        env = "POLICYD_METRICS_ADDR"
+    )]
     metrics_addr: SocketAddr,
     /// Where enforcement events go, as JSON lines: a file (appended to), or
-    /// `-` for standard output.
-    #[arg(long, default_value = "-", value_name = "PATH")]
+    /// `-` for standard output. Under systemd give a file: standard output
+    /// and the log would both end up in the journal.
+    #[arg(long, default_value = "-", value_name = "PATH", env = "POLICYD_EVENTS")]
     events: String,
     /// The ingress hook. Changing it needs `policyd unload` first.
-    #[arg(long, value_enum, default_value_t = HookArg::Xdp)]
+    #[arg(long, value_enum, default_value_t = HookArg::Xdp, env = "POLICYD_HOOK")]
     hook: HookArg,
     /// XDP attach mode.
-    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto, env = "POLICYD_XDP_MODE")]
     xdp_mode: XdpModeArg,
     /// Where maps and links are pinned in bpffs (made root-only; a directory
     /// anyone else could have made or could change is refused). One policyd
     /// per directory. Enforcement outlives policyd, whether it crashed or
     /// stopped cleanly; the next one adopts it, counters included.
     /// `policyd unload` removes it.
-    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR")]
+    #[arg(long, default_value = DEFAULT_PIN_DIR, value_name = "DIR", env = "POLICYD_PIN_DIR")]
     pin_dir: PathBuf,
     /// Attach only on ingress (XDP), not TC on egress.
     #[arg(long)]
@@ -143,7 +171,11 @@ pub(super) struct RunArgs {
     max_buckets: Option<u32>,
 }
 
-pub(super) fn run(args: RunArgs) -> anyhow::Result<()> {
+pub(super) fn run(mut args: RunArgs) -> anyhow::Result<()> {
+    // An empty POLICYD_IFACE (or two spaces in one) is no interface, not
+    // one named "".
+    args.ifaces.retain(|i| !i.is_empty());
+    args.uplinks.retain(|i| !i.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -416,6 +448,9 @@ impl Started {
                 .map_err(|e| anyhow::anyhow!(e))?
                 .map_err(anyhow::Error::from);
         };
+        // Enforcement is attached and every handler is in place: this is
+        // where a `Type=notify` unit counts as started.
+        super::notify::notify("READY=1\nSTATUS=enforcing");
         loop {
             let trigger = tokio::select! {
                 _ = int.recv() => { tracing::info!(signal = "SIGINT", "received signal"); break; }
@@ -435,6 +470,7 @@ impl Started {
         // Drain. The scheduler only flips profiles: stopping it loses
         // nothing (the profile in force stays until the next policyd).
         tracing::info!("draining: stopping the endpoint, writing the queued events");
+        super::notify::notify("STOPPING=1\nSTATUS=draining");
         if let Err(e) = dataplane.record_stopped() {
             tracing::warn!(error = %e, "cannot record the clean stop in the pins");
         }

@@ -34,6 +34,11 @@ const PACKAGES: &[(&str, &str)] = &[
         "python3-venv",
         "a venv for kubernetes-validate, which checks the Kubernetes manifests",
     ),
+    (
+        "systemd",
+        "`systemd-analyze verify` on the packaged unit (systemd need not be running)",
+    ),
+    ("man-db", "`man` rendering the packaged manual pages"),
 ];
 
 pub(super) fn ensure() -> anyhow::Result<Outcome> {

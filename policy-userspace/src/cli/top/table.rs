@@ -283,7 +283,7 @@ mod tests {
             user,
             class,
             dir,
-            _pad: 0,
+            reason: 0,
         }
     }
 
