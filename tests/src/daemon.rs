@@ -23,6 +23,10 @@ pub struct Daemon {
     /// It answered readiness: its pins are the test's to remove. (One that
     /// never got ready may have been refused a pin directory in use.)
     ready: bool,
+    /// The pin directory was named here (unique to this process and
+    /// daemon), so whatever is in it is this test's, ready or not: a daemon
+    /// stopped while still loading leaves pins too.
+    owns_pins: bool,
     pub metrics: SocketAddr,
     log: PathBuf,
     events: PathBuf,
@@ -33,7 +37,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `policyd run --iface ... --policy ... --metrics-addr ...
     /// --events ... <extra>` in `ns`, with its stderr going to `log` and its
-    /// events to `log` with extension `events.jsonl`, and waits (at most 20 s)
+    /// events to `log` with extension `events.jsonl`, and waits (at most 60 s)
     /// until `/readyz` answers, which it does only once every program is
     /// attached.
     pub fn start(
@@ -48,6 +52,7 @@ impl Daemon {
         let events = log.with_extension("events.jsonl");
         // Daemons of tests running at once must not share pins: each gets a
         // directory of its own unless the caller names one.
+        let owns_pins = !extra.contains(&"--pin-dir");
         let pin_dir = match extra.iter().position(|a| *a == "--pin-dir") {
             Some(i) => PathBuf::from(extra.get(i + 1).copied().unwrap_or_default()),
             None => {
@@ -78,12 +83,15 @@ impl Daemon {
             child,
             policyd: policyd.to_owned(),
             ready: false,
+            owns_pins,
             metrics,
             log: log.to_owned(),
             events,
             pin_dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // The verifier takes seconds on a loaded 2-core machine: the wait
+        // is generous, and costs nothing once the daemon is ready.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = daemon.child.try_wait()? {
                 return Err(io::Error::other(format!(
@@ -97,7 +105,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 return Err(io::Error::other(format!(
-                    "policyd not ready after 20 s:\n{}",
+                    "policyd not ready after 60 s:\n{}",
                     daemon.log_text()
                 )));
             }
@@ -182,7 +190,7 @@ impl Drop for Daemon {
         }
         // A stopped daemon leaves enforcement pinned (that is the point of
         // the pins); a test must not.
-        if self.ready {
+        if self.ready || self.owns_pins {
             let _ = unload(&self.policyd, &self.pin_dir);
             let _ = std::fs::remove_dir_all(&self.pin_dir);
         }

@@ -136,6 +136,25 @@ impl Dataplane {
         if adopted {
             upgrade::check(pins.dir())?;
         }
+        // A load that fails (the verifier refuses a program, a map cannot
+        // be made) has pinned maps already: a directory this run made goes
+        // with them, so a failed start leaves bpffs as it found it. An
+        // adopted one is a running enforcement's and stays.
+        let made_here = (!adopted && lock.created).then(|| pins.dir().to_owned());
+        Self::load_locked(capacity, pins, programs, lock, adopted).inspect_err(|_| {
+            if let Some(dir) = made_here {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+    }
+
+    fn load_locked(
+        capacity: Capacity,
+        pins: Pins,
+        programs: &[&'static str],
+        lock: PinLock,
+        adopted: bool,
+    ) -> Result<Self, DataplaneError> {
         let mut ebpf = capacity
             .loader(pins.dir())
             .load(EBPF_OBJECT)

@@ -395,3 +395,55 @@ fn pins_of_an_older_layout_are_refused_by_name_and_left_alone() {
         assert!(!net.gw.xdp_attached("gw0"), "nothing attached");
     }
 }
+
+/// A start the verifier refuses (here: without `CAP_PERFMON`, which the
+/// programs' pointer arithmetic needs) has pinned its maps already; the pin
+/// directory it made goes with them, so bpffs is left as it was found.
+#[test]
+fn a_start_the_verifier_refuses_leaves_no_pins_behind() {
+    let _timing = crate::rates::shared();
+    let net = net("vrefuse", 105);
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy(105)).unwrap();
+    let pins = PathBuf::from(format!(
+        "/sys/fs/bpf/policyd-test-vrefuse-{}",
+        std::process::id()
+    ));
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = ChildGuard::spawn(
+        net.gw
+            .command("setpriv")
+            .args(["--bounding-set", "-all,+bpf,+net_admin", "--"])
+            .arg(policyd_bin())
+            .arg("run")
+            .args(["--iface", "gw0", "--policy"])
+            .arg(&policy_path)
+            .arg("--pin-dir")
+            .arg(&pins)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap()),
+    )
+    .unwrap();
+    let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+    drop(child);
+    let stderr = std::fs::read_to_string(log.path()).unwrap();
+    // Whatever happens, the test leaves no pins of its own behind.
+    let left = pins.exists();
+    if left {
+        let _ = std::fs::remove_dir_all(&pins);
+    }
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "policyd without CAP_PERFMON should have been refused: {status:?}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("verif"),
+        "refused by the verifier: {stderr}"
+    );
+    assert!(
+        !left,
+        "the refused start left {} behind:\n{stderr}",
+        pins.display()
+    );
+}
