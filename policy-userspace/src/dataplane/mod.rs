@@ -44,7 +44,7 @@ pub use self::{
     ids::from_pins as pinned_ids,
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
-    pressure::{Fill, traffic_fill},
+    pressure::{Fill, array_in_use, traffic_fill},
     profile::ProfileSwitch,
     quota::{QuotaTable, QuotaUse},
     rows::ActionRows,

@@ -22,7 +22,7 @@ pub struct Fill {
 
 /// Cells that are not all zero in a pinned array (every cell of an array
 /// exists; a zero one holds nothing), in batches.
-fn array_in_use<V: Pod + Default + PartialEq>(
+pub fn array_in_use<V: Pod + Default + PartialEq>(
     dir: &Path,
     map: &'static str,
 ) -> Result<Fill, DataplaneError> {

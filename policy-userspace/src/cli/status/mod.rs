@@ -14,9 +14,9 @@ use anyhow::Context as _;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, MapInfo, PerCpuHashMap};
 use policy_common::{
     ActionEntry, BucketKey, Config, CounterKey, Counters, DAEMON_IFACE_NETWORK, GenAddr, GenPrefix,
-    GenPrefix4, GenU32, MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_COUNTERS,
-    MAP_FLOW_SKETCH, MAP_GENERATION, MAP_UNID_BUCKETS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USERS,
-    MAP_USERS4, UnidSlot, UserId, ingress_mode, mode,
+    GenPrefix4, GenU32, MAP_ACTIONS, MAP_ACTIVE_PROFILE, MAP_BUCKETS, MAP_CONFIG, MAP_CONN_FLOWS,
+    MAP_COUNTERS, MAP_FLOW_SKETCH, MAP_GENERATION, MAP_UNID_BUCKETS, MAP_USER_CIDRS,
+    MAP_USER_CIDRS4, MAP_USERS, MAP_USERS4, UserId, ingress_mode, mode,
 };
 use serde::Serialize;
 
@@ -158,16 +158,6 @@ fn open(dir: &Path, name: &str) -> anyhow::Result<MapData> {
 
 fn info(dir: &Path, name: &str) -> anyhow::Result<MapInfo> {
     MapInfo::from_pin(dir.join(name)).with_context(|| format!("cannot read the pinned map {name}"))
-}
-
-/// Entries of an array that are not all zero (every entry of an array
-/// exists; a zero one holds nothing).
-fn array_set<V: aya::Pod + Default + PartialEq>(dir: &Path, name: &str) -> anyhow::Result<usize> {
-    let cells = Array::<MapData, V>::try_from(Map::from_map_data(open(dir, name)?)?)?;
-    Ok(cells
-        .iter()
-        .filter(|v| v.as_ref().is_ok_and(|v| *v != V::default()))
-        .count())
 }
 
 /// Entries in a hash map (by walking its keys).
@@ -325,11 +315,6 @@ pub(super) fn gather(args: &StatusArgs) -> anyhow::Result<Report> {
             trie_entries::<GenPrefix, UserId>(dir, MAP_USER_CIDRS)?,
         ),
         (
-            MAP_ACTIONS,
-            "action entries set (both generations)",
-            array_set::<ActionEntry>(dir, MAP_ACTIONS)?,
-        ),
-        (
             MAP_COUNTERS,
             "counters (user, class, direction)",
             hash_entries::<CounterKey, Counters>(dir, MAP_COUNTERS)?,
@@ -339,24 +324,34 @@ pub(super) fn gather(args: &StatusArgs) -> anyhow::Result<Report> {
             "token buckets",
             hash_entries::<BucketKey, u64>(dir, MAP_BUCKETS)?,
         ),
-        (
-            MAP_FLOW_SKETCH,
-            "elephant sketch cells in use",
-            array_set::<u64>(dir, MAP_FLOW_SKETCH)?,
-        ),
-        (
-            MAP_UNID_BUCKETS,
-            "unidentified senders' bucket slots used",
-            array_set::<UnidSlot>(dir, MAP_UNID_BUCKETS)?,
-        ),
     ];
-    let mut maps = Vec::with_capacity(counts.len());
+    let mut maps = Vec::with_capacity(counts.len() + 4);
     for (map, what, entries) in counts {
         maps.push(MapReport {
             map,
             what,
             entries,
             capacity: info(dir, map)?.max_entries(),
+        });
+    }
+    // The arrays, read as the daemon's metrics read them (cells not zero).
+    let arrays = std::iter::once(dataplane::array_in_use::<ActionEntry>(dir, MAP_ACTIONS)).chain(
+        dataplane::traffic_fill(dir)
+            .map_or_else(|e| vec![Err(e)], |f| f.into_iter().map(Ok).collect()),
+    );
+    for fill in arrays {
+        let fill = fill?;
+        maps.push(MapReport {
+            map: fill.map,
+            what: match fill.map {
+                MAP_ACTIONS => "action entries set (both generations)",
+                MAP_FLOW_SKETCH => "elephant sketch cells in use",
+                MAP_CONN_FLOWS => "connection-rate flow slots in use",
+                MAP_UNID_BUCKETS => "unidentified senders' bucket slots used",
+                _ => "cells in use",
+            },
+            entries: usize::try_from(fill.entries).unwrap_or(usize::MAX),
+            capacity: u32::try_from(fill.capacity).unwrap_or(u32::MAX),
         });
     }
     Ok(Report {
