@@ -210,11 +210,6 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     if args.ifaces.is_empty() && args.uplinks.is_empty() {
         bail!("nothing to enforce on: give at least one --iface or --uplink");
     }
-    // Before anything touches the kernel: a missing feature is named here,
-    // not left to a verifier log or an attach error.
-    let probing = std::time::Instant::now();
-    let kernel = dataplane::kernel_floor::check()?;
-    tracing::debug!(%kernel, took = ?probing.elapsed(), "the kernel has every feature policyd needs");
     // A mistyped interface fails here, before anything is loaded.
     for iface in args.ifaces.iter().chain(&args.uplinks) {
         dataplane::ifindex(iface)?;
@@ -248,6 +243,13 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
             )
         })?;
     }
+    // After the arguments and the policy (a mistake there is named first,
+    // with or without privileges) and before anything touches the kernel:
+    // a missing feature is named here, not left to a verifier log or an
+    // attach error.
+    let probing = std::time::Instant::now();
+    let kernel = dataplane::kernel_floor::check()?;
+    tracing::debug!(%kernel, took = ?probing.elapsed(), "the kernel has every feature policyd needs");
     let events_out: Box<dyn Write + Send> = if args.events == "-" {
         Box::new(std::io::stdout())
     } else {
