@@ -14,7 +14,15 @@ pub struct Counters {
     global: PerCpuArray<MapData, u64>,
     /// The token buckets, counted at scrape (the daemon's own handle).
     buckets: Option<HashMap<MapData, BucketKey, u64>>,
+    /// What the counters of retired users had counted when they were
+    /// deleted, per (class, direction, drop reason), so that sums over
+    /// users never go down when a user leaves (see `telemetry::rollup`).
+    /// Only of classes still live: a retired class's series end with it.
+    retired: std::sync::Mutex<RetiredTotals>,
 }
+
+/// Per (class, direction, drop reason), what deleted counters had counted.
+pub type RetiredTotals = std::collections::BTreeMap<(u16, u8, u8), Totals>;
 
 impl std::fmt::Debug for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,6 +44,7 @@ impl Counters {
                 "unexpected map type",
             ))?,
             buckets: None,
+            retired: Default::default(),
         })
     }
 
@@ -131,12 +140,22 @@ impl Counters {
         Ok(out)
     }
 
-    /// Deletes the counters of every key for which `dead` holds (the ids of
-    /// retired users and classes). Through a second handle on the map: this
-    /// one is shared, read-only, with the metrics server.
-    pub(super) fn remove_where(
+    /// Every key ([`Self::all_by_reason`]) and what the counters deleted
+    /// since start had counted (of classes still live), read together: a
+    /// deletion happens wholly before or after, never in between.
+    pub fn snapshot(&self) -> Result<(Vec<(CounterKey, Totals)>, RetiredTotals), DataplaneError> {
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        Ok((self.all_by_reason()?, retired.clone()))
+    }
+
+    /// Deletes the counters of retired `users` and `classes`, keeping what
+    /// the users' counters in live classes had counted in
+    /// [`Self::retired`]. Through a second handle on the map: this one is
+    /// shared, read-only, with the metrics server.
+    pub(super) fn remove_retired(
         &self,
-        dead: impl Fn(&CounterKey) -> bool,
+        users: &std::collections::HashSet<u32>,
+        classes: &std::collections::HashSet<u32>,
     ) -> Result<(), DataplaneError> {
         use std::os::fd::AsFd as _;
         let what = DataplaneError::map(MAP_COUNTERS, "open a second handle");
@@ -163,14 +182,28 @@ impl Counters {
                 source,
             }
         };
+        // Held from the listing to the deletion: see `snapshot`.
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys = Vec::new();
-        batch::scan_per_cpu::<CounterKey, Totals>(&map, |k, _| {
-            if dead(&k) {
+        let mut counted = RetiredTotals::new();
+        batch::scan_per_cpu::<CounterKey, Totals>(&map, |k, per_cpu| {
+            let class_dead = classes.contains(&u32::from(k.class));
+            if class_dead || users.contains(&k.user) {
                 keys.push(k);
+                if !class_dead {
+                    counted
+                        .entry((k.class, k.dir, k.reason))
+                        .or_default()
+                        .accumulate(&sum(per_cpu.iter()));
+                }
             }
         })
         .map_err(err("list the counters"))?;
-        batch::delete::<CounterKey, Totals>(&map, &keys).map_err(err("remove"))
+        batch::delete::<CounterKey, Totals>(&map, &keys).map_err(err("remove"))?;
+        for (k, c) in counted {
+            retired.entry(k).or_default().accumulate(&c);
+        }
+        Ok(())
     }
 
     /// A [`policy_common::global_counter`], summed over CPUs.

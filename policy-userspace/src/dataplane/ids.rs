@@ -194,7 +194,7 @@ pub(super) fn retire(
 
     let users: HashSet<u32> = retiring.users.iter().copied().collect();
     let classes: HashSet<u32> = retiring.classes.iter().copied().collect();
-    counters.remove_where(|k| users.contains(&k.user) || classes.contains(&u32::from(k.class)))?;
+    counters.remove_retired(&users, &classes)?;
     maps::remove_where::<BucketKey, u64>(ebpf, MAP_BUCKETS, |k| {
         users.contains(&k.user) || classes.contains(&u32::from(k.class))
     })?;

@@ -38,7 +38,7 @@ pub use self::bench::{FLOOR_PROGRAM, TC_FLOOR_PROGRAM};
 pub use self::{
     attach::{AttachMode, Ingress, Side},
     capacity::Capacity,
-    counters::Counters,
+    counters::{Counters, RetiredTotals},
     daemon::{from_pins as pinned_daemon, profile_names_from_pins, unix_now_ns},
     error::DataplaneError,
     ids::from_pins as pinned_ids,

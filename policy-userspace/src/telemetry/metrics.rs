@@ -280,7 +280,7 @@ impl Collector for KernelCounters {
             .clone();
         // A scrape that cannot read the counters fails (an error answer, so
         // the target shows as down) rather than leaving series out.
-        let raw = self.counters.all_by_reason().map_err(|e| {
+        let (raw, retired) = self.counters.snapshot().map_err(|e| {
             let e = anyhow::Error::from(e);
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -297,22 +297,22 @@ impl Collector for KernelCounters {
                 .map(String::as_str)
                 .filter(|n| !n.is_empty())
         };
-        // Ids of classes without a name export nothing either: free, or
-        // retired with their counters about to go.
-        let raw = raw
+        // Ids of classes without a name export nothing: free, or retired
+        // with their counters about to go (their series end with them).
+        let class_named = |class: u16| {
+            names
+                .classes
+                .get(usize::from(class))
+                .is_some_and(|n| !n.is_empty())
+        };
+        let rows: Vec<_> = self
+            .rollup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rows(names.per_user, raw, &retired, named)
             .into_iter()
-            .filter(|(k, _)| {
-                names
-                    .classes
-                    .get(usize::from(k.class))
-                    .is_some_and(|n| !n.is_empty())
-            })
+            .filter(|((_, class, _, _), _)| class_named(*class))
             .collect();
-        let rows =
-            self.rollup
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .rows(names.per_user, raw, named);
         type Labels = [(&'static str, String); 4];
         let mut dropped_packets: Vec<(Labels, u64)> = Vec::new();
         let mut dropped_bytes: Vec<(Labels, u64)> = Vec::new();

@@ -2,26 +2,31 @@
 //! no exported counter ever goes down.
 //!
 //! Summing the users outside the top N at each scrape makes `_other` drop
-//! whenever a heavy user enters the top N (their bytes leave the sum), and
-//! Prometheus' `rate()` reads a drop as a counter reset: a spike of the whole
-//! sum. So the sums here only ever add growth: each scrape adds to `_other`
-//! (or `_all`) what each summed counter grew by since the last one. A user
-//! who enters the top N starts a series of their own counting from what the
-//! sum has already taken of them, so the series add up to the kernel's
-//! totals at every scrape and each of them only grows.
+//! whenever a heavy user enters the top N (their bytes leave the sum) or
+//! leaves the policy (their counters are deleted), and Prometheus' `rate()`
+//! reads a drop as a counter reset: a spike of the whole sum. So the sum of
+//! a (class, direction, drop reason) is
+//!
+//! > what the users without a series of their own have counted
+//! > \+ what each user with one had counted when they got it
+//! > \+ what deleted counters had counted (`Counters::snapshot`),
+//!
+//! and a promoted user's series counts from their promotion. Each term only
+//! grows, so the sum does, and the series add up to everything the kernel
+//! counted since start. A promoted user who is demoted (or retired) goes
+//! back into the first term: the sum steps up by what their series had
+//! counted, and the series ends (a series that ends is not a reset).
 //!
 //! The top N are chosen by bytes since their counters were created, and a
 //! user stays promoted while they are among the top `2N` (so ranks shuffling
-//! near N do not make series come and go); a user who falls further is
-//! summed again: their series ends (a series that ends is not a reset) and
-//! the sum takes what it had counted, a step up. State is the last value of each summed counter: as many
-//! entries as the kernel's counter map holds, kept only in these two modes.
+//! near N do not make series come and go). State: the promoted users (at
+//! most 2N) and what each had counted when promoted; nothing per counter.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use policy_common::{CounterKey, Counters as Totals};
 
-use crate::policy::PerUser;
+use crate::{dataplane::RetiredTotals, policy::PerUser};
 
 /// The label of the sum of the users not in the top N.
 pub(super) const OTHER: &str = "_other";
@@ -31,21 +36,19 @@ pub(super) const ALL: &str = "_all";
 /// Per (user label, class, direction, drop reason), what to export.
 pub(super) type Rows = Vec<((String, u16, u8, u8), Totals)>;
 
-/// Per (class, direction, drop reason), what the sum took of a user before
-/// their promotion.
+/// Per (class, direction, drop reason), what a user had counted when
+/// promoted.
 type Taken = HashMap<(u16, u8, u8), Totals>;
 
 #[derive(Debug, Default)]
 pub(super) struct Rollup {
     mode: PerUser,
     /// Users with a series of their own: by id, their name (an id reused by
-    /// another user starts over) and the part of their counters the sum
-    /// took before they were promoted.
+    /// another user starts over) and what they had counted when promoted.
     promoted: HashMap<u32, (String, Taken)>,
-    /// Each summed counter's value at the last scrape.
-    seen: HashMap<CounterKey, Totals>,
-    /// The sums per (class, direction, drop reason): they only grow.
-    rest: BTreeMap<(u16, u8, u8), Totals>,
+    /// A scrape was answered: from then on a new series counts from its
+    /// promotion (before it, the sum had exported nothing of anyone).
+    answered: bool,
 }
 
 fn fields(c: &Totals) -> [u64; 9] {
@@ -88,12 +91,15 @@ fn bytes(c: &Totals) -> u64 {
 }
 
 impl Rollup {
-    /// The series for this scrape from the kernel's `rows` (named ids only:
-    /// `name` gives an id's user name, `None` for a free or retiring id).
+    /// The series for this scrape from the kernel's `rows` (of named classes;
+    /// of any user: ids without a name, being retired, count in the sums)
+    /// and what deleted counters had counted. `name` gives an id's user
+    /// name, `None` for a free or retiring id.
     pub(super) fn rows<'a>(
         &mut self,
         mode: PerUser,
         rows: Vec<(CounterKey, Totals)>,
+        retired: &RetiredTotals,
         name: impl Fn(u32) -> Option<&'a str>,
     ) -> Rows {
         if mode != self.mode {
@@ -104,58 +110,43 @@ impl Rollup {
                 ..Self::default()
             };
         }
-        let rows: Vec<(CounterKey, Totals)> = rows
-            .into_iter()
-            .filter(|(k, _)| name(k.user).is_some())
-            .collect();
         if mode == PerUser::All {
             return rows
                 .into_iter()
-                .map(|(k, c)| {
-                    (
-                        (
-                            name(k.user).unwrap_or_default().to_owned(),
-                            k.class,
-                            k.dir,
-                            k.reason,
-                        ),
-                        c,
-                    )
+                .filter_map(|(k, c)| {
+                    let user = name(k.user)?.to_owned();
+                    Some(((user, k.class, k.dir, k.reason), c))
                 })
                 .collect();
         }
         self.promote(mode, &rows, &name);
         let rest_label = if mode == PerUser::None { ALL } else { OTHER };
+        let mut rest: BTreeMap<(u16, u8, u8), Totals> = retired.clone();
         let mut out: BTreeMap<(String, u16, u8, u8), Totals> = BTreeMap::new();
-        let mut present = HashSet::with_capacity(rows.len());
         for (k, c) in rows {
-            if let Some((user, taken)) = self.promoted.get(&k.user) {
-                let own = growth(
-                    &c,
-                    taken
-                        .get(&(k.class, k.dir, k.reason))
-                        .unwrap_or(&Totals::default()),
-                );
-                out.insert((user.clone(), k.class, k.dir, k.reason), own);
-                continue;
+            let at = (k.class, k.dir, k.reason);
+            match self.promoted.get(&k.user) {
+                Some((user, taken)) => {
+                    let then = taken.get(&at).copied().unwrap_or_default();
+                    out.insert((user.clone(), k.class, k.dir, k.reason), growth(&c, &then));
+                }
+                None => rest.entry(at).or_default().accumulate(&c),
             }
-            present.insert(k);
-            let last = self.seen.insert(k, c).unwrap_or_default();
-            self.rest
-                .entry((k.class, k.dir, k.reason))
-                .or_default()
-                .accumulate(&growth(&c, &last));
         }
-        // Counters deleted in the kernel (retired ids) leave no state.
-        self.seen.retain(|k, _| present.contains(k));
-        for ((class, dir, reason), c) in &self.rest {
-            out.insert((rest_label.to_owned(), *class, *dir, *reason), *c);
+        for (_, taken) in self.promoted.values() {
+            for (at, c) in taken {
+                rest.entry(*at).or_default().accumulate(c);
+            }
         }
+        for ((class, dir, reason), c) in rest {
+            out.insert((rest_label.to_owned(), class, dir, reason), c);
+        }
+        self.answered = true;
         out.into_iter().collect()
     }
 
-    /// Gives the top N their own series and sums again those who fell out
-    /// of the top 2N (or whose id now names someone else).
+    /// Gives the top N (named) users their own series, and ends those of
+    /// users who fell out of the top 2N or whose id no longer names them.
     fn promote<'a>(
         &mut self,
         mode: PerUser,
@@ -167,57 +158,27 @@ impl Rollup {
             PerUser::All | PerUser::None => 0,
         };
         let mut per_user: HashMap<u32, u64> = HashMap::new();
-        for (k, c) in rows {
+        for (k, c) in rows.iter().filter(|(k, _)| name(k.user).is_some()) {
             *per_user.entry(k.user).or_default() += bytes(c);
         }
         let mut ranked: Vec<(u32, u64)> = per_user.into_iter().collect();
         ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let keep: HashSet<u32> = ranked.iter().take(2 * n).map(|(u, _)| *u).collect();
-        // Demoted: their series ends and the sum takes what it counted (a
-        // step up, never down), so the series still add up to the kernel's
-        // totals; their growth from now on goes to the sum.
-        let demoted: Vec<u32> = self
-            .promoted
-            .iter()
-            .filter(|(id, (user, _))| !keep.contains(id) || name(**id) != Some(user.as_str()))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in demoted {
-            let (user, taken) = self.promoted.remove(&id).unwrap_or_default();
-            if name(id) != Some(user.as_str()) {
-                // The id was retired: its counters went with it.
-                continue;
-            }
-            for (k, c) in rows.iter().filter(|(k, _)| k.user == id) {
-                let own = growth(
-                    c,
-                    taken
-                        .get(&(k.class, k.dir, k.reason))
-                        .unwrap_or(&Totals::default()),
-                );
-                self.rest
-                    .entry((k.class, k.dir, k.reason))
-                    .or_default()
-                    .accumulate(&own);
-                self.seen.insert(*k, *c);
-            }
-        }
+        self.promoted
+            .retain(|id, (user, _)| keep.contains(id) && name(*id) == Some(user.as_str()));
         for (id, _) in ranked.iter().take(n) {
             if self.promoted.contains_key(id) {
                 continue;
             }
             let Some(user) = name(*id) else { continue };
-            // What the sum took of them so far stays in the sum.
-            let taken = rows
-                .iter()
-                .filter(|(k, _)| k.user == *id)
-                .map(|(k, _)| {
-                    (
-                        (k.class, k.dir, k.reason),
-                        self.seen.remove(k).unwrap_or_default(),
-                    )
-                })
-                .collect();
+            let taken = if self.answered {
+                rows.iter()
+                    .filter(|(k, _)| k.user == *id)
+                    .map(|(k, c)| ((k.class, k.dir, k.reason), *c))
+                    .collect()
+            } else {
+                Taken::new()
+            };
             self.promoted.insert(*id, (user.to_owned(), taken));
         }
     }
@@ -249,6 +210,10 @@ mod tests {
         USERS.get(id as usize).copied()
     }
 
+    fn none() -> RetiredTotals {
+        RetiredTotals::new()
+    }
+
     fn view(rows: &Rows) -> Vec<(&str, u64)> {
         rows.iter()
             .map(|((u, _, _, _), c)| (u.as_str(), c.pass_bytes))
@@ -264,9 +229,9 @@ mod tests {
     #[test]
     fn every_user_on_their_own_needs_no_state() {
         let mut r = Rollup::default();
-        let out = r.rows(PerUser::All, vec![row(1, 100), row(2, 300)], named);
+        let out = r.rows(PerUser::All, vec![row(1, 100), row(2, 300)], &none(), named);
         assert_eq!(view(&out), [("a", 100), ("b", 300)]);
-        assert!(r.seen.is_empty());
+        assert!(r.promoted.is_empty());
     }
 
     #[test]
@@ -275,10 +240,16 @@ mod tests {
         let out = r.rows(
             PerUser::Top(2),
             vec![row(1, 100), row(2, 300), row(3, 200), row(0, 50)],
+            &none(),
             named,
         );
         assert_eq!(view(&out), [("_other", 150), ("b", 300), ("c", 200)]);
-        let out = r.rows(PerUser::None, vec![row(1, 100), row(2, 300)], named);
+        let out = r.rows(
+            PerUser::None,
+            vec![row(1, 100), row(2, 300)],
+            &none(),
+            named,
+        );
         assert_eq!(view(&out), [("_all", 400)]);
     }
 
@@ -286,19 +257,20 @@ mod tests {
     fn a_user_entering_the_top_n_does_not_make_the_sum_go_down() {
         let mut r = Rollup::default();
         let top1 = PerUser::Top(1);
-        let out = r.rows(top1, vec![row(1, 1000), row(2, 10), row(3, 20)], named);
+        let rows = |a, b, c| vec![row(1, a), row(2, b), row(3, c)];
+        let out = r.rows(top1, rows(1000, 10, 20), &none(), named);
         assert_eq!(view(&out), [("_other", 30), ("a", 1000)]);
-        // b overtakes a: b gets a series counting from what `_other` took
-        // (10), a stays (it is within the top 2N = 2), `_other` keeps growing.
-        let out = r.rows(top1, vec![row(1, 1001), row(2, 5000), row(3, 25)], named);
-        assert_eq!(view(&out), [("_other", 35), ("a", 1001), ("b", 4990)]);
-        // c overtakes a too: a falls out of the top 2, so the sum takes
-        // a's count (35 + 1002 + c's 2975) and a's growth from now; c is at
+        // b overtakes a: b's series counts from now (what b had counted
+        // stays in `_other`); a stays (within the top 2N = 2).
+        let out = r.rows(top1, rows(1001, 5000, 25), &none(), named);
+        assert_eq!(view(&out), [("_other", 5025), ("a", 1001), ("b", 0)]);
+        // c overtakes a too: a falls out of the top 2, its series ends and
+        // `_other` takes all a counted (1002 + 3000 + b's 5000); c is at
         // rank 2, not promoted (top 1 only).
-        let out = r.rows(top1, vec![row(1, 1002), row(2, 5001), row(3, 3000)], named);
-        assert_eq!(view(&out), [("_other", 4012), ("b", 4991)]);
-        let out = r.rows(top1, vec![row(1, 1102), row(2, 5002), row(3, 3000)], named);
-        assert_eq!(view(&out), [("_other", 4112), ("b", 4992)]);
+        let out = r.rows(top1, rows(1002, 5001, 3000), &none(), named);
+        assert_eq!(view(&out), [("_other", 9002), ("b", 1)]);
+        let out = r.rows(top1, rows(1102, 5002, 3000), &none(), named);
+        assert_eq!(view(&out), [("_other", 9102), ("b", 2)]);
     }
 
     #[test]
@@ -326,7 +298,9 @@ mod tests {
                 .enumerate()
                 .map(|(u, b)| row(u as u32, *b))
                 .collect();
-            let out = r.rows(PerUser::Top(2), rows, |id| NAMES.get(id as usize).copied());
+            let out = r.rows(PerUser::Top(2), rows, &none(), |id| {
+                NAMES.get(id as usize).copied()
+            });
             let total: u64 = out.iter().map(|(_, c)| c.pass_bytes).sum();
             assert_eq!(total, kernel.iter().sum::<u64>());
             // A series present in two scrapes in a row never went down.
@@ -344,14 +318,46 @@ mod tests {
     #[test]
     fn retired_ids_and_reused_ids_keep_the_sum_growing() {
         let mut r = Rollup::default();
-        let out = r.rows(PerUser::None, vec![row(1, 100), row(2, 300)], named);
+        let out = r.rows(
+            PerUser::None,
+            vec![row(1, 100), row(2, 300)],
+            &none(),
+            named,
+        );
         assert_eq!(view(&out), [("_all", 400)]);
-        // Id 2 retired (no name, counters deleted), then reused: its new
-        // counters start from zero and their growth is added.
-        let out = r.rows(PerUser::None, vec![row(1, 150)], named);
+        // Id 2 retiring: no name, but its counters still count in the sum.
+        let out = r.rows(
+            PerUser::None,
+            vec![row(1, 120), row(2, 300)],
+            &none(),
+            |id| (id != 2).then(|| named(id)).flatten(),
+        );
+        assert_eq!(view(&out), [("_all", 420)]);
+        // Its counters deleted: what they had counted is kept by the
+        // dataplane (`Counters::snapshot`), so the sum does not drop.
+        let mut retired = none();
+        retired.insert((0, 0, 0), row(2, 300).1);
+        let out = r.rows(PerUser::None, vec![row(1, 150)], &retired, named);
         assert_eq!(view(&out), [("_all", 450)]);
-        let out = r.rows(PerUser::None, vec![row(1, 150), row(2, 20)], named);
+        // The id reused: its new counters start from zero.
+        let out = r.rows(
+            PerUser::None,
+            vec![row(1, 150), row(2, 20)],
+            &retired,
+            named,
+        );
         assert_eq!(view(&out), [("_all", 470)]);
-        assert_eq!(r.seen.len(), 2);
+    }
+
+    #[test]
+    fn a_promoted_user_who_leaves_the_policy_steps_the_sum_up() {
+        let mut r = Rollup::default();
+        let top1 = PerUser::Top(1);
+        let out = r.rows(top1, vec![row(1, 50), row(2, 10)], &none(), named);
+        assert_eq!(view(&out), [("_other", 10), ("a", 50)]);
+        // a retires: the series ends, the sum takes all a counted.
+        let gone = |id: u32| (id != 1).then(|| named(id)).flatten();
+        let out = r.rows(top1, vec![row(1, 60), row(2, 10)], &none(), gone);
+        assert_eq!(view(&out), [("_other", 70), ("b", 0)]);
     }
 }
