@@ -35,6 +35,18 @@ pub mod dir {
     /// To the user: identified by the destination address.
     pub const DOWNLOAD: u8 = 1;
     pub const COUNT: usize = 2;
+
+    /// The direction of a packet seen on an interface facing `side` (a
+    /// [`super::side`]): ingress from the users and egress to the network
+    /// are their upload; the other two their download.
+    #[inline(always)]
+    pub const fn at(side: u32, egress: bool) -> u8 {
+        if (side == super::side::USERS) != egress {
+            UPLOAD
+        } else {
+            DOWNLOAD
+        }
+    }
 }
 
 /// Which way an interface faces, set per interface in [`crate::MAP_IFACES`].

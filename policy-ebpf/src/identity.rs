@@ -42,10 +42,7 @@ pub(crate) fn identify(
     present: u32,
     generation: u32,
 ) -> Who {
-    let direction = match (iface_side == side::USERS, egress) {
-        (true, false) | (false, true) => dir::UPLOAD,
-        (true, true) | (false, false) => dir::DOWNLOAD,
-    };
+    let direction = dir::at(iface_side, egress);
     if let Some(user) = socket_user {
         return Who {
             user,
@@ -109,8 +106,12 @@ pub(crate) fn identify_non_ip(
     generation: u32,
 ) -> Who {
     let users = iface_side == side::USERS;
-    let upload = users != egress;
-    let mac = if upload { p.src_mac } else { p.dst_mac };
+    let direction = dir::at(iface_side, egress);
+    let mac = if direction == dir::UPLOAD {
+        p.src_mac
+    } else {
+        p.dst_mac
+    };
     let user = if users && present & present::MACS != 0 {
         by_mac_address(mac, generation).unwrap_or(USER_UNIDENTIFIED)
     } else {
@@ -118,7 +119,7 @@ pub(crate) fn identify_non_ip(
     };
     Who {
         user,
-        dir: if upload { dir::UPLOAD } else { dir::DOWNLOAD },
+        dir: direction,
         spoofed: false,
     }
 }

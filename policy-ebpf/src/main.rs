@@ -185,16 +185,10 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
             }
             // A drop is counted like any other, under nobody: it has no
             // identity to be had.
-            let upload =
-                (identity::iface_side(ctx.ifindex()) == policy_common::side::USERS) != H::EGRESS;
             let t = enforce::Traffic {
                 user: policy_common::USER_UNIDENTIFIED,
                 class: policy_common::CLASS_DEFAULT,
-                dir: if upload {
-                    policy_common::dir::UPLOAD
-                } else {
-                    policy_common::dir::DOWNLOAD
-                },
+                dir: policy_common::dir::at(identity::iface_side(ctx.ifindex()), H::EGRESS),
                 len: ctx.len(),
                 generation,
             };

@@ -18,5 +18,5 @@ pub mod xorshift;
 
 pub use bin_path::policyd_bin;
 pub use daemon::{Daemon, unload};
-pub use metrics::{http_get, metric_sum, metric_value};
+pub use metrics::{http_get, http_request, metric_sum, metric_value};
 pub use netns::{NetNs, pin_neighbours, veth_pair};

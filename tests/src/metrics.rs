@@ -4,20 +4,31 @@ use std::{
     time::Duration,
 };
 
-/// A plain HTTP/1.0 GET; returns the body of a 200 response.
-pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
+/// A plain HTTP/1.0 GET with extra `headers` (each ending in `\r\n`);
+/// returns the status line with the headers, and the body, whatever the
+/// status.
+pub fn http_request(addr: SocketAddr, path: &str, headers: &str) -> io::Result<(String, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| io::Error::other("malformed HTTP response"))?;
+    Ok((head.to_owned(), body.to_owned()))
+}
+
+/// A plain HTTP/1.0 GET; returns the body of a 200 response.
+pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
+    let (head, body) = http_request(addr, path, "")?;
     if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
         return Err(io::Error::other(format!("unexpected response: {head}")));
     }
-    Ok(body.to_owned())
+    Ok(body)
 }
 
 /// The samples of metric `name`: (labels, value).

@@ -144,11 +144,7 @@ impl<'a> Model<'a> {
     /// The user and direction of a packet, and whether it is spoofed.
     pub fn identify(&self, p: &PacketInfo, hook: Hook) -> (UserId, u8, bool) {
         let users_side = hook.side == side::USERS;
-        let direction = if users_side != hook.egress {
-            dir::UPLOAD
-        } else {
-            dir::DOWNLOAD
-        };
+        let direction = dir::at(hook.side, hook.egress);
         let (addr, mac) = if direction == dir::UPLOAD {
             (&p.src, &p.src_mac)
         } else {
@@ -177,13 +173,17 @@ impl<'a> Model<'a> {
     /// kernel's identity.rs, `identify_non_ip`), else nobody.
     pub fn identify_non_ip(&self, p: &PacketInfo, hook: Hook) -> (UserId, u8) {
         let users_side = hook.side == side::USERS;
-        let upload = users_side != hook.egress;
-        let mac = if upload { &p.src_mac } else { &p.dst_mac };
+        let direction = dir::at(hook.side, hook.egress);
+        let mac = if direction == dir::UPLOAD {
+            &p.src_mac
+        } else {
+            &p.dst_mac
+        };
         let user = users_side
             .then(|| self.macs.get(&mac8(*mac)).copied())
             .flatten()
             .unwrap_or(USER_UNIDENTIFIED);
-        (user, if upload { dir::UPLOAD } else { dir::DOWNLOAD })
+        (user, direction)
     }
 
     /// The class of a non-IP frame: the first rule without IP conditions
@@ -290,11 +290,7 @@ impl<'a> Model<'a> {
         let none = |verdict| Decision {
             user: USER_UNIDENTIFIED,
             class: CLASS_DEFAULT,
-            dir: if (hook.side == side::USERS) != hook.egress {
-                dir::UPLOAD
-            } else {
-                dir::DOWNLOAD
-            },
+            dir: dir::at(hook.side, hook.egress),
             verdict,
         };
         let p = match parse(frame) {

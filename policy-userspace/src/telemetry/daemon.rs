@@ -45,11 +45,7 @@ fn gauge(v: i64) -> ConstGauge<i64> {
 
 impl Collector for DaemonMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let names = self
-            .names
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let names = super::metrics::current(&self.names);
         // A gauge of 1, as node_exporter's `node_exuname_info` and
         // Prometheus' own build_info: joins onto other series by `on()`.
         let mut family = encoder.encode_descriptor(

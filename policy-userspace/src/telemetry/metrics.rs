@@ -57,6 +57,15 @@ pub struct Names {
 
 pub type SharedNames = Arc<RwLock<Names>>;
 
+/// A copy of the names for one scrape (a writer that panicked left them
+/// whole: every write replaces fields).
+pub(super) fn current(names: &SharedNames) -> Names {
+    names
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
 pub struct KernelCounters {
     counters: Arc<Counters>,
     names: SharedNames,
@@ -273,11 +282,7 @@ impl KernelCounters {
 
 impl Collector for KernelCounters {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let names = self
-            .names
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
+        let names = current(&self.names);
         // A scrape that cannot read the counters fails (an error answer, so
         // the target shows as down) rather than leaving series out.
         let (raw, retired) = self.counters.snapshot().map_err(|e| {

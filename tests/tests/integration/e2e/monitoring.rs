@@ -7,15 +7,15 @@
 //! panel's query returning data. Needs root and the `prometheus` package.
 
 use std::{
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
+    io::Write as _,
+    net::SocketAddr,
     path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use policyd_tests::{
-    metric_value,
+    http_request, metric_value,
     packet::{ETH_P_IP, eth_macs, ipv4, udp},
     policyd_bin,
     topology::{ChildGuard, Net, Topology, send_frames},
@@ -35,20 +35,7 @@ fn monitoring_dir() -> PathBuf {
 
 /// GET with headers; returns (status line and headers, body).
 fn get(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.to_owned(), body.to_owned())
+    http_request(addr, path, headers).unwrap_or_else(|e| panic!("GET {addr}{path}: {e}"))
 }
 
 fn encode(q: &str) -> String {
@@ -278,16 +265,10 @@ exhausted = "deny"
         // Not listening yet is not an error here.
         let ready = topo
             .gw
-            .run(move || {
-                let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-                write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-                let mut response = String::new();
-                stream.read_to_string(&mut response).ok()?;
-                Some(response.contains("\"result\":[{"))
-            })
+            .run(move || http_request(addr, &path, ""))
             .ok()
-            .flatten()
-            .unwrap_or(false);
+            .and_then(Result::ok)
+            .is_some_and(|(_, body)| body.contains("\"result\":[{"));
         if ready {
             break;
         }
