@@ -99,11 +99,17 @@ fn a_port_sweep_is_quarantined_ordinary_connections_are_not() {
     .unwrap();
     let mut topo = Topology::start(net, &policyd_bin(), POLICY, &[]).unwrap();
 
-    // Bob opens 20 ordinary connections to one service.
+    // Bob opens 20 ordinary connections to one service. The listener is
+    // bound before the first connect (bound in the thread, a connect could
+    // come first and be refused).
+    let l = topo
+        .gw
+        .run(|| TcpListener::bind(sa(GW, 5001)))
+        .unwrap()
+        .unwrap();
     let server = topo
         .gw
-        .spawn(|| -> std::io::Result<usize> {
-            let l = TcpListener::bind(sa(GW, 5001))?;
+        .spawn(move || -> std::io::Result<usize> {
             let mut n = 0;
             while n < 20 {
                 let (_s, _) = l.accept()?;
