@@ -99,6 +99,11 @@ pub const MAP_PROFILE_NAMES: &str = "PROFILE_NAMES";
 /// One [`crate::DaemonInfo`]: the daemon serving the pins, or the last one.
 pub const MAP_DAEMON: &str = "DAEMON";
 
+// Replay (see replay.rs).
+/// Array of `u64` at [`crate::replay_clock`] indexes: the time and random
+/// state of a replay's programs. Not pinned: only a replay's own programs read it.
+pub const MAP_REPLAY_CLOCK: &str = "REPLAY_CLOCK";
+
 /// Every `MAP_*` name above, in the same order: the one list a check
 /// walks (the kernel's `#[map(name = ...)]` must spell each of them, as
 /// aya ignores a size or pin set for a name the object does not have).
@@ -138,6 +143,7 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_CLASS_NAMES,
     MAP_PROFILE_NAMES,
     MAP_DAEMON,
+    MAP_REPLAY_CLOCK,
 ];
 
 // Least sizes of the tables filled from the policy (per generation). The

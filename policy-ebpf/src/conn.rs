@@ -7,7 +7,6 @@
 //! `[detect.scan]`) users' uploads, get here: a policy without either never
 //! touches the table.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use policy_common::{Config, STAMP_SHIFT, cells, flow_hash, seen, slot_word, tcp_opens, victim};
 
 use crate::{maps::CONN_FLOWS, parse::Packet};
@@ -97,10 +96,9 @@ impl Flow {
             direction,
         );
         let cells = cells(hash, cfg.conn_flow_mask);
-        // SAFETY: a helper without arguments. The coarse clock (4 ns
-        // against 33 for bpf_ktime_get_ns, kernel 6.18): a stamp needs
-        // whole seconds.
-        let stamp = (unsafe { bpf_ktime_get_coarse_ns() } >> STAMP_SHIFT) as u32;
+        // The coarse clock (4 ns against 33 for bpf_ktime_get_ns, kernel
+        // 6.18): a stamp needs whole seconds.
+        let stamp = (crate::clock::coarse_ns() >> STAMP_SHIFT) as u32;
         let words = [slot(cells[0]), slot(cells[1])];
         let mut i = 0;
         while i < 2 {

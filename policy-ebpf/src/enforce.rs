@@ -1,7 +1,6 @@
 //! From (user, class) to a verdict: the action table, token buckets, class
 //! aggregates and monitor mode.
 
-use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns};
 use policy_common::{
     ActionParams, BucketKey, Config, MAX_CLASSES, MAX_PROFILES, UserId, bucket as bucket_kind,
     drop_reason, flag, global_counter, kind, mode, present,
@@ -84,8 +83,7 @@ impl Clock {
     #[inline(always)]
     fn now(&mut self) -> u64 {
         if self.0 == 0 {
-            // SAFETY: a helper without arguments.
-            self.0 = unsafe { bpf_ktime_get_ns() };
+            self.0 = crate::clock::now_ns();
         }
         self.0
     }
@@ -114,8 +112,7 @@ fn police(
     // A limit that signals congestion (`ecn`, the default) tells a TCP flow
     // that cannot take a CE mark by dropping early.
     let early = (a.flags & flag::ECN != 0 && signal.tcp && !signal.ecn_capable)
-        // SAFETY: a helper without arguments.
-        .then_some(|| unsafe { bpf_get_prandom_u32() });
+        .then_some(crate::clock::random);
     // SAFETY: `tat` comes from a map lookup in this run.
     match unsafe { bucket::take(tat, now, cost, a.tolerance_ns, early) } {
         Outcome::Conform { backlog_ns } => Some(backlog_ns),

@@ -6,7 +6,6 @@
 //! costs 33): an interval of milliseconds or more needs no better, and
 //! every denied or limited packet reads it.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use policy_common::{EVENT_TIME_SHIFT, Event, event_kind, global_counter};
 
 use crate::{
@@ -44,8 +43,7 @@ pub(crate) fn emit_with(kind: u32, reason: u8, t: &Traffic, p: &Packet, interval
         len,
         ..
     } = *t;
-    // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = crate::clock::coarse_ns();
     let slot = kind.wrapping_sub(1) as usize;
     // A user id past the array (never written by userspace) has no slot
     // and its events go unlimited: none is lost.

@@ -9,6 +9,7 @@
 mod atomic;
 mod bucket;
 mod classify;
+mod clock;
 mod conn;
 mod counters;
 mod ecn;

@@ -240,3 +240,9 @@ pub(crate) static PROFILE_NAMES: Array<NameSlot> =
 
 #[map(name = "DAEMON")]
 pub(crate) static DAEMON: Array<DaemonInfo> = Array::pinned(1, 0);
+
+// A replay's time and random state (clock.rs): an array so that the read
+// is inlined. Not pinned: a daemon's programs never read it.
+#[map(name = "REPLAY_CLOCK")]
+pub(crate) static REPLAY_CLOCK: Array<u64> =
+    Array::with_max_entries(policy_common::replay_clock::COUNT, 0);

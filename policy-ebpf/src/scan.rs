@@ -2,7 +2,6 @@
 //! estimator and its error). Runs only when the policy has `[detect.scan]`
 //! (`present::SCAN`).
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use policy_common::{
     Config, USER_UNIDENTIFIED, dir, event_kind, global_counter, host_bit, port_bit, reason,
     scan_flag, set_and_count,
@@ -26,9 +25,8 @@ fn echo_request(p: &Packet) -> bool {
 
 #[inline(always)]
 fn coarse_now() -> u64 {
-    // SAFETY: a helper without arguments. The coarse clock: windows and
-    // quarantines are seconds long.
-    unsafe { bpf_ktime_get_coarse_ns() }
+    // The coarse clock: windows and quarantines are seconds long.
+    crate::clock::coarse_ns()
 }
 
 /// Whether the packet is denied by its user's quarantine: the user is in

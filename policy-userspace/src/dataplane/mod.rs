@@ -18,6 +18,7 @@ mod pins;
 mod pressure;
 mod profile;
 mod quota;
+mod replay_clock;
 mod rows;
 mod scan;
 mod sketch;
@@ -31,7 +32,7 @@ use aya::{
     maps::{MapData, RingBuf},
     programs::{SchedClassifier, Xdp},
 };
-use policy_common::{MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS};
+use policy_common::{MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS, VIRTUAL_CLOCK_GLOBAL};
 
 #[cfg(feature = "bench")]
 pub use self::bench::{FLOOR_PROGRAM, TC_FLOOR_PROGRAM};
@@ -47,6 +48,7 @@ pub use self::{
     pressure::{Fill, array_in_use, traffic_fill},
     profile::ProfileSwitch,
     quota::{QuotaTable, QuotaUse},
+    replay_clock::ReplayClock,
     rows::ActionRows,
     scan::{Quarantine, ScanTable, coarse_now_ns, reason_name},
     sketch::FlowSketch,
@@ -67,6 +69,13 @@ pub const TC_EGRESS_PROGRAM: &str = "policyd_tc_egress";
 
 /// A loaded object, its attachments and its maps. Dropping it detaches every
 /// program and frees the maps (nothing is pinned yet).
+/// Whose clock the programs read (policy-common's replay.rs).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Kernel,
+    Replay,
+}
+
 pub struct Dataplane {
     ebpf: Ebpf,
     capacity: Capacity,
@@ -127,6 +136,30 @@ impl Dataplane {
         pins: Pins,
         programs: &[&'static str],
     ) -> Result<Self, DataplaneError> {
+        Self::load_with(capacity, pins, programs, Clock::Kernel)
+    }
+
+    /// The programs of a replay: [`Self::load_programs`] in a directory of
+    /// its own whose programs read the time from the returned clock (and
+    /// draw their early drops from a generator seeded with `seed`) instead
+    /// of the kernel's, so that packets are judged at their capture's
+    /// timestamps. Never attached.
+    pub fn load_replay(
+        capacity: Capacity,
+        programs: &[&'static str],
+        seed: u64,
+    ) -> Result<(Self, ReplayClock), DataplaneError> {
+        let mut dp = Self::load_with(capacity, Pins::ephemeral(), programs, Clock::Replay)?;
+        let clock = ReplayClock::take(&mut dp.ebpf, seed)?;
+        Ok((dp, clock))
+    }
+
+    fn load_with(
+        capacity: Capacity,
+        pins: Pins,
+        programs: &[&'static str],
+        clock: Clock,
+    ) -> Result<Self, DataplaneError> {
         if EBPF_OBJECT.is_empty() {
             return Err(DataplaneError::NoObject);
         }
@@ -141,7 +174,7 @@ impl Dataplane {
         // with them, so a failed start leaves bpffs as it found it. An
         // adopted one is a running enforcement's and stays.
         let made_here = (!adopted && lock.created).then(|| pins.dir().to_owned());
-        Self::load_locked(capacity, pins, programs, lock, adopted).inspect_err(|_| {
+        Self::load_locked(capacity, pins, programs, lock, adopted, clock).inspect_err(|_| {
             if let Some(dir) = made_here {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -154,11 +187,13 @@ impl Dataplane {
         programs: &[&'static str],
         lock: PinLock,
         adopted: bool,
+        clock: Clock,
     ) -> Result<Self, DataplaneError> {
-        let mut ebpf = capacity
-            .loader(pins.dir())
-            .load(EBPF_OBJECT)
-            .map_err(DataplaneError::Load)?;
+        let mut loader = capacity.loader(pins.dir());
+        if clock == Clock::Replay {
+            loader.override_global(VIRTUAL_CLOCK_GLOBAL, &1u8, true);
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(DataplaneError::Load)?;
         // An adopted map keeps the size it was made with.
         let (buckets, bucket_handle) = buckets::inspect(&ebpf)?;
         let (sketch, sketch_width) = FlowSketch::open(&ebpf)?;

@@ -6,7 +6,9 @@ use std::path::Path;
 use aya::programs::{TestRun as _, TestRunOptions};
 use policy_common::{Counters, dir};
 use policyd::{
-    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM},
+    dataplane::{
+        Capacity, Dataplane, Pins, ReplayClock, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, XDP_PROGRAM,
+    },
     policy::{self, CompiledPolicy},
 };
 
@@ -44,6 +46,23 @@ impl Kernel {
         };
         dp.set_profile(slot).unwrap();
         Self { dp, policy }
+    }
+
+    /// [`Self::new`] with a replay's programs: they read the time from the
+    /// returned clock and draw early drops from a generator seeded with
+    /// `seed` (policy-common's replay.rs).
+    pub(crate) fn replay(src: &str, seed: u64) -> (Self, ReplayClock) {
+        let policy = CompiledPolicy::compile(
+            &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let (mut dp, clock) = Dataplane::load_replay(
+            Capacity::default().fit(&policy),
+            &[XDP_PROGRAM, TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM],
+            seed,
+        )
+        .expect("loading the programs (are you root?)");
+        dp.apply(&policy).unwrap();
+        (Self { dp, policy }, clock)
     }
 
     /// Loads the programs with the policy files `paths` layered as `policyd

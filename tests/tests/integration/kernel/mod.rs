@@ -13,6 +13,7 @@ mod non_ip;
 mod parse;
 mod props;
 mod quota;
+mod replay_clock;
 mod scan;
 mod unidentified;
 
