@@ -86,7 +86,12 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` closed the pipe: the reader has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
+            let code = e
+                .downcast_ref::<replay::ReplayStatus>()
+                .map_or(1, replay::ReplayStatus::exit_code);
             let text = format!("policyd: error: {e:#}");
             match stderr {
                 logging::Stderr::Journal => {
@@ -94,9 +99,16 @@ pub fn main() -> ExitCode {
                 }
                 logging::Stderr::Plain => eprintln!("{text}"),
             }
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// policyd(1) and policyd-SUBCOMMAND(1) for every subcommand shown in

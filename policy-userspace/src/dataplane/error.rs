@@ -21,6 +21,8 @@ pub enum DataplaneError {
         #[source]
         source: ProgramError,
     },
+    #[error("a test run of a program failed")]
+    TestRun(#[source] ProgramError),
     #[error("map `{map}`: {what}")]
     Map {
         map: &'static str,

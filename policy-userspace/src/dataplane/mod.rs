@@ -115,6 +115,21 @@ where
         })
 }
 
+/// Loads (verifies) entry point `name` of the three.
+fn verify(ebpf: &mut Ebpf, name: &'static str) -> Result<(), DataplaneError> {
+    let verified = |source| DataplaneError::Verify {
+        program: name,
+        source,
+    };
+    if name == XDP_PROGRAM {
+        program_mut::<Xdp>(ebpf, name)?.load().map_err(verified)
+    } else {
+        program_mut::<SchedClassifier>(ebpf, name)?
+            .load()
+            .map_err(verified)
+    }
+}
+
 impl Dataplane {
     /// Loads the embedded object and its programs into the kernel (this is
     /// where the verifier runs), without attaching anything.
@@ -203,24 +218,8 @@ impl Dataplane {
             ..capacity
         }
         .as_loaded(&ebpf)?;
-        if programs.contains(&XDP_PROGRAM) {
-            program_mut::<Xdp>(&mut ebpf, XDP_PROGRAM)?
-                .load()
-                .map_err(|source| DataplaneError::Verify {
-                    program: XDP_PROGRAM,
-                    source,
-                })?;
-        }
-        for name in [TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM]
-            .into_iter()
-            .filter(|n| programs.contains(n))
-        {
-            program_mut::<SchedClassifier>(&mut ebpf, name)?
-                .load()
-                .map_err(|source| DataplaneError::Verify {
-                    program: name,
-                    source,
-                })?;
+        for name in programs {
+            verify(&mut ebpf, name)?;
         }
         let counters = Counters::new(
             maps::take(&mut ebpf, MAP_COUNTERS)?,
@@ -387,6 +386,22 @@ impl Dataplane {
                 program: XDP_PROGRAM,
                 source,
             })
+    }
+
+    /// Verifies entry point `name` if [`Self::load_programs`] left it out:
+    /// a replay loads TC egress at its first download.
+    pub fn load_program(&mut self, name: &'static str) -> Result<(), DataplaneError> {
+        let loaded = self
+            .ebpf
+            .program(name)
+            .ok_or(DataplaneError::MissingProgram(name))?
+            .fd()
+            .is_ok();
+        if loaded {
+            Ok(())
+        } else {
+            verify(&mut self.ebpf, name)
+        }
     }
 
     /// A loaded TC program (ingress or egress), e.g. for test runs.

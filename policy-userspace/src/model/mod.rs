@@ -21,8 +21,8 @@ use std::collections::HashMap;
 
 use policy_common::{
     ActionKey, ActionParams, Addr16, CLASS_DEFAULT, ClassRule, DEFAULT_SKETCH_WIDTH, GROUP_BIT,
-    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, field, flag, flow_hash, kind, mac8,
-    matches_non_ip, mode, present, side,
+    SUBJECT_ANY, USER_UNIDENTIFIED, UserId, cells, dir, drop_reason, field, flag, flow_hash, kind,
+    mac8, matches_non_ip, mode, present, side,
 };
 
 pub use self::parse::{PacketInfo, Parsed, parse};
@@ -85,6 +85,12 @@ pub struct Model<'a> {
     conns: conn::Conns,
     scans: scan::Scans,
     quotas: quota::Quotas,
+    /// Whether the kernel dropped the packet being decided by a rate limit
+    /// ([`Model::decide_after`]): the state a passed packet moves (quotas,
+    /// the sketch) then stays where the kernel's does.
+    kernel_limited: bool,
+    /// The `policy_common::drop_reason` of the last decision.
+    last_reason: u8,
 }
 
 /// Where the model's clock starts (any origin will do but 0, which the
@@ -111,6 +117,8 @@ impl<'a> Model<'a> {
             conns: conn::Conns::starting_at(CLOCK_ORIGIN),
             scans: scan::Scans::default(),
             quotas: quota::Quotas::new(policy),
+            kernel_limited: false,
+            last_reason: drop_reason::RULE,
         }
     }
 
@@ -284,6 +292,54 @@ impl<'a> Model<'a> {
     }
 
     /// Decides one frame seen at `hook`, updating flow state like the kernel.
+    /// [`Self::decide`] for a packet the kernel has judged already: when
+    /// `kernel_dropped`, a [`Verdict::LimitConform`] packet was dropped by a
+    /// rate limit (the kernel's alone), so it moves no passed-packet state.
+    /// A replay keeps the model in step with the kernel this way.
+    pub fn decide_after(&mut self, frame: &[u8], hook: Hook, kernel_dropped: bool) -> Decision {
+        self.kernel_limited = kernel_dropped;
+        let d = self.decide(frame, hook);
+        self.kernel_limited = false;
+        d
+    }
+
+    /// Why the last decision's packet was dropped or limited (a
+    /// `policy_common::drop_reason`; `RULE` for the user's own action, and
+    /// for passed packets). A class aggregate's limit is the kernel's to
+    /// tell: the model calls it `RULE` too.
+    pub fn last_reason(&self) -> u8 {
+        self.last_reason
+    }
+
+    /// Puts profile slot `profile` in force, as a schedule does.
+    pub fn set_profile(&mut self, profile: usize) {
+        self.profile = profile;
+    }
+
+    /// Whether `addr` or `mac` (a frame's source or destination) is one of
+    /// the policy's users: what a replay decides a packet's direction by.
+    pub fn is_users(&self, addr: Option<&Addr16>, mac: &[u8; 6]) -> bool {
+        self.macs.contains_key(&mac8(*mac))
+            || addr.is_some_and(|a| {
+                self.exact.contains_key(a) || longest(&self.policy.cidrs, a).is_some()
+            })
+    }
+
+    /// Takes the kernel's quota use (after a new period began):
+    /// `dataplane::QuotaTable::usage`'s rows.
+    pub fn reset_quotas(&mut self, uses: &[crate::dataplane::QuotaUse]) {
+        self.quotas.reset_from(uses);
+    }
+
+    /// Halves every cell of the sketch, as the daemon's ageing does
+    /// (dataplane's `FlowSketch::decay`).
+    pub fn decay_sketch(&mut self) {
+        self.sketch.retain(|_, v| {
+            *v /= 2;
+            *v != 0
+        });
+    }
+
     pub fn decide(&mut self, frame: &[u8], hook: Hook) -> Decision {
         let cfg = self.policy.config;
         // Malformed packets are nobody's, in the hook's direction.
@@ -293,10 +349,12 @@ impl<'a> Model<'a> {
             dir: dir::at(hook.side, hook.egress),
             verdict,
         };
+        self.last_reason = drop_reason::RULE;
         let p = match parse(frame) {
             Parsed::Ip(p) => p,
             Parsed::Other(p) => return self.decide_non_ip(&p, frame.len() as u64, hook),
             Parsed::Malformed => {
+                self.last_reason = drop_reason::MALFORMED;
                 return none(Verdict::Malformed {
                     dropped: cfg.malformed_drop != 0,
                 });
@@ -378,12 +436,22 @@ impl<'a> Model<'a> {
         let verdict = if quarantined || spoofed {
             verdict
         } else {
-            self.quotas.verdict(user, class, verdict, monitor)
+            let quota = self.quotas.verdict(user, class, verdict, monitor);
+            if quota != verdict {
+                self.last_reason = drop_reason::QUOTA;
+            }
+            quota
         };
-        let passed = matches!(
-            verdict,
-            Verdict::Pass | Verdict::Monitor | Verdict::LimitConform
-        );
+        if quarantined {
+            self.last_reason = drop_reason::QUARANTINE;
+        } else if spoofed {
+            self.last_reason = drop_reason::SPOOFED;
+        }
+        let passed = match verdict {
+            Verdict::Pass | Verdict::Monitor => true,
+            Verdict::LimitConform => !self.kernel_limited,
+            _ => false,
+        };
         // Every packet that passes counts, as in the kernel: a dry run's
         // quarantined or spoofed ones too.
         if passed {
@@ -394,12 +462,7 @@ impl<'a> Model<'a> {
         {
             self.conns.remember(o);
         }
-        if tracked
-            && matches!(
-                verdict,
-                Verdict::Pass | Verdict::Monitor | Verdict::LimitConform
-            )
-        {
+        if tracked && passed {
             for c in flow_cells {
                 let cell = self.sketch.entry(c).or_default();
                 *cell = cell.saturating_add(frame.len() as u64);
@@ -445,10 +508,17 @@ impl<'a> Model<'a> {
                 Verdict::NonIp
             } else {
                 let monitor = self.policy.config.mode == mode::MONITOR;
-                let v = self
-                    .quotas
-                    .verdict(user, class, self.non_ip_verdict(user, class), monitor);
-                if matches!(v, Verdict::Pass | Verdict::Monitor | Verdict::LimitConform) {
+                let own = self.non_ip_verdict(user, class);
+                let v = self.quotas.verdict(user, class, own, monitor);
+                if v != own {
+                    self.last_reason = drop_reason::QUOTA;
+                }
+                let passed = match v {
+                    Verdict::Pass | Verdict::Monitor => true,
+                    Verdict::LimitConform => !self.kernel_limited,
+                    _ => false,
+                };
+                if passed {
                     self.quotas.account(user, class, len);
                 }
                 v

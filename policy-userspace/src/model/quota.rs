@@ -73,6 +73,19 @@ impl Quotas {
         }
     }
 
+    /// Takes what the kernel's slots hold (a new period began): `uses`
+    /// is the kernel's table, each user's slots in the policy's order.
+    pub(super) fn reset_from(&mut self, uses: &[crate::dataplane::QuotaUse]) {
+        let mut rank: HashMap<UserId, usize> = HashMap::new();
+        for u in uses {
+            let i = rank.entry(u.user).or_default();
+            if let Some(s) = self.0.get_mut(&u.user).and_then(|v| v.get_mut(*i)) {
+                s.used = u.used;
+            }
+            *i += 1;
+        }
+    }
+
     /// What `user`'s slot `i` has counted.
     pub(super) fn used(&self, user: UserId, i: usize) -> Option<u64> {
         self.0.get(&user)?.get(i).map(|s| s.used)

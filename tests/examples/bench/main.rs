@@ -89,7 +89,7 @@ fn main() {
         // maps for a while, beside whatever runs next (0.47-0.50 s instead
         // of 0.14-0.18 s for the start-up when it came after the scale
         // part or the reloads).
-        r.replay_secs = Some(control::replay_table());
+        r.replay_secs = Some(control::replay_table(quick));
     }
     if part("cost") {
         r.cost = cost::cost_table(&s);

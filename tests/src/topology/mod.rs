@@ -9,6 +9,7 @@ mod pace;
 mod process;
 mod raw;
 mod sender;
+mod tcpdump;
 mod udp;
 
 use std::{
@@ -25,6 +26,7 @@ pub use self::{
     pace::{ArrivalCounter, Pacer},
     process::ChildGuard,
     raw::{Captured, PacketTap, send_frames},
+    tcpdump::{Pcap, Tcpdump, pcapng_from_pcaps, read_pcap},
     udp::{Blast, Received, Sent, UdpSink, datagrams_through, send_udp},
 };
 use crate::{Daemon, NetNs, veth_pair};

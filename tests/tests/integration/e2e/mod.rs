@@ -10,6 +10,7 @@ mod non_ip;
 mod quota;
 mod reload;
 mod replay;
+mod replay_capture;
 mod restart;
 mod scan;
 mod schedule;
