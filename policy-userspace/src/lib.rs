@@ -4,8 +4,10 @@
 //! -> [`dataplane`] (load, attach, write maps) -> kernel -> counters and
 //! events -> [`telemetry`] (Prometheus, JSON lines). [`model`] makes the
 //! kernel's decision in plain Rust from the same compiled tables. [`cli`]
-//! wires them together.
+//! wires them together. [`capture`] reads pcap and pcapng files (for
+//! `policyd replay`).
 
+pub mod capture;
 pub mod cli;
 pub mod dataplane;
 pub mod model;
