@@ -184,14 +184,7 @@ impl Reader {
             input.consume(skip);
             return Ok(true);
         }
-        let rest = input.bytes().len().min(RESYNC_WINDOW);
-        tracing::warn!(
-            record = at.record,
-            offset = at.offset,
-            "capture: no record found within {rest} bytes after damage: reading stops"
-        );
-        tally.skipped(at, rest as u64);
-        input.consume(rest);
+        tally.give_up(input, at, "record");
         Ok(false)
     }
 

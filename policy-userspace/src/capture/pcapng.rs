@@ -228,14 +228,7 @@ impl Reader {
                 return Ok(true);
             }
         }
-        let rest = input.bytes().len().min(RESYNC_WINDOW);
-        tracing::warn!(
-            record = at.record,
-            offset = at.offset,
-            "capture: no block found within {rest} bytes after damage: reading stops"
-        );
-        tally.skipped(at, rest as u64);
-        input.consume(rest);
+        tally.give_up(input, at, "block");
         Ok(false)
     }
 

@@ -4,8 +4,9 @@
 
 use std::fmt::Display;
 
-use super::Stats;
+use super::input::Input;
 use super::link::NotEthernet;
+use super::{RESYNC_WINDOW, Stats};
 
 /// Damaged records and blocks logged one by one; after these only counted.
 const DAMAGE_LOGGED: u64 = 20;
@@ -38,6 +39,19 @@ impl Tally {
         if self.stats.damaged == DAMAGE_LOGGED {
             tracing::warn!("capture: further damaged records are counted, not logged");
         }
+    }
+
+    /// No good record or block within [`RESYNC_WINDOW`] after damage
+    /// at `at`: the window is skipped, and reading stops.
+    pub(super) fn give_up(&mut self, input: &mut Input, at: At, what: &str) {
+        let rest = input.bytes().len().min(RESYNC_WINDOW);
+        tracing::warn!(
+            record = at.record,
+            offset = at.offset,
+            "capture: no {what} found within {rest} bytes after damage: reading stops"
+        );
+        self.skipped(at, rest as u64);
+        input.consume(rest);
     }
 
     pub(super) fn skipped(&mut self, at: At, bytes: u64) {
