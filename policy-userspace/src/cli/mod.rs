@@ -67,6 +67,9 @@ pub fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let stderr = logging::init();
+    // A closed pipe ends a command that prints quietly; the daemon's exit
+    // status must say it failed (a service manager restarts on it).
+    let prints = !matches!(cli.command, Command::Run(_));
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(&args),
@@ -87,7 +90,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // `| head` closed the pipe: the reader has what it wanted.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if prints && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e
                 .downcast_ref::<replay::ReplayStatus>()
