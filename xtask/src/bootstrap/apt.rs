@@ -26,6 +26,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting loaded programs and maps"),
     ("xdp-tools", "xdp-filter, the XDP baseline in benchmarks"),
     ("tcpdump", "capturing test traffic"),
+    // The binary only: the `dnsmasq` package's postinst would enable and
+    // start a DNS service on the host itself.
+    (
+        "dnsmasq-base",
+        "a real DNS server inside test namespaces (the DNS-learned domain sets' tests)",
+    ),
     (
         "prometheus",
         "`promtool check metrics` / `test rules`, and a real Prometheus scraping policyd in the tests",
@@ -128,5 +134,15 @@ mod tests {
                        tcpdump\tinstall ok installed\n";
         let installed = installed_names(listing);
         assert_eq!(installed, HashSet::from(["iproute2", "tcpdump"]));
+    }
+
+    #[test]
+    fn dnsmasq_comes_without_its_system_service() {
+        let listed = names(PACKAGES);
+        assert!(listed.contains(&"dnsmasq-base"));
+        assert!(
+            !listed.contains(&"dnsmasq"),
+            "the dnsmasq package starts a DNS service on the host"
+        );
     }
 }
