@@ -13,6 +13,7 @@ mod netns;
 pub mod packet;
 #[cfg(feature = "packet-gen")]
 pub mod packet_gen;
+pub mod tls;
 pub mod topology;
 pub mod xorshift;
 

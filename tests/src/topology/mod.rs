@@ -2,8 +2,10 @@
 //! policyd, a client namespace on the other end of the veth pair, and tools
 //! to send traffic across and count what arrives.
 
+pub mod dns;
 mod flood;
 mod gateway;
+mod hello;
 mod listener;
 mod pace;
 mod process;
@@ -21,8 +23,10 @@ use std::{
 };
 
 pub use self::{
+    dns::Dnsmasq,
     flood::Flood,
     gateway::Gateway,
+    hello::{AFTER_HELLO, EchoServer, Exchange, Served, send_hello},
     pace::{ArrivalCounter, Pacer},
     process::ChildGuard,
     raw::{Captured, PacketTap, send_frames},

@@ -8,6 +8,8 @@
 //!   (`parse`, `identity`, `classify`, `limits`, `events`), and the
 //!   differential tests against the reference model;
 //! - `e2e`: a real `policyd run` with real traffic across veth pairs;
+//! - `kit`: the test kit's own fixtures (dnsmasq, the DNS client, the TLS
+//!   flow) against real programs and sockets;
 //! - `trust`: the ways an ordinary operation could open the gates or
 //!   corrupt the record (issue 9), each reproduced for real.
 //!
@@ -17,5 +19,6 @@
 mod common;
 mod e2e;
 mod kernel;
+mod kit;
 mod rates;
 mod trust;
