@@ -1,0 +1,6 @@
+mod build;
+mod dns;
+mod domain;
+mod frame;
+mod learned;
+mod tls;
