@@ -1,5 +1,8 @@
 use crate::names::domain::{DomainError, DomainMatcher, DomainPattern, normalise};
 
+/// Whether an error is the one expected.
+type IsError = fn(&DomainError) -> bool;
+
 #[test]
 fn patterns_parse_or_say_why_not() {
     let ok = [
@@ -22,7 +25,7 @@ fn patterns_parse_or_say_why_not() {
     }
     let long_label = format!("{}.com", "a".repeat(64));
     let long_name = format!("{}com", "abcdefghi.".repeat(26));
-    let bad: [(&str, fn(&DomainError) -> bool); 12] = [
+    let bad: [(&str, IsError); 12] = [
         ("", |e| matches!(e, DomainError::Empty)),
         ("*", |e| matches!(e, DomainError::BareWildcard)),
         ("*.com", |e| {
