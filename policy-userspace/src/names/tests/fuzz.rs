@@ -169,9 +169,16 @@ fn dns_frame(rng: &mut Rng) -> Vec<u8> {
             } else {
                 rng.next() as u32
             };
+            // Half the owners are the question, so that many answers are
+            // on its chain and learned.
+            let owner = if rng.below(2) == 0 {
+                q
+            } else {
+                rng.below(NAMES.len())
+            };
             (
                 rng.below(3) as u8,
-                rng.below(NAMES.len()),
+                owner,
                 rng.below(NAMES.len()),
                 rng.next() as u8,
                 ttl,
