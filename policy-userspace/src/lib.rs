@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod dataplane;
 pub mod model;
+pub mod names;
 pub mod policy;
 pub mod schedule;
 pub mod telemetry;
