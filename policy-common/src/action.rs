@@ -194,7 +194,10 @@ pub struct Config {
     pub quota_slots: u32,
     /// Users with rows in [`crate::MAP_QUOTAS`]: ids below it.
     pub quota_users: u32,
-    pub _pad_quota: u32,
+    /// Whose learned addresses a packet's remote address is looked up
+    /// under: a [`crate::names_scope`] code (learn.rs; on when
+    /// [`present::NAMES`] is set).
+    pub names_scope: u32,
 }
 
 /// Bits of [`Config::present`].
@@ -221,6 +224,10 @@ pub mod present {
     pub const NON_IP_RULES: u32 = 1 << 10;
     /// Some user has a byte quota (`[[quota]]`).
     pub const QUOTAS: u32 = 1 << 11;
+    /// Some set names domains: DNS answers and TLS handshakes are copied
+    /// to the daemon, and learned addresses and flows are looked up
+    /// (learn.rs).
+    pub const NAMES: u32 = 1 << 12;
 }
 
 #[cfg(test)]

@@ -116,6 +116,9 @@ pub mod global_counter {
     /// bucket slot another sender still holds (its bucket not yet full
     /// again): the two share one limit until it refills.
     pub const UNID_SHARED: u32 = 13;
+    /// DNS answers and TLS handshakes not copied to the daemon because the
+    /// names ring buffer was full (learn.rs).
+    pub const NAMES_LOST: u32 = 14;
     /// Number of slots; the map is sized with this.
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 15;
 }

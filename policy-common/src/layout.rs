@@ -26,6 +26,31 @@ fn layouts_are_pinned() {
     assert_eq!((size_of::<GenU64>(), align_of::<GenU64>()), (16, 8));
     assert_eq!((size_of::<BucketKey>(), align_of::<BucketKey>()), (8, 4));
     assert_eq!((size_of::<Config>(), align_of::<Config>()), (112, 8));
+    assert_eq!(
+        (size_of::<LearnedKey4>(), align_of::<LearnedKey4>()),
+        (8, 4)
+    );
+    assert_eq!(
+        (size_of::<LearnedKey6>(), align_of::<LearnedKey6>()),
+        (20, 4)
+    );
+    assert_eq!(
+        (size_of::<LearnedSets>(), align_of::<LearnedSets>()),
+        (24, 8)
+    );
+    assert_eq!(
+        (size_of::<NameFlowKey>(), align_of::<NameFlowKey>()),
+        (36, 2)
+    );
+    assert_eq!(
+        (size_of::<SnoopHeader>(), align_of::<SnoopHeader>()),
+        (24, 4)
+    );
+    assert_eq!(size_of::<SnoopRecord>(), 24 + SNOOP_BYTES);
+    assert_eq!(
+        (size_of::<DomainName>(), align_of::<DomainName>()),
+        (256, 4)
+    );
     assert_eq!((size_of::<ScanState>(), align_of::<ScanState>()), (88, 8));
     assert_eq!((size_of::<CounterKey>(), align_of::<CounterKey>()), (8, 4));
     assert_eq!((size_of::<Counters>(), align_of::<Counters>()), (72, 8));

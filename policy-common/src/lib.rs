@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod event;
 pub mod generation;
 pub mod identity;
+pub mod learn;
 pub mod maps;
 pub mod names;
 pub mod quota;
@@ -34,6 +35,7 @@ pub use daemon::*;
 pub use event::*;
 pub use generation::*;
 pub use identity::*;
+pub use learn::*;
 pub use maps::*;
 pub use names::*;
 pub use quota::*;
@@ -81,5 +83,11 @@ mod pod {
         NameSlot,
         UnidSlot,
         DaemonInfo,
+        LearnedKey4,
+        LearnedKey6,
+        LearnedSets,
+        NameFlowKey,
+        SnoopHeader,
+        DomainName,
     );
 }

@@ -53,6 +53,26 @@ pub const MAP_SCAN: &str = "SCAN";
 /// id, byte quotas (see quota.rs).
 pub const MAP_QUOTAS: &str = "QUOTAS";
 
+// Destinations learned by name (see learn.rs).
+/// [`crate::LearnedKey4`] -> [`crate::LearnedSets`]: IPv4 addresses DNS
+/// answers gave for names in domain sets.
+pub const MAP_LEARNED4: &str = "LEARNED4";
+/// [`crate::LearnedKey6`] -> [`crate::LearnedSets`]: IPv6 ones.
+pub const MAP_LEARNED6: &str = "LEARNED6";
+/// LRU [`crate::NameFlowKey`] -> [`crate::LearnedSets`]: TLS flows whose
+/// ClientHello named a name in a domain set.
+pub const MAP_NAME_FLOWS: &str = "NAME_FLOWS";
+/// Ring buffer of [`crate::SnoopRecord`]: DNS answers and TLS handshakes
+/// for the daemon to read.
+pub const MAP_NAMES_RING: &str = "NAMES_RING";
+/// [`crate::LearnedKey6`] (IPv4 as mapped) -> [`crate::DomainName`]: the
+/// name each learned address is in its sets for, for `policyd status`.
+/// Only userspace reads and writes it.
+pub const MAP_LEARNED_NAMES: &str = "LEARNED_NAMES";
+/// `generation * MAX_SETS + set` -> [`crate::NameSlot`]: the set names of
+/// each generation, for `policyd status`.
+pub const MAP_SET_NAMES: &str = "SET_NAMES";
+
 // Actions.
 /// Array of [`crate::ActionEntry`]: per generation, rows of
 /// [`crate::Config::action_stride`] entries (one per class), a row for each
@@ -127,6 +147,12 @@ pub const ALL_MAPS: &[&str] = &[
     MAP_CONN_FLOWS,
     MAP_SCAN,
     MAP_QUOTAS,
+    MAP_LEARNED4,
+    MAP_LEARNED6,
+    MAP_NAME_FLOWS,
+    MAP_NAMES_RING,
+    MAP_LEARNED_NAMES,
+    MAP_SET_NAMES,
     MAP_ACTIONS,
     MAP_CLASS_LIMITS,
     MAP_CLASS_BUCKETS,

@@ -7,7 +7,7 @@ use policy_common::{
 };
 
 use crate::{
-    keys,
+    keys, learn,
     maps::{CLASS_RULES, SET_CIDRS, SET_CIDRS4, SET_FILTER},
     parse::Packet,
 };
@@ -88,32 +88,62 @@ fn may_be_in_a_set(generation: u32, v6: bool, first: u32) -> bool {
 
 /// The class of the first matching rule, or [`CLASS_DEFAULT`].
 #[inline(always)]
-pub(crate) fn classify(p: &Packet, direction: u8, cfg: &Config, generation: u32) -> u32 {
+pub(crate) fn classify(
+    p: &Packet,
+    direction: u8,
+    cfg: &Config,
+    generation: u32,
+    user: policy_common::UserId,
+) -> u32 {
     let remote_is_src = direction != dir::UPLOAD;
     let sets = if cfg.present & present::SETS == 0 {
         0
     } else {
+        let names = cfg.present & present::NAMES != 0;
+        let scope = learn::scope(cfg, user);
         // One branch per IP version, each with its own filter check and
-        // lookup: a second branch on the version after the first doubles
+        // lookups: a second branch on the version after the first doubles
         // the paths the verifier walks.
-        match p.mapped_v4(remote_is_src) {
+        let by_addr = match p.mapped_v4(remote_is_src) {
             Some(a) => {
-                if may_be_in_a_set(generation, false, a) {
-                    SET_CIDRS4.get(keys::Prefix4::new(generation, a).key())
+                let cidrs = if may_be_in_a_set(generation, false, a) {
+                    SET_CIDRS4
+                        .get(keys::Prefix4::new(generation, a).key())
+                        .copied()
+                        .unwrap_or(0)
                 } else {
-                    None
-                }
+                    0
+                };
+                cidrs
+                    | if names {
+                        learn::sets4(scope, a, generation)
+                    } else {
+                        0
+                    }
             }
             None => {
-                if may_be_in_a_set(generation, true, p.words32(remote_is_src)[0]) {
-                    SET_CIDRS.get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key())
+                let cidrs = if may_be_in_a_set(generation, true, p.words32(remote_is_src)[0]) {
+                    SET_CIDRS
+                        .get(keys::Prefix6::new(generation, p.words64(remote_is_src)).key())
+                        .copied()
+                        .unwrap_or(0)
                 } else {
-                    None
-                }
+                    0
+                };
+                cidrs
+                    | if names {
+                        learn::sets6(scope, p.words32(remote_is_src), generation)
+                    } else {
+                        0
+                    }
             }
-        }
-        .copied()
-        .unwrap_or(0)
+        };
+        by_addr
+            | if names {
+                learn::flow_sets(p, direction, generation)
+            } else {
+                0
+            }
     };
     for i in 0..MAX_CLASS_RULES {
         if i >= cfg.rule_count {

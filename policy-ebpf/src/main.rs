@@ -18,6 +18,7 @@ mod enforce;
 mod events;
 mod identity;
 mod keys;
+mod learn;
 mod load;
 mod maps;
 mod non_ip;
@@ -29,7 +30,7 @@ mod unid;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
-    helpers::bpf_skb_cgroup_id,
+    helpers::{bpf_skb_cgroup_id, bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
@@ -58,6 +59,9 @@ trait Hook {
     fn set_classid(&self, _classid: u32) -> bool {
         false
     }
+    /// Copies the packet's first `len` bytes to `to` (also from
+    /// non-linear data); false when the helper fails.
+    fn load_bytes(&self, to: *mut u8, len: u32) -> bool;
 }
 
 impl Hook for XdpContext {
@@ -73,6 +77,11 @@ impl Hook for XdpContext {
     }
     fn ifindex(&self) -> u32 {
         self.ingress_ifindex() as u32
+    }
+    fn load_bytes(&self, to: *mut u8, len: u32) -> bool {
+        // SAFETY: `to` has room for `len` bytes (learn.rs bounds it); the
+        // helper (kernel 5.18+) reads fragments of multi-buffer frames too.
+        unsafe { bpf_xdp_load_bytes(self.ctx, 0, to.cast(), len) == 0 }
     }
 }
 
@@ -124,6 +133,10 @@ impl<const E: bool> Hook for Tc<'_, E> {
             }
         })
         .copied()
+    }
+    fn load_bytes(&self, to: *mut u8, len: u32) -> bool {
+        // SAFETY: as for XDP; bpf_skb_load_bytes reads non-linear data.
+        unsafe { bpf_skb_load_bytes(self.0.skb.skb.cast(), 0, to.cast(), len) == 0 }
     }
     fn set_classid(&self, classid: u32) -> bool {
         if !E {
@@ -212,7 +225,17 @@ fn process<H: Hook>(ctx: &H) -> Verdict {
     if who.user == policy_common::USER_UNIDENTIFIED {
         counters::global(global_counter::UNIDENTIFIED);
     }
-    let mut class = classify::classify(p, who.dir, cfg, generation);
+    // Before classifying and enforcing, where few paths reach (after the
+    // decision every path of enforcement would walk it again): so an
+    // answer is copied whatever its own verdict. One the policy then drops
+    // teaches the daemon what its user would have learned, which is
+    // harmless; a flood of them is bounded by the ring and counted.
+    if cfg.present & policy_common::present::NAMES != 0 {
+        learn::snoop(data, data_end, p, &who, len, generation, |to, n| {
+            ctx.load_bytes(to, n)
+        });
+    }
+    let mut class = classify::classify(p, who.dir, cfg, generation, who.user);
     if elephant::is_elephant(p, who.dir, cfg) {
         class = cfg.elephant_class;
     }

@@ -10,16 +10,18 @@ use crate::{conn::Flow, parse::Packet, quota::QuotaScratch};
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use policy_common::{
     ActionEntry, BucketKey, ClassRule, Config, CounterKey, Counters, DEFAULT_CONN_FLOW_WIDTH,
     DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_BUCKETS, DEFAULT_MAX_CIDRS,
-    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
-    DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, DaemonInfo, EVENTS_BYTES, EventTimes, GENERATIONS,
-    GenAddr, GenMac, GenPrefix, GenPrefix4, GenU32, GenU64, IfaceConfig, MAX_CLASS_RULES,
-    MAX_CLASSES, MAX_IFINDEX, MAX_PROFILES, MacBinding, NameSlot, QuotaSlot, SET_FILTER_WORDS,
-    SKETCH_ROWS, ScanState, UnidSlot, UserId, UserInfo, global_counter,
+    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_LEARNED, DEFAULT_MAX_NAME_FLOWS, DEFAULT_MAX_SET_CIDRS,
+    DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS,
+    DaemonInfo, DomainName, EVENTS_BYTES, EventTimes, GENERATIONS, GenAddr, GenMac, GenPrefix,
+    GenPrefix4, GenU32, GenU64, IfaceConfig, LearnedKey4, LearnedKey6, LearnedSets,
+    MAX_CLASS_RULES, MAX_CLASSES, MAX_IFINDEX, MAX_PROFILES, MAX_SETS, MacBinding,
+    NAMES_RING_BYTES, NameFlowKey, NameSlot, QuotaSlot, SET_FILTER_WORDS, SKETCH_ROWS, ScanState,
+    UnidSlot, UserId, UserInfo, global_counter,
 };
 
 // Identity. Written only by userspace, so plain (preallocated) hashes: a
@@ -246,3 +248,40 @@ pub(crate) static DAEMON: Array<DaemonInfo> = Array::pinned(1, 0);
 #[map(name = "REPLAY_CLOCK")]
 pub(crate) static REPLAY_CLOCK: Array<u64> =
     Array::with_max_entries(policy_common::replay_clock::COUNT, 0);
+
+// Learned destinations (learn.rs). Plain hashes written only by the daemon,
+// which bounds them itself (`[names] max_learned`, counting what it
+// evicts): an entry never disappears under load. Not preallocated: only
+// userspace inserts (never a program, for which allocation could fail
+// under load), and a policy without domain sets then costs their bucket
+// arrays only. Sized at load.
+#[map(name = "LEARNED4")]
+pub(crate) static LEARNED4: HashMap<LearnedKey4, LearnedSets> =
+    HashMap::pinned(DEFAULT_MAX_LEARNED, BPF_F_NO_PREALLOC);
+
+#[map(name = "LEARNED6")]
+pub(crate) static LEARNED6: HashMap<LearnedKey6, LearnedSets> =
+    HashMap::pinned(DEFAULT_MAX_LEARNED, BPF_F_NO_PREALLOC);
+
+// LRU: a flow's entry is written once, when its ClientHello is read, and
+// never removed by the daemon (it does not see flows end); the least
+// recently used give way to new ones.
+#[map(name = "NAME_FLOWS")]
+pub(crate) static NAME_FLOWS: LruHashMap<NameFlowKey, LearnedSets> =
+    LruHashMap::pinned(DEFAULT_MAX_NAME_FLOWS, 0);
+
+// For `policyd status` alone (no program reads them; the maps section keeps
+// them in the object, as USER_NAMES): each learned address's name, without
+// preallocation (256 bytes an entry in use), and each generation's set
+// names.
+#[map(name = "LEARNED_NAMES")]
+pub(crate) static LEARNED_NAMES: HashMap<LearnedKey6, DomainName> =
+    HashMap::pinned(2 * DEFAULT_MAX_LEARNED, BPF_F_NO_PREALLOC);
+
+#[map(name = "SET_NAMES")]
+pub(crate) static SET_NAMES: Array<NameSlot> = Array::pinned(GENERATIONS * MAX_SETS, 0);
+
+// A ring of its own: a flood of DNS answers fills this one and never
+// crowds out the events (and the reverse).
+#[map(name = "NAMES_RING")]
+pub(crate) static NAMES_RING: RingBuf = RingBuf::pinned(NAMES_RING_BYTES, 0);

@@ -49,6 +49,9 @@ pub(crate) struct Packet {
     /// The EtherType after VLAN tags (host order), for class rules that
     /// match non-IP frames by it.
     pub ethertype: u16,
+    /// Offset of the transport header, 0 when the packet has none the
+    /// parser read (a non-first fragment, an unknown protocol).
+    pub l4: u16,
     /// The flow's cells in the elephant sketch, from its lookup to the
     /// packet's accounting.
     pub flow_cells: [u32; SKETCH_ROWS as usize],
@@ -283,6 +286,7 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
     set(&mut p.too_deep, false);
     set(&mut p.tcp_flags, 0);
     set(&mut p.ethertype, proto);
+    set(&mut p.l4, 0);
     let (l4, first_fragment) = match proto {
         ETH_P_IP => ipv4(data, data_end, p)?,
         ETH_P_IPV6 => ipv6(data, data_end, p)?,
@@ -290,6 +294,8 @@ pub(crate) fn parse(data: usize, data_end: usize, p: &mut Packet) -> Result<Pars
     };
     if first_fragment && !p.too_deep {
         transport(data, data_end, l4, p)?;
+        // Below 64 KiB: an offset is at most the headers the parser walks.
+        set(&mut p.l4, l4 as u16);
     }
     Ok(Parsed::Ip)
 }

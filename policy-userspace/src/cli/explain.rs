@@ -64,6 +64,28 @@ pub(super) struct ExplainArgs {
     /// quotas that apply.
     #[arg(long)]
     pin_dir: Option<PathBuf>,
+    /// The name the destination is known by (a DNS answer for it, or the
+    /// server name of a TLS ClientHello): classified as if learned, in the
+    /// domain sets the name matches.
+    #[arg(long, value_name = "NAME")]
+    dst_name: Option<String>,
+}
+
+/// The domain sets `name` is in, as (bitmap, why).
+fn name_sets(c: &CompiledPolicy, p: &Policy, name: &str) -> anyhow::Result<(u64, String)> {
+    let normal = crate::names::domain::normalise(name)
+        .with_context(|| format!("`{name}` is not a valid domain name"))?;
+    let sets = crate::dataplane::domain_matcher(c).sets_of(&normal);
+    let names: Vec<&str> = (0..64)
+        .filter(|i| sets >> i & 1 != 0)
+        .filter_map(|i| p.sets.get(i).map(|s| s.name.as_str()))
+        .collect();
+    let why = if names.is_empty() {
+        format!("{normal} is in no domain set")
+    } else {
+        format!("{normal} is in domain set {}", names.join(", "))
+    };
+    Ok((sets, why))
 }
 
 /// The quotas of `user` (in `group`) that count packets of `class`, with
@@ -245,7 +267,12 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
     };
     let model = Model::new(&c, profile);
     let (user, direction, spoofed) = model.identify(&packet, hook);
-    let class = model.classify(&packet, direction);
+    let by_name = match &args.dst_name {
+        Some(name) => Some(name_sets(&c, p, name)?),
+        None => None,
+    };
+    let class =
+        model.classify_with_sets(&packet, direction, by_name.as_ref().map_or(0, |(s, _)| *s));
     let key = model.action_key(user, class);
     let a = model.action(user, class);
 
@@ -285,6 +312,10 @@ pub(super) fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
         _ if class == 0 => "no class matches".to_owned(),
         Some(_) if p.classes[class as usize - 1].matches.is_none() => "elephant flow".to_owned(),
         Some(_) | None => format!("class #{class} in match order, first to match"),
+    };
+    let class_why = match &by_name {
+        Some((_, why)) => format!("{class_why}; {why}"),
+        None => class_why,
     };
     let profile_name = c.profiles[profile].clone();
     let profile_why = match &args.profile {

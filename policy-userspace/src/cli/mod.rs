@@ -4,6 +4,7 @@
 mod ceilings;
 mod check;
 mod explain;
+mod learn;
 mod logging;
 mod notify;
 mod release;

@@ -198,6 +198,12 @@ struct Started {
     server: MetricsServer,
     events: EventSink,
     ring: RingBuf<MapData>,
+    /// The learned destinations and the ring of DNS answers and TLS
+    /// handshakes they are learned from.
+    learned: (
+        Arc<std::sync::Mutex<dataplane::LearnedMaps>>,
+        RingBuf<MapData>,
+    ),
     /// The quiet period after a file change before reloading.
     settle: std::time::Duration,
 }
@@ -310,6 +316,12 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
     let ring = dataplane
         .take_events()
         .context("opening the event ring buffer")?;
+    let learned = dataplane
+        .learn_names(&compiled)
+        .context("opening the learned-destination tables")?;
+    registry.register_collector(Box::new(crate::telemetry::NamesMetrics::new(Arc::clone(
+        &learned.0,
+    ))));
     // Bound before anything changes in the kernel: a busy port fails a start
     // that has not touched enforcement yet.
     let server = runtime
@@ -360,8 +372,9 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         dataplane,
         reloader,
         server,
-        events: EventSink::new(events_out, names),
+        events: EventSink::new(events_out, names).with_learned(Arc::clone(&learned.0)),
         ring,
+        learned,
         settle: args.reload_settle,
     })
 }
@@ -409,8 +422,17 @@ impl Started {
             server,
             events,
             ring,
+            learned,
             settle,
         } = self;
+        let (stop_learning_tx, stop_learning) = tokio::sync::oneshot::channel::<()>();
+        let learning = tokio::spawn(super::learn::learn_names(
+            learned.0,
+            learned.1,
+            async move {
+                let _ = stop_learning.await;
+            },
+        ));
         let (stop_events_tx, stop_events) = tokio::sync::oneshot::channel::<()>();
         let events = tokio::spawn(events.run(ring, async move {
             let _ = stop_events.await;
@@ -487,6 +509,13 @@ impl Started {
         quotas.abort();
         let _ = stop_tx.send(());
         let served = server.await.map_err(|e| anyhow::anyhow!(e))?;
+        // Answers queued before the stop are learned before the events are
+        // drained, so those events can still carry the names.
+        let _ = stop_learning_tx.send(());
+        let learned = learning.await.map_err(|e| anyhow::anyhow!(e))?;
+        if let Err(e) = learned {
+            tracing::warn!(error = %e, "reading the names ring failed");
+        }
         let _ = stop_events_tx.send(());
         let written = events.await.map_err(|e| anyhow::anyhow!(e))?;
         served?;

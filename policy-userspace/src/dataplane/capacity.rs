@@ -5,12 +5,14 @@ use std::path::Path;
 use aya::{Ebpf, EbpfLoader};
 use policy_common::{
     DEFAULT_CONN_FLOW_WIDTH, DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS,
-    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_SET_CIDRS, DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS,
-    DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS, GENERATIONS, MAP_ACTIONS, MAP_BUCKETS,
-    MAP_CONN_FLOWS, MAP_COUNTERS, MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_QUOTAS,
-    MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS, MAP_USER_CGROUPS, MAP_USER_CIDRS,
-    MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS,
-    MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir, mapped_v4, present,
+    DEFAULT_MAX_COUNTERS, DEFAULT_MAX_LEARNED, DEFAULT_MAX_NAME_FLOWS, DEFAULT_MAX_SET_CIDRS,
+    DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS,
+    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_CONN_FLOWS, MAP_COUNTERS, MAP_EVENT_LIMITER,
+    MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_LEARNED_NAMES, MAP_LEARNED4, MAP_LEARNED6,
+    MAP_NAME_FLOWS, MAP_QUOTAS, MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS,
+    MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS,
+    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
+    mapped_v4, present,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -62,7 +64,18 @@ pub struct Capacity {
     /// the most quotas any user has when the policy has quotas, else 0
     /// (the map then has one entry).
     pub quota_slots: u32,
+    /// Learned addresses, in each of LEARNED4 and LEARNED6 (not
+    /// preallocated: an empty table costs its bucket array alone).
+    pub learned: u32,
+    /// TLS flows classified by server name (NAME_FLOWS, an LRU,
+    /// preallocated at about 110 bytes an entry): the full default when
+    /// the policy has domain sets at load, else a small table (a reload
+    /// adding domain sets works with it; a restart sizes it fully).
+    pub name_flows: u32,
 }
+
+/// [`Capacity::name_flows`] of a policy without domain sets.
+const SMALL_NAME_FLOWS: u32 = 4_096;
 
 impl Default for Capacity {
     fn default() -> Self {
@@ -83,6 +96,8 @@ impl Default for Capacity {
             scan: 1,
             unid_slots: DEFAULT_UNID_SLOTS,
             quota_slots: 0,
+            learned: DEFAULT_MAX_LEARNED,
+            name_flows: SMALL_NAME_FLOWS,
         }
     }
 }
@@ -163,6 +178,10 @@ impl Capacity {
         }
         self.unid_slots = self.unid_slots.max(policy.config.unid_slots);
         self.quota_slots = self.quota_slots.max(policy.config.quota_slots);
+        self.learned = fit(self.learned, policy.names.limits().max_entries);
+        if policy.config.present & present::NAMES != 0 {
+            self.name_flows = self.name_flows.max(DEFAULT_MAX_NAME_FLOWS);
+        }
         self
     }
 
@@ -185,6 +204,9 @@ impl Capacity {
             scan: maps::max_entries(ebpf, MAP_SCAN)?,
             unid_slots: maps::max_entries(ebpf, MAP_UNID_BUCKETS)?,
             quota_slots: maps::max_entries(ebpf, MAP_QUOTAS)? / per_gen(MAP_USER_INFO)?.max(1),
+            learned: maps::max_entries(ebpf, MAP_LEARNED4)?
+                .min(maps::max_entries(ebpf, MAP_LEARNED6)?),
+            name_flows: maps::max_entries(ebpf, MAP_NAME_FLOWS)?,
             ..self
         })
     }
@@ -278,6 +300,13 @@ impl Capacity {
                 capacity: self.quota_slots,
             },
             Need {
+                map: MAP_LEARNED4,
+                what: "learned addresses ([names] max_learned; the tables are sized when \
+                       policyd starts: restart it to raise the limit)",
+                need: policy.names.limits().max_entries,
+                capacity: self.learned,
+            },
+            Need {
                 map: MAP_UNID_BUCKETS,
                 what: "slots of the unidentified senders' buckets ([unidentified] slots)",
                 need: policy.config.unid_slots as usize,
@@ -326,6 +355,10 @@ impl Capacity {
             .map_max_entries(MAP_BUCKETS, self.buckets)
             .map_max_entries(MAP_UNID_BUCKETS, self.unid_slots)
             .map_max_entries(MAP_EVENT_LIMITER, self.users)
+            .map_max_entries(MAP_LEARNED4, self.learned)
+            .map_max_entries(MAP_LEARNED6, self.learned)
+            .map_max_entries(MAP_NAME_FLOWS, self.name_flows)
+            .map_max_entries(MAP_LEARNED_NAMES, self.learned.saturating_mul(2))
             .map_max_entries(
                 MAP_FLOW_SKETCH,
                 SKETCH_ROWS.saturating_mul(self.sketch_cells()),

@@ -11,7 +11,8 @@ use aya::{
 };
 use policy_common::{
     DAEMON_IFACE_NETWORK, DAEMON_IFACE_USERS, DaemonIface, DaemonInfo, MAP_DAEMON,
-    MAP_PROFILE_NAMES, MAX_PROFILES, NameSlot, daemon_state, ingress_mode, name_state,
+    MAP_PROFILE_NAMES, MAP_SET_NAMES, MAX_PROFILES, MAX_SETS, NameSlot, daemon_state, ingress_mode,
+    name_state,
 };
 
 use super::{AttachMode, Dataplane, DataplaneError, Side, maps};
@@ -108,6 +109,24 @@ pub(super) fn write_profile_names(
             MAP_PROFILE_NAMES,
             format!("index {index}"),
         ))?;
+    }
+    Ok(())
+}
+
+/// Writes generation `generation`'s set names, for `policyd status`.
+pub(super) fn write_set_names(
+    ebpf: &mut Ebpf,
+    generation: u32,
+    sets: &[String],
+) -> Result<(), DataplaneError> {
+    let mut map: Array<&mut MapData, NameSlot> = maps::map_mut(ebpf, MAP_SET_NAMES)?;
+    for i in 0..MAX_SETS {
+        let slot = sets.get(i as usize).map_or_else(NameSlot::default, |n| {
+            NameSlot::new(name_state::LIVE, n.as_bytes())
+        });
+        let index = generation * MAX_SETS + i;
+        map.set(index, slot, 0)
+            .map_err(DataplaneError::map(MAP_SET_NAMES, format!("index {index}")))?;
     }
     Ok(())
 }

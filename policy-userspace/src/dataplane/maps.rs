@@ -57,6 +57,7 @@ pub(super) fn max_entries(ebpf: &Ebpf, name: &'static str) -> Result<u32, Datapl
     let info = match map {
         Map::Array(data)
         | Map::HashMap(data)
+        | Map::LruHashMap(data)
         | Map::LpmTrie(data)
         | Map::PerCpuHashMap(data)
         | Map::PerCpuArray(data) => data.info(),

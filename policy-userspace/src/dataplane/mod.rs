@@ -13,6 +13,7 @@ mod error;
 mod held;
 mod ids;
 pub mod kernel_floor;
+mod learned;
 mod maps;
 mod pins;
 mod pressure;
@@ -43,6 +44,7 @@ pub use self::{
     daemon::{from_pins as pinned_daemon, profile_names_from_pins, unix_now_ns},
     error::DataplaneError,
     ids::from_pins as pinned_ids,
+    learned::{LearnedMaps, NamesCounters, matcher as domain_matcher},
     maps::ifindex,
     pins::{DEFAULT_PIN_DIR, PinDirError, PinLock, Pins, lock_holder},
     pressure::{Fill, array_in_use, traffic_fill},
@@ -86,6 +88,9 @@ pub struct Dataplane {
     /// The quota table, shared with the task that starts new periods: a
     /// reload lays the new quotas on it under the lock.
     quotas: Arc<Mutex<QuotaTable>>,
+    /// The learned destinations, shared with the task that reads the
+    /// names ring; `None` until [`Self::learn_names`].
+    learned: Option<Arc<Mutex<LearnedMaps>>>,
     /// What each generation of the policy tables holds, where known (maps
     /// this run created start empty; adopted ones are unknown).
     held: [held::Generation; 2],
@@ -234,6 +239,7 @@ impl Dataplane {
             daemon: policy_common::DaemonInfo::default(),
             daemon_before,
             quotas: Arc::new(Mutex::new(quotas)),
+            learned: None,
             ids,
             ebpf,
             capacity,
@@ -303,15 +309,28 @@ impl Dataplane {
                 .unwrap_or_else(|p| p.into_inner())
                 .write(policy)
         })
-        .and_then(|()| daemon::write_profile_names(&mut self.ebpf, new, &policy.profiles));
+        .and_then(|()| daemon::write_profile_names(&mut self.ebpf, new, &policy.profiles))
+        .and_then(|()| daemon::write_set_names(&mut self.ebpf, new, &policy.sets));
         if let Err(e) = written {
+            // The learned entries were not restaged yet: nothing to undo.
             // Nothing reads the idle generation: clear its prefixes for the
             // next try (what the hash tables hold is unknown now, held.rs).
             let _ = maps::remove_generation(&mut self.ebpf, new);
             return Err(e);
         }
+        let learned = self.learned.clone();
+        let gone = learned.as_ref().map(|l| {
+            l.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stage(policy, new)
+        });
         sw.switch_to(new, profile)?;
         std::thread::sleep(GRACE);
+        if let (Some(l), Some(gone)) = (learned, gone) {
+            l.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .finish(gone, new);
+        }
         maps::remove_generation(&mut self.ebpf, old)?;
         ids::retire(&mut self.ebpf, &self.counters, &mut self.ids, retiring)?;
         // Buckets of (user, class) pairs the new policy no longer limits.
@@ -368,6 +387,19 @@ impl Dataplane {
 
     pub fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
+    }
+
+    /// The learned-destination tables (emptied of nothing: what an earlier
+    /// policyd learned is adopted), with `policy`'s domain sets, and the
+    /// ring the kernel copies DNS answers and TLS handshakes to; once.
+    pub fn learn_names(
+        &mut self,
+        policy: &CompiledPolicy,
+    ) -> Result<(Arc<Mutex<LearnedMaps>>, RingBuf<MapData>), DataplaneError> {
+        let maps = Arc::new(Mutex::new(LearnedMaps::take(&mut self.ebpf, policy)?));
+        let ring = learned::take_ring(&mut self.ebpf)?;
+        self.learned = Some(Arc::clone(&maps));
+        Ok((maps, ring))
     }
 
     /// The event ring buffer; can be taken once.

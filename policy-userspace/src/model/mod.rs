@@ -225,12 +225,19 @@ impl<'a> Model<'a> {
 
     /// The class of the first matching rule, or `default`.
     pub fn classify(&self, p: &PacketInfo, direction: u8) -> u32 {
+        self.classify_with_sets(p, direction, 0)
+    }
+
+    /// [`Self::classify`], with the remote end also in the sets `learned`
+    /// (what the kernel adds from addresses learned by name and TLS
+    /// server names, policy-common's learn.rs).
+    pub fn classify_with_sets(&self, p: &PacketInfo, direction: u8, learned: u64) -> u32 {
         let remote = if direction == dir::UPLOAD {
             &p.dst
         } else {
             &p.src
         };
-        let sets = longest(&self.policy.set_cidrs, remote).unwrap_or(0);
+        let sets = longest(&self.policy.set_cidrs, remote).unwrap_or(0) | learned;
         self.policy
             .class_rules
             .iter()

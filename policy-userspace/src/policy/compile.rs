@@ -48,6 +48,13 @@ pub struct CompiledPolicy {
     pub class_rules: Vec<ClassRule>,
     /// (prefix length, network, bitmap of the sets containing it).
     pub set_cidrs: Vec<(u32, Addr16, u64)>,
+    /// Index = set index (a bit of the set bitmaps).
+    pub sets: Vec<String>,
+    /// (set index, domain pattern in canonical form): what DNS answers and
+    /// TLS server names are matched against (names/).
+    pub domains: Vec<(u32, String)>,
+    /// `[names]`: the learned table's limits and scope.
+    pub names: NamesSettings,
     pub actions: Vec<(ActionKey, ActionEntry)>,
     /// (class id, limits on the class as a whole).
     pub class_limits: Vec<(u32, ActionEntry)>,
@@ -424,8 +431,19 @@ impl CompiledPolicy {
             unid_slots: policy.unidentified_buckets.kernel_slots(),
             quota_slots: 0,
             quota_users: 0,
-            _pad_quota: 0,
+            names_scope: match policy.names.scope() {
+                NamesScope::User => policy_common::names_scope::USER,
+                NamesScope::Everyone => policy_common::names_scope::EVERYONE,
+            },
         };
+        out.domains = policy
+            .sets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.domains.iter().map(move |d| (i as u32, d.clone())))
+            .collect();
+        out.names = policy.names;
+        out.sets = policy.sets.iter().map(|s| s.name.clone()).collect();
         if let Some(scan) = &policy.scan {
             out.scan(scan);
         }
@@ -600,6 +618,12 @@ impl CompiledPolicy {
             present::SCAN,
         );
         set(!self.quotas.is_empty(), present::QUOTAS);
+        // Learning pays only if a class rule tests the sets it fills.
+        let tests_sets = self
+            .class_rules
+            .iter()
+            .any(|r| r.fields & field::REMOTE_SETS != 0);
+        set(!self.domains.is_empty() && tests_sets, present::NAMES);
         set(
             self.class_rules.iter().any(|r| matches_non_ip(r.fields)),
             present::NON_IP_RULES,

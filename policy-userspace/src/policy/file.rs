@@ -21,9 +21,13 @@ pub(super) struct PolicyFile {
     /// The user packets fall under when no identity matches.
     #[serde(default)]
     pub unidentified: Option<UnidentifiedSection>,
-    /// Named CIDR sets, e.g. `webmail = ["203.0.113.0/24"]`.
+    /// Named sets of destinations: `webmail = ["203.0.113.0/24"]`, or
+    /// `webmail = { domains = ["mail.example"], cidrs = [...] }`.
     #[serde(default)]
-    pub sets: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    pub sets: BTreeMap<String, Spanned<SetEntry>>,
+    /// How addresses are learned for domain sets.
+    #[serde(default)]
+    pub names: Option<NamesSection>,
     #[serde(default, rename = "class")]
     pub classes: Vec<ClassEntry>,
     #[serde(default, rename = "user")]
@@ -104,6 +108,79 @@ pub(super) struct SettingsSection {
     pub event_interval: Option<Spanned<String>>,
     /// IANA time zone of the schedules (`America/New_York`).
     pub timezone: Option<Spanned<String>>,
+}
+
+/// `[names]`: learning domain sets' addresses from DNS answers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NamesSection {
+    /// Least time a learned address stays in its set (`5m`), whatever
+    /// the answer's TTL.
+    pub ttl_floor: Option<Spanned<String>>,
+    /// Most time a learned address stays without a new answer (`1d`).
+    pub ttl_cap: Option<Spanned<String>>,
+    /// Most addresses kept per name and user.
+    pub addresses_per_name: Option<Spanned<i64>>,
+    /// Most learned addresses in all.
+    pub max_learned: Option<Spanned<i64>>,
+    /// `user` (default): an address applies to the user the answer went
+    /// to; `everyone`: to every user.
+    pub scope: Option<Spanned<String>>,
+}
+
+/// A set: a plain list of CIDRs, or a table of CIDRs and domains.
+#[derive(Debug, Default)]
+pub(super) struct SetEntry {
+    pub cidrs: Vec<Spanned<String>>,
+    pub domains: Vec<Spanned<String>>,
+}
+
+/// By hand rather than an untagged enum: serde buffers an untagged
+/// enum's input, and toml's spans do not survive that, so errors could not
+/// point at the bad element.
+impl<'de> Deserialize<'de> for SetEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SetEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of CIDRs, or a table with `cidrs` and `domains`")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SetEntry, A::Error> {
+                let mut cidrs = Vec::new();
+                while let Some(c) = seq.next_element()? {
+                    cidrs.push(c);
+                }
+                Ok(SetEntry {
+                    cidrs,
+                    domains: Vec::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SetEntry, A::Error> {
+                let mut out = SetEntry::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "cidrs" => out.cidrs = map.next_value()?,
+                        "domains" => out.domains = map.next_value()?,
+                        other => {
+                            return Err(serde::de::Error::unknown_field(
+                                other,
+                                &["cidrs", "domains"],
+                            ));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -199,6 +199,10 @@ impl Merger<'_> {
         self.note(format!("set {set} contains {net}"), "yes".into());
     }
 
+    fn note_domain(&mut self, set: &str, domain: &str) {
+        self.note(format!("set {set} contains domain {domain}"), "yes".into());
+    }
+
     fn note_class(&mut self, name: &str) {
         self.note(format!("class {name}"), "defined".into());
     }
@@ -406,6 +410,7 @@ pub(super) fn add(
     // of earlier files take their default action in the new profiles.
     p.profiles.clone_from(&layer.profiles);
     m.sets(&mut p.sets, &layer.sets)?;
+    m.names(&mut p.names, &layer.names);
     m.classes(&mut p.classes, &layer.classes)?;
     for u in &layer.users {
         m.user(&mut p.users, u)?;
@@ -483,6 +488,28 @@ impl Merger<'_> {
         Ok(())
     }
 
+    /// `[names]`: the larger of each field given wins (a later layer can
+    /// keep learned addresses longer, keep more of them, or widen their
+    /// scope to everyone; never the reverse), so what a domain set
+    /// classifies only grows.
+    fn names(&mut self, s: &mut NamesSettings, l: &NamesSettings) {
+        fn larger<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        let before = *s;
+        s.ttl_floor = larger(s.ttl_floor, l.ttl_floor);
+        s.ttl_cap = larger(s.ttl_cap, l.ttl_cap);
+        s.addresses_per_name = larger(s.addresses_per_name, l.addresses_per_name);
+        s.max_learned = larger(s.max_learned, l.max_learned);
+        s.scope = larger(s.scope, l.scope);
+        if *s != before {
+            self.note("names".into(), format!("{s:?}"));
+        }
+    }
+
     /// New schedules join; a name defined twice must be the same.
     fn schedules(&mut self, all: &mut Vec<Schedule>, new: &[Schedule]) -> Result<(), PolicyError> {
         for sch in new {
@@ -521,12 +548,19 @@ impl Merger<'_> {
                     all.push(Set {
                         name: set.name.clone(),
                         nets: Vec::new(),
+                        domains: Vec::new(),
                     });
                     all.len() - 1
                 }
             };
             for net in union(&mut all[i].nets, &set.nets) {
                 self.note_net(&set.name, net);
+            }
+            for d in &set.domains {
+                if !all[i].domains.contains(d) {
+                    all[i].domains.push(d.clone());
+                    self.note_domain(&set.name, d);
+                }
             }
         }
         if all.len() > policy_common::MAX_SETS as usize {

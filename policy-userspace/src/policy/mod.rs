@@ -104,6 +104,8 @@ pub fn parse(path: &Path, source: &str) -> Result<Policy, PolicyError> {
 #[cfg(test)]
 mod ceiling_tests;
 #[cfg(test)]
+mod names_tests;
+#[cfg(test)]
 mod non_ip_tests;
 #[cfg(test)]
 mod quota_tests;

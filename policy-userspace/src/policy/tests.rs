@@ -513,6 +513,10 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
             "default",
             "prohibited",
             "webmail",
+            "doh",
+            "doh-udp",
+            "dot",
+            "ech",
             "mail",
             "bulk",
             "broadcast",
@@ -521,7 +525,25 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
             "dhcp"
         ]
     );
-    assert!(p.sets.iter().all(|s| s.nets.is_empty()), "sets ship empty");
+    let set = |name: &str| p.sets.iter().find(|s| s.name == name).unwrap();
+    assert!(set("prohibited").nets.is_empty() && set("prohibited").domains.is_empty());
+    // Personal webmail by name, "such as Yahoo! or Hotmail".
+    let webmail = &set("webmail").domains;
+    for d in [
+        "mail.yahoo.com",
+        "*.mail.yahoo.com",
+        "outlook.live.com",
+        "hotmail.com",
+    ] {
+        assert!(webmail.iter().any(|x| x == d), "{d} in {webmail:?}");
+    }
+    assert!(set("webmail").nets.is_empty(), "webmail is by name only");
+    assert!(set("doh").domains.iter().any(|d| d == "dns.google"));
+    assert_ne!(
+        c.config.present & policy_common::present::NAMES,
+        0,
+        "names are learned"
+    );
     let scan = p.scan.clone().expect("scans are detected");
     assert_eq!((scan.hosts, scan.ports), (Some(100), Some(100)));
     assert!(!scan.monitor, "and quarantined");
@@ -542,6 +564,13 @@ fn the_baseline_is_valid_and_says_what_the_policy_says() {
     let business = c.profile("business").unwrap();
     let off = c.profile("off_hours").unwrap();
     assert_eq!(everyone("webmail").profiles[business].kind, kind::DENY);
+    for flagged in ["doh", "doh-udp", "dot", "ech"] {
+        assert_eq!(
+            everyone(flagged).profiles[off].kind,
+            kind::MONITOR,
+            "{flagged}"
+        );
+    }
     assert_eq!(everyone("prohibited").profiles[off].kind, kind::DENY);
     assert_eq!(everyone("bulk").profiles[business].kind, kind::LIMIT);
     assert_eq!(everyone("bulk").profiles[off].kind, kind::ALLOW);

@@ -161,6 +161,47 @@ pub struct Schedule {
 pub struct Set {
     pub name: String,
     pub nets: Vec<IpNet>,
+    /// Domain patterns in canonical form (`names::domain`): exact names
+    /// and `*.` wildcards, whose addresses are learned from DNS answers.
+    pub domains: Vec<String>,
+}
+
+/// Whose traffic an address learned from a DNS answer classifies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NamesScope {
+    /// The user the answer was addressed to, only.
+    #[default]
+    User,
+    /// Every user.
+    Everyone,
+}
+
+/// `[names]`: each field as given (layering keeps the larger, see
+/// merge.rs); `None`: the default of [`crate::names::learned::Limits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NamesSettings {
+    pub ttl_floor: Option<Duration>,
+    pub ttl_cap: Option<Duration>,
+    pub addresses_per_name: Option<usize>,
+    pub max_learned: Option<usize>,
+    pub scope: Option<NamesScope>,
+}
+
+impl NamesSettings {
+    /// The table limits these settings give.
+    pub fn limits(&self) -> crate::names::learned::Limits {
+        let d = crate::names::learned::Limits::default();
+        crate::names::learned::Limits {
+            ttl_floor: self.ttl_floor.unwrap_or(d.ttl_floor),
+            ttl_cap: self.ttl_cap.unwrap_or(d.ttl_cap),
+            per_name: self.addresses_per_name.unwrap_or(d.per_name),
+            max_entries: self.max_learned.unwrap_or(d.max_entries),
+        }
+    }
+
+    pub fn scope(&self) -> NamesScope {
+        self.scope.unwrap_or_default()
+    }
 }
 
 /// One way to match a class; a class with several ports has one `Match`
@@ -233,6 +274,8 @@ pub struct Policy {
     /// `off_hours`, then the schedules' names: the kernel's profile slots.
     pub profiles: Vec<String>,
     pub sets: Vec<Set>,
+    /// `[names]`: how domain sets learn addresses.
+    pub names: NamesSettings,
     /// In match order; the implicit `default` class is not listed.
     pub classes: Vec<Class>,
     pub users: Vec<User>,

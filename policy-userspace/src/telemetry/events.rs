@@ -4,20 +4,46 @@
 use std::{
     io::Write,
     net::{IpAddr, Ipv6Addr},
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
 use aya::maps::{MapData, RingBuf};
-use policy_common::{Event, event_kind};
+use policy_common::{Event, NameFlowKey, event_kind};
 use tokio::io::unix::AsyncFd;
 
 use super::{Names, SharedNames};
-use crate::wire::{Direction, Proto};
+use crate::{
+    dataplane::LearnedMaps,
+    wire::{Direction, Proto},
+};
 
 /// Where events go.
 pub struct EventSink {
     out: Box<dyn Write + Send>,
     names: SharedNames,
+    /// Domains learned or read from TLS handshakes: an event whose remote
+    /// end has one carries it (`domain`).
+    learned: Option<Arc<Mutex<LearnedMaps>>>,
+}
+
+/// The remote end of an event's packet (the destination of an upload, the
+/// source of a download), and its TLS flow key if it has one.
+fn remote_of(e: &Event) -> (IpAddr, Option<NameFlowKey>) {
+    let up = e.dir == policy_common::dir::UPLOAD;
+    let (user, remote) = if up { (e.src, e.dst) } else { (e.dst, e.src) };
+    let (user_port, remote_port) = if up {
+        (e.sport, e.dport)
+    } else {
+        (e.dport, e.sport)
+    };
+    let flow = (e.proto == 6 && remote_port == policy_common::TLS_PORT).then_some(NameFlowKey {
+        user_addr: user,
+        remote_addr: remote,
+        user_port,
+        remote_port,
+    });
+    (addr(remote), flow)
 }
 
 fn kind_name(kind: u32) -> &'static str {
@@ -60,6 +86,16 @@ fn rfc3339_millis(wall: SystemTime) -> String {
 /// One event as a JSON object, with names resolved and the kernel's
 /// monotonic timestamp turned into wall-clock time.
 pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
+    event_json_with_domain(e, names, wall, None)
+}
+
+/// [`event_json`], with the domain name the remote end is known by.
+pub(super) fn event_json_with_domain(
+    e: &Event,
+    names: &Names,
+    wall: SystemTime,
+    domain: Option<&str>,
+) -> String {
     let m = e.src_mac;
     let mut v = serde_json::json!({
         "time": rfc3339_millis(wall),
@@ -89,12 +125,25 @@ pub fn event_json(e: &Event, names: &Names, wall: SystemTime) -> String {
             v["class"] = "_all".into();
         }
     }
+    if let Some(d) = domain {
+        v["domain"] = d.into();
+    }
     v.to_string()
 }
 
 impl EventSink {
     pub fn new(out: Box<dyn Write + Send>, names: SharedNames) -> Self {
-        Self { out, names }
+        Self {
+            out,
+            names,
+            learned: None,
+        }
+    }
+
+    /// Events name the domains `learned` knows their remote ends by.
+    pub fn with_learned(mut self, learned: Arc<Mutex<LearnedMaps>>) -> Self {
+        self.learned = Some(learned);
+        self
     }
 
     /// Reads events until `stop` completes, then drains what the ring
@@ -135,9 +184,16 @@ impl EventSink {
             let wall = SystemTime::now()
                 .checked_sub(age)
                 .unwrap_or_else(SystemTime::now);
+            let domain = self.learned.as_ref().and_then(|l| {
+                let (remote, flow) = remote_of(&e);
+                l.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .name_for(e.user, remote, flow)
+                    .map(str::to_owned)
+            });
             let line = {
                 let names = self.names.read().unwrap_or_else(|p| p.into_inner());
-                event_json(&e, &names, wall)
+                event_json_with_domain(&e, &names, wall, domain.as_deref())
             };
             writeln!(self.out, "{line}")?;
         }

@@ -114,7 +114,7 @@ impl fmt::Debug for KernelCounters {
     }
 }
 
-const GLOBALS: [(u32, &str, &str); 12] = [
+const GLOBALS: [(u32, &str, &str); 13] = [
     (
         global_counter::MALFORMED,
         "policyd_malformed_packets",
@@ -169,6 +169,11 @@ const GLOBALS: [(u32, &str, &str); 12] = [
         global_counter::QUARANTINE_DENIED,
         "policyd_quarantine_denied_packets",
         "Packets of users in quarantine denied (also counted as deny)",
+    ),
+    (
+        global_counter::NAMES_LOST,
+        "policyd_names_lost_packets",
+        "DNS answers and TLS handshakes not copied to the daemon because the names ring buffer was full",
     ),
     (
         global_counter::UNID_SHARED,

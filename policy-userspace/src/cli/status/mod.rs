@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod learned;
 mod liveness;
 mod text;
 
@@ -42,7 +43,9 @@ use crate::{
 /// `classes`}; `maps` [{`map`, `what`, `entries`, `capacity`}]; `scan`
 /// {`enabled`, `report_only`, `quarantined` [{`user`, `seconds_left`,
 /// `reason`}]}; `quotas` {`enabled`, `slots` [{`user`, `class`, `used`,
-/// `limit`, `exhausted`, `period_start`}]}. Times are RFC 3339.
+/// `limit`, `exhausted`, `period_start`}]}; `learned` {`enabled`, `sets`
+/// [{`set`, `addresses` [{`address`, `name`, `user`, `seconds_left`}]}]}.
+/// Times are RFC 3339.
 #[derive(Debug, clap::Args)]
 pub(super) struct StatusArgs {
     /// The pin directory `policyd run` uses.
@@ -72,6 +75,7 @@ pub(super) struct Report {
     maps: Vec<MapReport>,
     scan: ScanReport,
     quotas: QuotaReport,
+    learned: learned::LearnedReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -374,6 +378,7 @@ pub(super) fn gather(args: &StatusArgs) -> anyhow::Result<Report> {
         maps,
         scan: quarantines(dir, &cfg, ids.as_ref())?,
         quotas: quotas(dir, &cfg, ids.as_ref())?,
+        learned: learned::learned(dir, &cfg, g, ids.as_ref())?,
     })
 }
 
@@ -501,6 +506,10 @@ mod tests {
                 enabled: false,
                 slots: Vec::new(),
             },
+            learned: learned::LearnedReport {
+                enabled: false,
+                sets: Vec::new(),
+            },
         }
     }
 
@@ -522,6 +531,7 @@ mod tests {
             "maps",
             "scan",
             "quotas",
+            "learned",
         ];
         documented.sort_unstable();
         assert_eq!(keys, documented);

@@ -163,5 +163,24 @@ pub(super) fn render(r: &Report, named_by_files: bool) -> String {
     } else {
         line("quotas: none".to_owned());
     }
+    let l = &r.learned;
+    if l.enabled {
+        let n: usize = l.sets.iter().map(|s| s.addresses.len()).sum();
+        line(format!("learned by name: {n} addresses"));
+        for s in &l.sets {
+            line(format!("  set {}: {}", s.set, s.addresses.len()));
+            for a in &s.addresses {
+                line(format!(
+                    "    {:<40} {:<40} {:<16} {}s left",
+                    a.address,
+                    a.name.as_deref().unwrap_or("(learned before a restart)"),
+                    a.user,
+                    a.seconds_left
+                ));
+            }
+        }
+    } else {
+        line("learned by name: no domain sets".to_owned());
+    }
     out
 }

@@ -12,28 +12,57 @@ use super::{
 use crate::policy::types::*;
 use crate::wire::Proto;
 
+/// Most domain patterns in one set: the matcher is a hash per exact name
+/// and per wildcard suffix, so this bounds memory, not time.
+pub(super) const MAX_SET_DOMAINS: usize = 10_000;
+
 pub(super) fn sets(
     cx: &Ctx<'_>,
-    raw: &std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    raw: &std::collections::BTreeMap<String, Spanned<file::SetEntry>>,
 ) -> Result<Vec<Set>, PolicyError> {
     let mut out = Vec::new();
-    for (name, nets) in raw {
+    for (name, entry) in raw {
         let field = format!("sets.{name}");
         if !valid_name(name) {
-            return Err(cx.err(nets, &field, format!("`{name}` is not a valid set name")));
+            return Err(cx.err(entry, &field, format!("`{name}` is not a valid set name")));
         }
         if out.len() == MAX_SETS as usize {
-            return Err(cx.err(nets, &field, format!("more than {MAX_SETS} sets")));
+            return Err(cx.err(entry, &field, format!("more than {MAX_SETS} sets")));
         }
-        let mut parsed = Vec::with_capacity(nets.get_ref().len());
-        for (i, net) in nets.get_ref().iter().enumerate() {
-            parsed.push(
-                parse_net(net.get_ref()).map_err(|m| cx.err(net, format!("{field}[{i}]"), m))?,
-            );
+        let e = entry.get_ref();
+        // A plain list's elements are `sets.NAME[i]`; a table's
+        // `sets.NAME.cidrs[i]`.
+        let table = !e.domains.is_empty() || cx.source[entry.span()].trim_start().starts_with('{');
+        let cidr_field = |i: usize| {
+            if table {
+                format!("{field}.cidrs[{i}]")
+            } else {
+                format!("{field}[{i}]")
+            }
+        };
+        let mut parsed = Vec::with_capacity(e.cidrs.len());
+        for (i, net) in e.cidrs.iter().enumerate() {
+            parsed.push(parse_net(net.get_ref()).map_err(|m| cx.err(net, cidr_field(i), m))?);
+        }
+        if e.domains.len() > MAX_SET_DOMAINS {
+            return Err(cx.err(
+                entry,
+                format!("{field}.domains"),
+                format!("more than {MAX_SET_DOMAINS} domains in one set"),
+            ));
+        }
+        let mut domains: Vec<String> = Vec::with_capacity(e.domains.len());
+        for (i, d) in e.domains.iter().enumerate() {
+            let pattern = crate::names::domain::DomainPattern::parse(d.get_ref())
+                .map_err(|err| cx.err(d, format!("{field}.domains[{i}]"), err.to_string()))?;
+            if !domains.iter().any(|x| x == pattern.as_str()) {
+                domains.push(pattern.as_str().to_owned());
+            }
         }
         out.push(Set {
             name: name.clone(),
             nets: parsed,
+            domains,
         });
     }
     Ok(out)

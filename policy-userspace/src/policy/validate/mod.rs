@@ -138,6 +138,7 @@ pub(super) fn validate(
     let cx = Ctx { path, source };
     let settings = settings(&cx, raw.settings.as_ref())?;
     let sets = sets(&cx, &raw.sets)?;
+    let names = settings::names(&cx, raw.names.as_ref())?;
     let known_sets: Vec<String> = sets
         .iter()
         .map(|s| s.name.clone())
@@ -196,6 +197,7 @@ pub(super) fn validate(
         schedules,
         profiles,
         sets,
+        names,
         classes,
         users,
         unidentified,

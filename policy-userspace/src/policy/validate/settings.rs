@@ -67,6 +67,95 @@ pub(super) fn settings(
     Ok(s)
 }
 
+/// `30s`, `5m`, `2h`, `1d`: a duration in whole seconds, in units up to
+/// days (a day is 86 400 s here: a TTL knows no calendar).
+fn parse_long_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration (like `30s`, `5m`, `2h` or `1d`)");
+    let span = SpanParser::new().parse_span(text).map_err(|_| bad())?;
+    if span.is_negative()
+        || span.get_years() != 0
+        || span.get_months() != 0
+        || span.get_weeks() != 0
+        || span.get_milliseconds() != 0
+        || span.get_microseconds() != 0
+        || span.get_nanoseconds() != 0
+    {
+        return Err(bad());
+    }
+    let secs = i64::from(span.get_days()) * 86_400
+        + i64::from(span.get_hours()) * 3_600
+        + span.get_minutes() * 60
+        + span.get_seconds();
+    u64::try_from(secs)
+        .map(Duration::from_secs)
+        .map_err(|_| bad())
+}
+
+/// Longest TTL floor and cap: a week. Past that a learned address outlives
+/// any reason to believe it still belongs to the name.
+const MAX_NAMES_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+pub(super) fn names(
+    cx: &Ctx<'_>,
+    raw: Option<&file::NamesSection>,
+) -> Result<NamesSettings, PolicyError> {
+    let mut out = NamesSettings::default();
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    let ttl = |v: &toml::Spanned<String>, field: &str| {
+        let d = parse_long_duration(v.get_ref()).map_err(|m| cx.err(v, field, m))?;
+        if d > MAX_NAMES_TTL {
+            return Err(cx.err(v, field, "at most 7 days (`7d`)"));
+        }
+        Ok(d)
+    };
+    if let Some(v) = &raw.ttl_floor {
+        out.ttl_floor = Some(ttl(v, "names.ttl_floor")?);
+    }
+    if let Some(v) = &raw.ttl_cap {
+        let cap = ttl(v, "names.ttl_cap")?;
+        if cap.is_zero() {
+            return Err(cx.err(v, "names.ttl_cap", "must be more than 0s"));
+        }
+        let floor = out
+            .ttl_floor
+            .unwrap_or(crate::names::learned::Limits::default().ttl_floor);
+        if cap < floor {
+            return Err(cx.err(
+                v,
+                "names.ttl_cap",
+                format!("is below the TTL floor ({}s)", floor.as_secs()),
+            ));
+        }
+        out.ttl_cap = Some(cap);
+    }
+    let count = |v: &toml::Spanned<i64>, field: &str, most: i64| {
+        let n = *v.get_ref();
+        if !(1..=most).contains(&n) {
+            return Err(cx.err(v, field, format!("must be from 1 to {most}")));
+        }
+        Ok(n as usize)
+    };
+    if let Some(v) = &raw.addresses_per_name {
+        out.addresses_per_name = Some(count(v, "names.addresses_per_name", 1024)?);
+    }
+    if let Some(v) = &raw.max_learned {
+        out.max_learned = Some(count(v, "names.max_learned", 1 << 22)?);
+    }
+    if let Some(v) = &raw.scope {
+        out.scope = Some(cx.choice(
+            v,
+            "names.scope",
+            &[
+                ("user", NamesScope::User),
+                ("everyone", NamesScope::Everyone),
+            ],
+        )?);
+    }
+    Ok(out)
+}
+
 pub(super) fn parse_per_user(text: &str) -> Result<PerUser, String> {
     match text {
         "all" => Ok(PerUser::All),

@@ -6,6 +6,7 @@ mod daemon;
 mod explain;
 mod hook;
 mod monitoring;
+mod names;
 mod non_ip;
 mod quota;
 mod reload;

@@ -9,6 +9,7 @@ mod differential;
 mod events;
 mod identity;
 mod limits;
+mod names;
 mod non_ip;
 mod parse;
 mod props;
