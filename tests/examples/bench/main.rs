@@ -15,6 +15,7 @@ mod gateway;
 mod goals;
 mod limiters;
 mod memory;
+mod names;
 mod nft;
 mod plot;
 mod rate;
@@ -95,6 +96,7 @@ fn main() {
         r.cost = cost::cost_table(&s);
         stages::stage_table(&s);
         features::features_table(&s, quick);
+        names::names_table(&s);
     }
     if part("scale") {
         let sizes: &[u32] = if quick {
