@@ -91,7 +91,7 @@ fn default_policy_prints_a_baseline_that_checks() {
     );
     let (ok, stdout, stderr) = check(&text);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("8 classes"), "{stdout}");
+    assert!(stdout.contains("12 classes"), "{stdout}");
     assert!(
         stdout.contains("detect.scan"),
         "scan detection is part of it: {stdout}"

@@ -22,6 +22,7 @@ use policyd_tests::{
 };
 use socket2::{Domain, Socket, Type};
 
+use super::policyd;
 use crate::rates::{ip, sa};
 
 const GW: &str = "10.171.0.1";
@@ -91,21 +92,6 @@ fn resolve(topo: &Topology, server: SocketAddr, name: &str) -> Vec<IpAddr> {
     )
     .unwrap()
     .addrs()
-}
-
-fn policyd(topo: &Topology, args: &[&str]) -> String {
-    let out = topo
-        .gw
-        .command(&policyd_bin().display().to_string())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Connects from Alice to `dst`, sends a ClientHello naming `sni`, waits

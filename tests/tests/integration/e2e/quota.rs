@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use super::policyd;
+
 use policyd_tests::{
     Daemon, metric_value, policyd_bin,
     topology::{Net, Topology},
@@ -37,21 +39,6 @@ fn used(topo: &Topology) -> (u64, u64) {
         metric_value(&body, "policyd_quota_used_bytes", &labels).unwrap_or(0),
         metric_value(&body, "policyd_quota_limit_bytes", &labels).unwrap_or(0),
     )
-}
-
-fn policyd(topo: &Topology, args: &[&str]) -> String {
-    let out = topo
-        .gw
-        .command(&policyd_bin().display().to_string())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
