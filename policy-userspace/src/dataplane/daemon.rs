@@ -113,6 +113,29 @@ pub(super) fn write_profile_names(
     Ok(())
 }
 
+/// Generation `generation`'s set names by index, as pinned (`None` for a
+/// free slot, and for every slot of pins an older policyd made).
+pub(super) fn read_set_names(
+    ebpf: &Ebpf,
+    generation: u32,
+) -> Result<Vec<Option<String>>, DataplaneError> {
+    let map: Array<&MapData, NameSlot> = ebpf
+        .map(MAP_SET_NAMES)
+        .ok_or(DataplaneError::MissingMap(MAP_SET_NAMES))?
+        .try_into()
+        .map_err(DataplaneError::map(MAP_SET_NAMES, "unexpected map type"))?;
+    (0..MAX_SETS)
+        .map(|i| {
+            let index = generation * MAX_SETS + i;
+            let slot = map
+                .get(&index, 0)
+                .map_err(DataplaneError::map(MAP_SET_NAMES, format!("index {index}")))?;
+            Ok((slot.state == name_state::LIVE)
+                .then(|| String::from_utf8_lossy(slot.name()).into_owned()))
+        })
+        .collect()
+}
+
 /// Writes generation `generation`'s set names, for `policyd status`.
 pub(super) fn write_set_names(
     ebpf: &mut Ebpf,

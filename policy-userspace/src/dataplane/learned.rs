@@ -111,8 +111,8 @@ impl LearnedMaps {
     /// Takes the learned maps out of `ebpf`. What an earlier policyd
     /// learned stays in force until it expires (clients cache answers, so
     /// a restart must not forget them): it is adopted without its names,
-    /// removed at its expiry, and at the first reload (whose sets it may
-    /// not be in).
+    /// kept in the sets of the same names across policy writes, and
+    /// removed at its expiry.
     pub(super) fn take(ebpf: &mut Ebpf, policy: &CompiledPolicy) -> Result<Self, DataplaneError> {
         let typed = |name: &'static str| DataplaneError::map(name, "unexpected map type");
         let v4: HashMap<MapData, LearnedKey4, LearnedSets> =
@@ -390,22 +390,40 @@ impl LearnedMaps {
     /// new policy's sets in `new`'s bitmap, the old one's untouched, so a
     /// packet reads the sets of the generation it runs under. Returns what
     /// the new policy no longer puts in any set, for [`Self::finish`].
-    pub(super) fn stage(&mut self, policy: &CompiledPolicy, new: u32) -> Vec<LearnedKey> {
+    ///
+    /// `old_sets` names the sets of the generation in force by index (as
+    /// pinned): an adopted entry, which has no names to match again, keeps
+    /// the sets of the same names under the new generation (none where a
+    /// name is gone).
+    pub(super) fn stage(
+        &mut self,
+        policy: &CompiledPolicy,
+        new: u32,
+        old_sets: &[Option<String>],
+    ) -> Vec<LearnedKey> {
         self.scope = policy.names.scope();
         self.sets = domain_sets(policy);
         self.flow_ttl_ns = nanos(policy.names.limits().ttl_cap);
         let changes = self.learner.set_matcher(matcher(policy));
-        // Adopted entries have no names to match the new sets against:
-        // they stop counting under the new generation.
+        let (old, new_slot) = (((new + 1) & 1) as usize, (new & 1) as usize);
+        let remap = |bits: u64| {
+            (0..64).filter(|i| bits >> i & 1 != 0).fold(0u64, |out, i| {
+                let name = old_sets.get(i).and_then(Option::as_deref);
+                match name.and_then(|n| policy.sets.iter().position(|s| s == n)) {
+                    Some(j) if j < 64 => out | 1 << j,
+                    _ => out,
+                }
+            })
+        };
         for i in 0..self.adopted.len() {
             let (k, _) = self.adopted[i];
             let _ = match k {
                 KernelKey::V4(k) => self.v4.get(&k, 0).map(|mut v| {
-                    v.sets[(new & 1) as usize] = 0;
+                    v.sets[new_slot] = remap(v.sets[old]);
                     self.v4.insert(k, v, 0)
                 }),
                 KernelKey::V6(k) => self.v6.get(&k, 0).map(|mut v| {
-                    v.sets[(new & 1) as usize] = 0;
+                    v.sets[new_slot] = remap(v.sets[old]);
                     self.v6.insert(k, v, 0)
                 }),
             };
@@ -440,8 +458,6 @@ impl LearnedMaps {
     /// After the switch to `new`: removes what the new policy dropped.
     pub(super) fn finish(&mut self, gone: Vec<LearnedKey>, new: u32) {
         self.generation = new;
-        let adopted = std::mem::take(&mut self.adopted);
-        self.remove_adopted(adopted);
         for key in gone {
             self.delete(key);
         }

@@ -319,11 +319,17 @@ impl Dataplane {
             return Err(e);
         }
         let learned = self.learned.clone();
-        let gone = learned.as_ref().map(|l| {
-            l.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .stage(policy, new)
-        });
+        let gone = match &learned {
+            Some(l) => {
+                let old_sets = daemon::read_set_names(&self.ebpf, old)?;
+                Some(
+                    l.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stage(policy, new, &old_sets),
+                )
+            }
+            None => None,
+        };
         sw.switch_to(new, profile)?;
         std::thread::sleep(GRACE);
         if let (Some(l), Some(gone)) = (learned, gone) {

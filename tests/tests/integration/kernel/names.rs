@@ -158,3 +158,51 @@ fn without_domain_sets_nothing_is_copied() {
     assert_eq!(k.run_tc(true, &answer(ALICE, 60)), TC_ACT_OK);
     assert_eq!(read_ring(&mut ring, &maps).len(), 0);
 }
+
+/// Removes the test's own pin directory, also on panic.
+struct OwnPins(std::path::PathBuf);
+
+impl Drop for OwnPins {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn what_a_policyd_learned_stays_in_force_across_a_restart() {
+    use policyd::dataplane::{Capacity, Dataplane, Pins};
+    let pins = OwnPins(std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/policyd-test-names-{}",
+        std::process::id()
+    )));
+    let policy = Kernel::new(NAMES).policy;
+    let start = || {
+        let mut dp = Dataplane::load(
+            Capacity::default().fit(&policy),
+            Pins::Persistent(pins.0.clone()),
+        )
+        .unwrap();
+        // As `policyd run` does: the tables first, then the policy.
+        let learned = dp.learn_names(&policy).unwrap();
+        dp.apply(&policy).unwrap();
+        (dp, learned)
+    };
+    let to_mail = tcp_to(ALICE, MAIL, 40001, 8080, b"x");
+    {
+        let (dp, (maps, mut ring)) = start();
+        let k = Kernel {
+            dp,
+            policy: policy.clone(),
+        };
+        assert_eq!(k.run_tc(true, &answer(ALICE, 600)), TC_ACT_OK);
+        assert_eq!(read_ring(&mut ring, &maps).len(), 1);
+        assert_eq!(k.run(&to_mail), XDP_DROP);
+    }
+    // A second policyd on the same pins: the entry is adopted (without its
+    // name) and still counts under the generation the new one writes.
+    let (dp, (maps, _ring)) = start();
+    assert_eq!(maps.lock().unwrap().adopted(), 1);
+    let k = Kernel { dp, policy };
+    assert_eq!(k.run(&to_mail), XDP_DROP, "still webmail after the restart");
+    assert_eq!(k.run(&tcp_to(BOB, MAIL, 40001, 8080, b"x")), XDP_PASS);
+}
