@@ -7,6 +7,33 @@ pub const CLASS_DEFAULT: u32 = 0;
 /// Most rules the kernel evaluates (a bounded loop, so the verifier can
 /// prove it ends).
 pub const MAX_CLASS_RULES: u32 = 64;
+/// The `.rodata` global that bounds the kernel's rule loops at load: the
+/// verifier walks every iteration up to the bound (about 2 400 verified
+/// instructions each in XDP, twice that in TC on kernel 6.18), so the
+/// loader sets it to what the policy needs with room to grow
+/// ([`rule_slots`]) instead of [`MAX_CLASS_RULES`].
+pub const RULE_SLOTS_GLOBAL: &str = "RULE_SLOTS";
+/// The fewest rule slots a load gets.
+pub const MIN_RULE_SLOTS: u32 = 16;
+
+/// The rule slots a load gets for a policy of `rules` kernel rules: a
+/// quarter more, at least [`MIN_RULE_SLOTS`], rounded up to a multiple of
+/// 8, at most [`MAX_CLASS_RULES`]. A reload needing more is refused (a
+/// restart verifies the programs again with a larger bound).
+pub const fn rule_slots(rules: u32) -> u32 {
+    let want = rules.saturating_add(rules / 4);
+    let want = if want < MIN_RULE_SLOTS {
+        MIN_RULE_SLOTS
+    } else {
+        want
+    };
+    let rounded = want.saturating_add(7) / 8 * 8;
+    if rounded > MAX_CLASS_RULES {
+        MAX_CLASS_RULES
+    } else {
+        rounded
+    }
+}
 /// Most named CIDR sets: membership is a `u64` bitmap.
 pub const MAX_SETS: u32 = 64;
 
@@ -119,7 +146,29 @@ pub const fn set_filter_range(len: u32, top16: u32) -> (u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::{SET_FILTER_WORDS, set_filter_bit, set_filter_range};
+    use super::{
+        MAX_CLASS_RULES, MIN_RULE_SLOTS, SET_FILTER_WORDS, rule_slots, set_filter_bit,
+        set_filter_range,
+    };
+
+    #[test]
+    fn rule_slots_leave_a_quarter_more_in_multiples_of_eight() {
+        assert_eq!(rule_slots(0), MIN_RULE_SLOTS);
+        assert_eq!(rule_slots(12), 16);
+        assert_eq!(rule_slots(13), 16);
+        assert_eq!(rule_slots(14), 24, "14 and a quarter (rounded down) is 17");
+        assert_eq!(rule_slots(20), 32);
+        assert_eq!(rule_slots(51), MAX_CLASS_RULES);
+        assert_eq!(rule_slots(64), MAX_CLASS_RULES);
+        assert_eq!(rule_slots(u32::MAX), MAX_CLASS_RULES);
+        for n in 0..=MAX_CLASS_RULES {
+            let slots = rule_slots(n);
+            assert!(
+                slots >= n && slots.is_multiple_of(8) && slots <= MAX_CLASS_RULES,
+                "{n}: {slots}"
+            );
+        }
+    }
 
     #[test]
     fn filter_bits_are_per_generation_and_version() {

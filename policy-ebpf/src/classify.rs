@@ -12,6 +12,23 @@ use crate::{
     parse::Packet,
 };
 
+/// How many rule slots the loops below walk: [`MAX_CLASS_RULES`] unless the
+/// loader set it lower (policy-common's `rule_slots`). In `.rodata`, which
+/// the loader freezes: to the verifier it is a constant, and it walks the
+/// loops that many times, not 64 (a third of the XDP program's verified
+/// instructions at 64).
+#[unsafe(no_mangle)]
+static RULE_SLOTS: u32 = MAX_CLASS_RULES;
+
+/// The loops' bound: [`RULE_SLOTS`], never past the rule array's half.
+#[inline(always)]
+fn slots(cfg: &Config) -> u32 {
+    // SAFETY: a plain read of a static. Volatile so that the compiler does
+    // not fold the value it was built with: the loader may have set it.
+    let slots = unsafe { core::ptr::read_volatile(&RULE_SLOTS) };
+    slots.min(MAX_CLASS_RULES).min(cfg.rule_count)
+}
+
 /// The packet's ports seen from the user: (user's port, remote port).
 #[inline(always)]
 fn ports(p: &Packet, direction: u8) -> (u16, u16) {
@@ -62,8 +79,9 @@ fn matches(r: &ClassRule, p: &Packet, direction: u8, sets: u64) -> bool {
 /// does (the caller then passes the frame unenforced).
 #[inline(always)]
 pub(crate) fn classify_non_ip(p: &Packet, cfg: &Config, generation: u32) -> u32 {
+    let slots = slots(cfg);
     for i in 0..MAX_CLASS_RULES {
-        if i >= cfg.rule_count {
+        if i >= slots {
             break;
         }
         if let Some(r) = CLASS_RULES.get(generation * MAX_CLASS_RULES + i)
@@ -145,8 +163,9 @@ pub(crate) fn classify(
                 0
             }
     };
+    let slots = slots(cfg);
     for i in 0..MAX_CLASS_RULES {
-        if i >= cfg.rule_count {
+        if i >= slots {
             break;
         }
         if let Some(r) = CLASS_RULES.get(generation * MAX_CLASS_RULES + i)

@@ -123,6 +123,11 @@ fn quick_bench() -> anyhow::Result<()> {
     }
     crate::bench::check_output(&tables, &plots)?;
     print!("{tables}");
+    // Where the step's time went, part by part.
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("bench: "))
+        .for_each(|l| eprintln!("{l}"));
     Ok(())
 }
 

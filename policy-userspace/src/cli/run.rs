@@ -265,15 +265,19 @@ fn start(args: &RunArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<St
         )
     };
 
-    let mut dataplane =
-        Dataplane::load(capacity, Pins::Persistent(args.pin_dir.clone())).map_err(|e| {
-            let refused = matches!(e, dataplane::DataplaneError::Verify { .. });
-            let e = anyhow::Error::from(e).context("loading the kernel programs failed");
-            match dataplane::kernel_floor::older_verifier(kernel) {
-                Some(note) if refused => e.context(note),
-                _ => e,
-            }
-        })?;
+    let mut dataplane = Dataplane::load_programs(
+        capacity,
+        Pins::Persistent(args.pin_dir.clone()),
+        &programs(args),
+    )
+    .map_err(|e| {
+        let refused = matches!(e, dataplane::DataplaneError::Verify { .. });
+        let e = anyhow::Error::from(e).context("loading the kernel programs failed");
+        match dataplane::kernel_floor::older_verifier(kernel) {
+            Some(note) if refused => e.context(note),
+            _ => e,
+        }
+    })?;
     // Names keep the ids a previous policyd pinned (and their counters).
     let compiled = match dataplane.assign_ids(&compiled) {
         Ok(c) => c,
@@ -521,6 +525,22 @@ impl Started {
         served?;
         written.context("writing the events failed")
     }
+}
+
+/// The entry points this run attaches, all verified before anything is
+/// attached: a program the verifier refuses fails the start with nothing
+/// changed. The third one is left out, since each costs the verifier
+/// about a second (2.7 s for TC ingress on the CI machine; BENCHMARKS.md,
+/// program size).
+fn programs(args: &RunArgs) -> Vec<&'static str> {
+    let mut programs = vec![match args.hook {
+        HookArg::Xdp => dataplane::XDP_PROGRAM,
+        HookArg::Tc => dataplane::TC_INGRESS_PROGRAM,
+    }];
+    if !args.ingress_only {
+        programs.push(dataplane::TC_EGRESS_PROGRAM);
+    }
+    programs
 }
 
 fn attach_all(dataplane: &mut Dataplane, args: &RunArgs) -> anyhow::Result<()> {

@@ -125,6 +125,14 @@ impl Dataplane {
                 wanted: ingress.hook(),
             });
         }
+        // Verified here if the load left them out (a no-op otherwise).
+        self.load_program(match ingress {
+            Ingress::Xdp { .. } => XDP_PROGRAM,
+            Ingress::Tc => TC_INGRESS_PROGRAM,
+        })?;
+        if !ingress_only {
+            self.load_program(TC_EGRESS_PROGRAM)?;
+        }
         maps::set_iface_side(&mut self.ebpf, iface, side)?;
         let mode = match ingress {
             Ingress::Xdp { native_only } => self.attach_xdp(iface, native_only)?,

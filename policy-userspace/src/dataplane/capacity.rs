@@ -7,12 +7,12 @@ use policy_common::{
     DEFAULT_CONN_FLOW_WIDTH, DEFAULT_MAX_ACTIONS, DEFAULT_MAX_ADDRS, DEFAULT_MAX_CIDRS,
     DEFAULT_MAX_COUNTERS, DEFAULT_MAX_LEARNED, DEFAULT_MAX_NAME_FLOWS, DEFAULT_MAX_SET_CIDRS,
     DEFAULT_MAX_SOCKET_OWNERS, DEFAULT_MAX_USERS, DEFAULT_SKETCH_WIDTH, DEFAULT_UNID_SLOTS,
-    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_CONN_FLOWS, MAP_COUNTERS, MAP_EVENT_LIMITER,
-    MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_LEARNED_NAMES, MAP_LEARNED4, MAP_LEARNED6,
-    MAP_NAME_FLOWS, MAP_QUOTAS, MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4, MAP_UNID_BUCKETS,
-    MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO, MAP_USER_MACS,
-    MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_FITTED_COUNTERS, SKETCH_ROWS, dir,
-    mapped_v4, present,
+    GENERATIONS, MAP_ACTIONS, MAP_BUCKETS, MAP_CLASS_RULES, MAP_CONN_FLOWS, MAP_COUNTERS,
+    MAP_EVENT_LIMITER, MAP_FLOW_SKETCH, MAP_IP_BINDINGS, MAP_LEARNED_NAMES, MAP_LEARNED4,
+    MAP_LEARNED6, MAP_NAME_FLOWS, MAP_QUOTAS, MAP_SCAN, MAP_SET_CIDRS, MAP_SET_CIDRS4,
+    MAP_UNID_BUCKETS, MAP_USER_CGROUPS, MAP_USER_CIDRS, MAP_USER_CIDRS4, MAP_USER_INFO,
+    MAP_USER_MACS, MAP_USER_NAMES, MAP_USER_UIDS, MAP_USERS, MAP_USERS4, MAX_CLASS_RULES,
+    MAX_FITTED_COUNTERS, MIN_RULE_SLOTS, SKETCH_ROWS, dir, mapped_v4, present, rule_slots,
 };
 
 use super::{DataplaneError, buckets, maps, rows::ActionRows};
@@ -72,6 +72,11 @@ pub struct Capacity {
     /// the policy has domain sets at load, else a small table (a reload
     /// adding domain sets works with it; a restart sizes it fully).
     pub name_flows: u32,
+    /// Class rule slots the kernel's rule loops walk (policy-common's
+    /// `rule_slots`): a constant the programs are verified with, so it is
+    /// chosen before the verifier runs and a reload needing more is
+    /// refused.
+    pub rules: u32,
 }
 
 /// [`Capacity::name_flows`] of a policy without domain sets.
@@ -98,6 +103,7 @@ impl Default for Capacity {
             quota_slots: 0,
             learned: DEFAULT_MAX_LEARNED,
             name_flows: SMALL_NAME_FLOWS,
+            rules: MIN_RULE_SLOTS,
         }
     }
 }
@@ -179,6 +185,9 @@ impl Capacity {
         self.unid_slots = self.unid_slots.max(policy.config.unid_slots);
         self.quota_slots = self.quota_slots.max(policy.config.quota_slots);
         self.learned = fit(self.learned, policy.names.limits().max_entries);
+        self.rules = self.rules.max(rule_slots(
+            u32::try_from(policy.class_rules.len()).unwrap_or(u32::MAX),
+        ));
         if policy.config.present & present::NAMES != 0 {
             self.name_flows = self.name_flows.max(DEFAULT_MAX_NAME_FLOWS);
         }
@@ -307,6 +316,13 @@ impl Capacity {
                 capacity: self.learned,
             },
             Need {
+                map: MAP_CLASS_RULES,
+                what: "class rules (the kernel's rule loop is verified for this many when \
+                       policyd starts: restart it to have room for more)",
+                need: policy.class_rules.len(),
+                capacity: self.rules,
+            },
+            Need {
                 map: MAP_UNID_BUCKETS,
                 what: "slots of the unidentified senders' buckets ([unidentified] slots)",
                 need: policy.config.unid_slots as usize,
@@ -379,6 +395,12 @@ impl Capacity {
     /// the index bits).
     fn conn_flow_slots(self) -> u32 {
         self.conn_flow_width.clamp(1, 1 << 16).next_power_of_two()
+    }
+
+    /// The bound of the kernel's rule loops, in `.rodata` at load: never
+    /// past the rule array's half, whatever a caller asked for.
+    pub(super) fn rule_slots(self) -> u32 {
+        self.rules.clamp(1, MAX_CLASS_RULES)
     }
 
     /// The mask the kernel turns a flow hash into a slot index with.

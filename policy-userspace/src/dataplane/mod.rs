@@ -33,7 +33,9 @@ use aya::{
     maps::{MapData, RingBuf},
     programs::{SchedClassifier, Xdp},
 };
-use policy_common::{MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS, VIRTUAL_CLOCK_GLOBAL};
+use policy_common::{
+    MAP_COUNTERS, MAP_EVENTS, MAP_GLOBAL_COUNTERS, RULE_SLOTS_GLOBAL, VIRTUAL_CLOCK_GLOBAL,
+};
 
 #[cfg(feature = "bench")]
 pub use self::bench::{FLOOR_PROGRAM, TC_FLOOR_PROGRAM};
@@ -149,7 +151,7 @@ impl Dataplane {
     }
 
     /// [`Self::load`], verifying only `programs` (of the three entry
-    /// points): each costs the verifier a few hundred milliseconds, and a
+    /// points): each costs the verifier about a second or more, and a
     /// test run (`replay`) needs one.
     pub fn load_programs(
         capacity: Capacity,
@@ -210,6 +212,8 @@ impl Dataplane {
         clock: Clock,
     ) -> Result<Self, DataplaneError> {
         let mut loader = capacity.loader(pins.dir());
+        let rule_slots = capacity.rule_slots();
+        loader.override_global(RULE_SLOTS_GLOBAL, &rule_slots, true);
         if clock == Clock::Replay {
             loader.override_global(VIRTUAL_CLOCK_GLOBAL, &1u8, true);
         }

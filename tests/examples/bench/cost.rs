@@ -11,7 +11,7 @@ use policyd_tests::packet::*;
 use crate::{
     Settings, median,
     memory::{self, maps_memlock},
-    workload::{Treatment, load, packets, policy, user_addr},
+    workload::{Treatment, load, load_with_tc, packets, policy, user_addr},
     xdp_filter,
 };
 
@@ -69,7 +69,7 @@ fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub(crate) fn cost_table(s: &Settings) -> Vec<CostRow> {
     const USERS: u32 = 10_000;
     let p = policy(USERS, 1_000);
-    let mut dp = load(&p);
+    let mut dp = load_with_tc(&p);
     // xdp-filter denies as many source addresses as policyd knows users,
     // none of them the packets' own, and the same TCP ports policyd
     // classifies: every lookup runs and the packets go on, as in policyd.

@@ -54,6 +54,7 @@ pub fn policyd_bin() -> PathBuf {
 }
 
 fn main() {
+    let started = std::time::Instant::now();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let plot_dir = args
@@ -68,7 +69,17 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let part = |name: &str| {
+        let run = only.as_deref().is_none_or(|o| o == name);
+        if run {
+            // On stderr, so the tables stay clean: where a run's time goes.
+            eprintln!(
+                "bench: part {name} from {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        run
+    };
     let s = if quick {
         Settings {
             repeat: 10_000,
@@ -149,6 +160,10 @@ fn main() {
     if part("fairness") {
         r.fair = rate::fairness_table(quick, &limiters::FAIR_LIMITERS);
     }
+    eprintln!(
+        "bench: tables done at {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // Last, over whatever ran: the goals against this run's figures.
     goals::goals_table(&r, quick);
     if let Some(dir) = plot_dir {

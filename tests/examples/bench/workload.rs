@@ -3,7 +3,7 @@
 
 use policy_common::{ClassRule, USER_UNIDENTIFIED, field, v4_mapped};
 use policyd::{
-    dataplane::{Capacity, Dataplane, Pins},
+    dataplane::{Capacity, Dataplane, Pins, TC_EGRESS_PROGRAM, TC_INGRESS_PROGRAM, XDP_PROGRAM},
     policy::{self, CompiledPolicy, CompiledUser},
 };
 use policyd_tests::packet::*;
@@ -105,8 +105,19 @@ pub(crate) fn user_addr(i: u32) -> [u8; 4] {
     [10, a, b, c]
 }
 
+/// `p` loaded with the XDP program verified (each TC program costs the
+/// verifier seconds, and only the cost table runs them).
 pub(crate) fn load(p: &CompiledPolicy) -> Dataplane {
-    let mut dp = Dataplane::load(Capacity::default().fit(p), Pins::ephemeral())
+    load_programs(p, &[XDP_PROGRAM])
+}
+
+/// [`load`] with the TC programs verified too.
+pub(crate) fn load_with_tc(p: &CompiledPolicy) -> Dataplane {
+    load_programs(p, &[XDP_PROGRAM, TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM])
+}
+
+fn load_programs(p: &CompiledPolicy, programs: &[&'static str]) -> Dataplane {
+    let mut dp = Dataplane::load_programs(Capacity::default().fit(p), Pins::ephemeral(), programs)
         .expect("load (are you root?)");
     dp.apply(p).expect("apply");
     dp

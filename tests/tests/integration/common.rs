@@ -19,6 +19,19 @@ pub(crate) const TC_ACT_SHOT: u32 = 2;
 pub(crate) const UP: u8 = dir::UPLOAD;
 pub(crate) const DOWN: u8 = dir::DOWNLOAD;
 
+/// `policy`'s dataplane with the XDP program verified; the TC ones are
+/// verified when a test first runs them ([`Kernel::tc`]).
+fn load(policy: &CompiledPolicy) -> Dataplane {
+    let mut dp = Dataplane::load_programs(
+        Capacity::default().fit(policy),
+        Pins::ephemeral(),
+        &[XDP_PROGRAM],
+    )
+    .expect("loading the programs (are you root?)");
+    dp.apply(policy).unwrap();
+    dp
+}
+
 pub(crate) struct Kernel {
     pub dp: Dataplane,
     pub policy: CompiledPolicy,
@@ -35,9 +48,7 @@ impl Kernel {
         let policy = CompiledPolicy::compile(
             &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
         );
-        let mut dp = Dataplane::load(Capacity::default().fit(&policy), Pins::ephemeral())
-            .expect("loading the programs (are you root?)");
-        dp.apply(&policy).unwrap();
+        let mut dp = load(&policy);
         let slot = match profile {
             Some(name) => policy
                 .profile(name)
@@ -55,12 +66,9 @@ impl Kernel {
         let policy = CompiledPolicy::compile(
             &policy::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}")),
         );
-        let (mut dp, clock) = Dataplane::load_replay(
-            Capacity::default().fit(&policy),
-            &[XDP_PROGRAM, TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM],
-            seed,
-        )
-        .expect("loading the programs (are you root?)");
+        let (mut dp, clock) =
+            Dataplane::load_replay(Capacity::default().fit(&policy), &[XDP_PROGRAM], seed)
+                .expect("loading the programs (are you root?)");
         dp.apply(&policy).unwrap();
         (Self { dp, policy }, clock)
     }
@@ -70,9 +78,7 @@ impl Kernel {
     pub(crate) fn layered(paths: &[std::path::PathBuf], profile: &str) -> Self {
         let layered = policy::load_layers(paths).unwrap_or_else(|e| panic!("{e}"));
         let policy = CompiledPolicy::compile(&layered.policy);
-        let mut dp = Dataplane::load(Capacity::default().fit(&policy), Pins::ephemeral())
-            .expect("loading the programs (are you root?)");
-        dp.apply(&policy).unwrap();
+        let mut dp = load(&policy);
         let slot = policy
             .profile(profile)
             .unwrap_or_else(|| panic!("no profile {profile}"));
@@ -125,7 +131,7 @@ impl Kernel {
         } else {
             TC_INGRESS_PROGRAM
         };
-        match self.dp.tc(name).unwrap().test_run(Self::opts(frame)) {
+        match self.tc(name).test_run(Self::opts(frame)) {
             Ok(r) => Some(r.return_value),
             Err(aya::programs::ProgramError::SyscallError(e))
                 if e.io_error.raw_os_error() == Some(22) =>
@@ -151,14 +157,29 @@ impl Kernel {
             ctx_out: Some(&mut ctx_out),
             ..TestRunOptions::default()
         };
-        let r = self
-            .dp
-            .tc(TC_EGRESS_PROGRAM)
-            .unwrap()
-            .test_run(opts)
-            .unwrap();
+        let r = self.tc(TC_EGRESS_PROGRAM).test_run(opts).unwrap();
         let priority = u32::from_ne_bytes(ctx_out[PRIORITY..PRIORITY + 4].try_into().unwrap());
         (r.return_value, priority)
+    }
+
+    /// Verifies the TC programs too: [`Self::new`] and the other
+    /// constructors verify only XDP, since most tests run nothing else and
+    /// each TC program costs the verifier seconds.
+    pub(crate) fn with_tc(mut self) -> Self {
+        for name in [TC_INGRESS_PROGRAM, TC_EGRESS_PROGRAM] {
+            self.dp.load_program(name).unwrap();
+        }
+        self
+    }
+
+    /// TC program `name`; panics unless the Kernel was made [`Self::with_tc`].
+    pub(crate) fn tc(&self, name: &'static str) -> &aya::programs::SchedClassifier {
+        let tc = self.dp.tc(name).unwrap();
+        assert!(
+            tc.fd().is_ok(),
+            "{name} is not loaded: make the Kernel with .with_tc()"
+        );
+        tc
     }
 
     pub(crate) fn user_id(&self, name: &str) -> u32 {

@@ -110,7 +110,7 @@ fn classes_first_match_wins() {
 #[test]
 fn downloads_are_classified_by_the_remote_end() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(CLASSES);
+    let k = Kernel::new(CLASSES).with_tc();
     // On TC egress of a users-facing interface, traffic goes *to* the user:
     // the destination identifies her, the source is the remote end.
     let down = |frame: &[u8], class: &str, v: V, verdict: u32| {
@@ -248,4 +248,60 @@ fn set_membership_follows_reloads() {
         k.expect(&to(inside), "alice", "webmail", UP, V::Deny);
         k.expect(&to(outside), "alice", "default", UP, V::Pass);
     }
+}
+
+/// `n` classes for alice, class `cI` for TCP to remote port 1000 + I:
+/// one kernel rule each.
+fn port_classes(n: u32) -> String {
+    let mut src = String::from("[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\n");
+    for i in 1..=n {
+        src += &format!(
+            "[[class]]\nname = \"c{i}\"\nmatch = {{ proto = \"tcp\", ports = [{}] }}\n",
+            1000 + i
+        );
+    }
+    src
+}
+
+fn compile(src: &str) -> CompiledPolicy {
+    CompiledPolicy::compile(&policy::parse(Path::new("test.toml"), src).unwrap())
+}
+
+/// The kernel's rule loop is verified for the rule slots the load chose
+/// (policy-common's `rule_slots`): every rule of the policy is reached, and
+/// a reload needing more slots is refused with the old policy in force.
+#[test]
+fn the_rule_loop_reaches_every_rule_and_a_reload_past_its_slots_is_refused() {
+    let to_port = |port: u16| tcp4(ALICE4, REMOTE4, 40000, port);
+    let mut k = Kernel::new(&port_classes(12));
+    assert_eq!(k.policy.class_rules.len(), 12);
+    assert_eq!(k.dp.capacity().rules, 16);
+    k.expect(&to_port(1012), "alice", "c12", UP, V::Pass);
+    k.expect(&to_port(1013), "alice", "default", UP, V::Pass);
+
+    let refused = k.dp.apply(&compile(&port_classes(17))).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            policyd::dataplane::DataplaneError::TableFull {
+                map: policy_common::MAP_CLASS_RULES,
+                need: 17,
+                capacity: 16,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    k.expect(&to_port(1012), "alice", "c12", UP, V::Pass);
+
+    // Up to the slots, a reload fits: the 16th rule is reached.
+    k.policy = compile(&port_classes(16));
+    k.dp.apply(&k.policy).unwrap();
+    k.expect(&to_port(1016), "alice", "c16", UP, V::Pass);
+
+    // A policy of 60 rules gets all 64 slots, and its last rule matches.
+    let k = Kernel::new(&port_classes(60));
+    assert_eq!(k.dp.capacity().rules, policy_common::MAX_CLASS_RULES);
+    k.expect(&to_port(1060), "alice", "c60", UP, V::Pass);
+    k.expect(&to_port(1061), "alice", "default", UP, V::Pass);
 }

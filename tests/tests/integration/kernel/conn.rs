@@ -110,7 +110,7 @@ fn syns_beyond_the_connection_burst_are_dropped_and_the_rest_flows() {
 #[test]
 fn a_udp_flow_counts_once_and_a_refused_one_keeps_asking() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(MAIL);
+    let k = Kernel::new(MAIL).with_tc();
     let flow = |sport| udp4(ALICE4, REMOTE4, sport, 5060, 20);
     // Two flows admitted; each one's later packets are not new.
     for _ in 0..3 {

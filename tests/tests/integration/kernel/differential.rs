@@ -408,7 +408,7 @@ const HOOKS: [(Hook, &str); 3] = [
 #[test]
 fn kernel_and_model_agree_on_ten_thousand_random_packets() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(POLICY);
+    let k = Kernel::new(POLICY).with_tc();
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let pool6 = v6_pool();
@@ -465,7 +465,7 @@ fn kernel_and_model_agree_on_ten_thousand_random_packets() {
 #[test]
 fn kernel_and_model_agree_on_every_truncation() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(POLICY);
+    let k = Kernel::new(POLICY).with_tc();
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     let full = [
         eth_macs(
@@ -541,7 +541,7 @@ fn kernel_and_model_agree_on_every_truncation() {
 fn profiles_agree_too() {
     let _timing = crate::rates::shared();
     // off_hours: bob's mail is allowed rather than denied.
-    let mut k = Kernel::new(POLICY);
+    let mut k = Kernel::new(POLICY).with_tc();
     k.dp.set_profile(k.policy.profile("off_hours").unwrap())
         .unwrap();
     let mut model = Model::new(&k.policy, k.policy.profile("off_hours").unwrap());
@@ -580,7 +580,7 @@ fn scan_detection_and_quarantine_agree() {
     let policy = format!(
         "{POLICY}\n[detect.scan]\nhosts = 4\nports = 6\nquarantine = \"10m\"\nallow = [\"dns\", \"ping\"]\n"
     );
-    let k = Kernel::new(&policy);
+    let k = Kernel::new(&policy).with_tc();
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     random_traffic(&k, &mut model, 0x2545_F491_4F6C_DD1D, 3_000);
     let q = k.dp.scan_table().unwrap().quarantined().unwrap();
@@ -617,7 +617,7 @@ quota = \"5KB/day\"
 exhausted = \"monitor\"
 "
     );
-    let k = Kernel::new(&policy);
+    let k = Kernel::new(&policy).with_tc();
     let mut model = Model::new(&k.policy, k.policy.profile("business").unwrap());
     random_traffic(&k, &mut model, 0xD1B5_4A32_D192_ED03, 3_000);
     let usage = k.dp.quota_table().lock().unwrap().usage().unwrap();

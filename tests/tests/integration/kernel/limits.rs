@@ -60,7 +60,7 @@ fn byte_rate_limit_passes_exactly_the_burst() {
     let _timing = crate::rates::shared();
     let k = Kernel::new(
         "[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\naction = \"limit 8Mbit burst 3000 no-ecn\"\n",
-    );
+    ).with_tc();
     // 1 MB/s; 1000-byte frames: a burst of 3000 bytes is three of them.
     let frame = udp4_frame(ALICE4, 1000 - 42);
     assert_eq!(frame.len(), 1000);
@@ -187,7 +187,7 @@ fn limits_can_hand_downloads_to_an_htb_class_instead_of_policing() {
     let _timing = crate::rates::shared();
     let k = Kernel::new(
         "[[user]]\nname = \"alice\"\nips = [\"10.0.0.2\"]\naction = \"limit 10pps burst 1 htb 1:10\"\n",
-    );
+    ).with_tc();
     // Far over 10 pps, yet nothing is dropped on TC egress: every packet
     // leaves with priority 1:10 (0x00010010) for the HTB qdisc to queue.
     let down = eth(ETH_P_IP, &ipv4(REMOTE4, ALICE4, 17, &udp(1, 2, &[0; 64])));

@@ -76,7 +76,7 @@ fn read_ring(
 
 #[test]
 fn an_answer_teaches_its_user_the_address_until_it_expires() {
-    let mut k = Kernel::new(NAMES);
+    let mut k = Kernel::new(NAMES).with_tc();
     let (maps, mut ring) = k.dp.learn_names(&k.policy).unwrap();
     let to_mail = |src| tcp_to(src, MAIL, 40001, 8080, b"x");
     assert_eq!(k.run(&to_mail(ALICE)), XDP_PASS, "nothing learned yet");
@@ -115,7 +115,7 @@ fn an_answer_teaches_its_user_the_address_until_it_expires() {
 
 #[test]
 fn a_client_hello_naming_a_domain_classifies_its_flow_both_ways() {
-    let mut k = Kernel::new(NAMES);
+    let mut k = Kernel::new(NAMES).with_tc();
     let (maps, mut ring) = k.dp.learn_names(&k.policy).unwrap();
     let hello = client_hello(Some("mail.webmail.test"), false);
     // The hello itself passes: it is read after its verdict.
@@ -153,7 +153,7 @@ fn a_client_hello_naming_a_domain_classifies_its_flow_both_ways() {
 fn without_domain_sets_nothing_is_copied() {
     let mut k = Kernel::new(
         "[sets]\nwebmail = [\"192.0.2.0/24\"]\n[[class]]\nname = \"webmail\"\nmatch = { sets = [\"webmail\"] }\n",
-    );
+    ).with_tc();
     let (maps, mut ring) = k.dp.learn_names(&k.policy).unwrap();
     assert_eq!(k.run_tc(true, &answer(ALICE, 60)), TC_ACT_OK);
     assert_eq!(read_ring(&mut ring, &maps).len(), 0);

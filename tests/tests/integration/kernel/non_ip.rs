@@ -137,7 +137,7 @@ fn unidentified_senders_are_limited_by_ethertype() {
 #[test]
 fn non_ip_frames_to_users_are_theirs_by_destination_mac() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(NON_IP);
+    let k = Kernel::new(NON_IP).with_tc();
     // TC egress on the users' side is a download: the destination MAC says
     // whose; dave's deny covers LLDP sent to him.
     let to_dave = eth_macs(DAVE_MAC, STRANGER_MAC, ETH_P_LLDP, &[0; 40]);

@@ -71,7 +71,7 @@ fn check(k: &Kernel, s: &Spec, tc_ingress: bool) -> Result<(), TestCaseError> {
 #[test]
 fn kernel_gives_every_packet_what_it_was_built_for() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(POLICY);
+    let k = Kernel::new(POLICY).with_tc();
     runner()
         .run(&(spec(), proptest::bool::ANY), |(s, tc_ingress)| {
             check(&k, &s, tc_ingress)
@@ -82,7 +82,7 @@ fn kernel_gives_every_packet_what_it_was_built_for() {
 #[test]
 fn kernel_finds_a_frame_cut_inside_its_ip_header_malformed() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(POLICY);
+    let k = Kernel::new(POLICY).with_tc();
     runner()
         .run(&truncated(), |(s, len)| {
             let frame = &s.frame()[..len];

@@ -57,7 +57,7 @@ fn sweep_ports(k: &Kernel, src: [u8; 4], user: &str) -> u16 {
 #[test]
 fn a_port_sweep_starts_a_quarantine_on_the_crossing_packet() {
     let _timing = crate::rates::shared();
-    let mut k = Kernel::new(SCAN);
+    let mut k = Kernel::new(SCAN).with_tc();
     let passed = sweep_ports(&k, ALICE4, "alice");
     // 20 ports is 19 set bits of 256 on average (policy-common's scan.rs);
     // the hashes of ports 1.. are fixed, so this is exact for this sweep,
@@ -146,7 +146,7 @@ fn a_host_sweep_quarantines_and_release_ends_it() {
 #[test]
 fn ordinary_traffic_is_not_a_scan() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(SCAN);
+    let k = Kernel::new(SCAN).with_tc();
     // 30 connections to three services, and their packets, both ways.
     for i in 0..30u16 {
         let (host, port) = [

@@ -68,7 +68,7 @@ fn each_unidentified_sender_gets_its_own_burst() {
 #[test]
 fn downloads_are_limited_per_destination() {
     let _timing = crate::rates::shared();
-    let k = Kernel::new(PER_SOURCE);
+    let k = Kernel::new(PER_SOURCE).with_tc();
     // TC egress on an interface facing users: downloads, keyed by the
     // destination (the unidentified host's end).
     for dst in [[10, 9, 1, 1], [10, 9, 1, 2]] {

@@ -301,11 +301,7 @@ fn run_egress(k: &Kernel, frame: &[u8], ingress_ifindex: u32) -> u32 {
         ctx_in: Some(&ctx_in),
         ..TestRunOptions::default()
     };
-    k.dp.tc(TC_EGRESS_PROGRAM)
-        .unwrap()
-        .test_run(opts)
-        .unwrap()
-        .return_value
+    k.tc(TC_EGRESS_PROGRAM).test_run(opts).unwrap().return_value
 }
 
 #[test]
@@ -313,7 +309,7 @@ fn tc_egress_leaves_what_policyds_xdp_enforced_on_arrival() {
     let _timing = shared();
     // An interface policyd attached XDP to, as `attach` records it.
     const ENFORCED_IFACE: u32 = 4242;
-    let k = Kernel::new(DENY_POLICY);
+    let k = Kernel::new(DENY_POLICY).with_tc();
     let data = MapData::from_pin(k.dp.pins().dir().join(MAP_IFACES)).expect("the IFACES pin");
     let mut ifaces: Array<MapData, IfaceConfig> =
         Array::try_from(Map::Array(data)).expect("IFACES is an array");
