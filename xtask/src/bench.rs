@@ -49,6 +49,15 @@ pub(crate) const PLOTS: [&str; 7] = [
     "fairness.svg",
 ];
 
+/// The harness's `bench: part ...` lines from its captured stderr: where a
+/// run's time went.
+pub(crate) fn print_part_times(stderr: &[u8]) {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.starts_with("bench: "))
+        .for_each(|l| eprintln!("{l}"));
+}
+
 /// Checks a run's output: every table printed and every plot written.
 pub(crate) fn check_output(tables: &str, plot_dir: &Path) -> anyhow::Result<()> {
     let n = tables.lines().filter(|l| l.starts_with("### ")).count();
@@ -113,6 +122,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let tables = String::from_utf8(out.stdout).context("benchmark output is not UTF-8")?;
     check_output(&tables, &plots)?;
+    print_part_times(&out.stderr);
     let mut doc = String::new();
     let _ = writeln!(doc, "# Benchmarks\n");
     let _ = writeln!(

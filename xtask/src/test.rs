@@ -123,11 +123,7 @@ fn quick_bench() -> anyhow::Result<()> {
     }
     crate::bench::check_output(&tables, &plots)?;
     print!("{tables}");
-    // Where the step's time went, part by part.
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.starts_with("bench: "))
-        .for_each(|l| eprintln!("{l}"));
+    crate::bench::print_part_times(&out.stderr);
     Ok(())
 }
 
